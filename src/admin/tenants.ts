@@ -1,0 +1,26 @@
+// POST /v1/admin/tenants: creates a tenant with one write key and one read key, shown once.
+import { issueKey, requireAdmin } from "../auth/keys";
+import { insertTenant } from "../db/queries";
+import { readJson } from "../http/body";
+import { ApiError, invalidField, json } from "../http/errors";
+import { isPlainObject } from "../events/schema";
+
+const TENANT_ID = /^[a-z0-9][a-z0-9_-]{0,63}$/;
+
+export async function createTenant(request: Request, env: Env): Promise<Response> {
+	await requireAdmin(request, env);
+	const body = await readJson(request, 16 * 1024);
+	if (!isPlainObject(body)) throw invalidField("body", "must be an object");
+	for (const key of Object.keys(body)) if (key !== "id" && key !== "name") throw invalidField(key, "unknown field");
+	const { id, name } = body;
+	if (typeof id !== "string" || !TENANT_ID.test(id)) throw invalidField("id", "must be 1-64 of a-z, 0-9, _ and -, starting with a letter or digit");
+	if (name !== undefined && (typeof name !== "string" || name.length > 200)) throw invalidField("name", "must be a string of at most 200 characters");
+
+	const [write, read] = await Promise.all([issueKey("write"), issueKey("read")]);
+	const createdAt = new Date().toISOString();
+	const tenant = { id, name: (name as string | undefined) ?? id, createdAt };
+	if (!(await insertTenant(env.DB, id, tenant.name, [write, read], createdAt))) {
+		throw new ApiError(409, `Tenant ${id} already exists`, [{ path: "id", message: "already exists" }]);
+	}
+	return json({ tenant, writeKey: write.key, readKey: read.key }, 201);
+}

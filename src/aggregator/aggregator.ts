@@ -1,0 +1,301 @@
+// One SQLite-backed Durable Object per tenant: dedupes event ids, rolls events up, and flushes
+// the rollups to D1 (exactly once, via the flush ledger) and then to Analytics Engine.
+import { DurableObject } from "cloudflare:workers";
+import { applyFlush, type FlushBatch } from "../db/queries";
+import type { QueuedEvent } from "../events/schema";
+import { toDataPoint, writeDataPoints, MAX_POINTS_PER_INVOCATION, type DataPoint } from "../sinks/analytics";
+import { migrate } from "./local-schema";
+import { bucketStart, columnsOf, EVENT_ROLLUP, onConflictMerge, ROLLUPS, USAGE_ROLLUP, type RollupRow, type RollupSpec } from "./rollups";
+
+export interface IngestResult {
+	accepted: number;
+	duplicates: number;
+}
+
+/** Rows sealed into one flush, per rollup: bounds the size of one D1 transaction. */
+const MAX_ROWS_PER_FLUSH = 2000;
+/** Flushes one alarm runs before it yields and re-arms. */
+const MAX_FLUSHES_PER_ALARM = 10;
+const RETRY_BASE_MS = 1000;
+const RETRY_CAP_MS = 5 * 60_000;
+
+/** Where a flush writes. The aggregator's own seam: tests wrap these to inject faults. */
+export interface FlushSinks {
+	d1(tenant: string, batch: FlushBatch): Promise<boolean>;
+	analytics(points: DataPoint[]): number;
+}
+
+const upsertSql = new Map<RollupSpec, string>(
+	ROLLUPS.map((spec) => {
+		const columns = columnsOf(spec);
+		const values = columns.map((column) => (spec.exactIntegers.includes(column) ? "CAST(? AS INTEGER)" : "?"));
+		return [
+			spec,
+			`INSERT INTO ${spec.localTable} (batch, ${columns.join(", ")}) VALUES (0, ${values.join(", ")}) ${onConflictMerge(spec, ["batch", ...spec.keys])}`,
+		];
+	}),
+);
+
+const selectSql = new Map<RollupSpec, string>(
+	ROLLUPS.map((spec) => {
+		const columns = columnsOf(spec).map((column) => (spec.exactIntegers.includes(column) ? `CAST(${column} AS TEXT) AS ${column}` : column));
+		return [spec, `SELECT ${columns.join(", ")} FROM ${spec.localTable} WHERE batch = ?`];
+	}),
+);
+
+export class TenantAggregator extends DurableObject<Env> {
+	private readonly sql: SqlStorage;
+	/** Serializes flushes: an alarm and a /v1/flush call must not seal or send the same batch twice. */
+	private flushing: Promise<unknown> = Promise.resolve();
+	readonly sinks: FlushSinks;
+
+	constructor(ctx: DurableObjectState, env: Env) {
+		super(ctx, env);
+		this.sql = ctx.storage.sql;
+		this.sinks = {
+			d1: (tenant, batch) => applyFlush(env.DB, tenant, batch, new Date().toISOString()),
+			analytics: (points) => writeDataPoints(env.ANALYTICS, points),
+		};
+		void ctx.blockConcurrencyWhile(async () => migrate(this.sql));
+	}
+
+	/**
+	 * Takes one tenant's slice of a queue batch. Everything is durable when this resolves: the
+	 * consumer acks only then. Ids seen within the dedupe window are dropped, so a redelivered
+	 * message or a retried RPC changes nothing.
+	 */
+	async ingest(tenant: string, events: QueuedEvent[]): Promise<IngestResult> {
+		const now = Date.now();
+		const result = this.ctx.storage.transactionSync(() => {
+			this.claimTenant(tenant);
+			const rollups = new Map<RollupSpec, Map<string, RollupRow>>(ROLLUPS.map((spec) => [spec, new Map()]));
+			let accepted = 0;
+			for (const event of events) {
+				const inserted = this.sql.exec("INSERT INTO seen_events (id, seen_at) VALUES (?, ?) ON CONFLICT DO NOTHING", event.id, now);
+				if (inserted.rowsWritten === 0) continue;
+				accepted++;
+				addEvent(rollups.get(EVENT_ROLLUP)!, event);
+				if (event.usage) addUsage(rollups.get(USAGE_ROLLUP)!, event);
+			}
+			for (const [spec, rows] of rollups) {
+				const sql = upsertSql.get(spec)!;
+				const columns = columnsOf(spec);
+				for (const row of rows.values()) this.sql.exec(sql, ...columns.map((column) => row[column] ?? null));
+			}
+			return { accepted, duplicates: events.length - accepted };
+		});
+		await this.armAfterIngest(now);
+		return result;
+	}
+
+	/** Flushes everything this aggregator holds to D1 and Analytics Engine; returns rows flushed. */
+	async flush(): Promise<number> {
+		const flushed = await this.exclusive(async () => {
+			let rows = 0;
+			for (;;) {
+				const count = await this.flushOnce();
+				if (count === null) return rows;
+				rows += count;
+			}
+		});
+		this.drainAnalytics();
+		await this.armAfterAlarm(Date.now());
+		return flushed;
+	}
+
+	override async alarm(): Promise<void> {
+		const now = Date.now();
+		try {
+			await this.exclusive(async () => {
+				for (let i = 0; i < MAX_FLUSHES_PER_ALARM; i++) if ((await this.flushOnce()) === null) break;
+			});
+		} catch (err) {
+			// The deltas stay sealed; armAfterAlarm retries after the backoff this failure set.
+			console.error("flush to D1 failed", err);
+		}
+		this.prune(now);
+		this.drainAnalytics();
+		await this.armAfterAlarm(now);
+	}
+
+	/** Seals (or resumes) one batch and writes it to D1. Returns rows flushed, or null if idle. */
+	private async flushOnce(): Promise<number | null> {
+		const batch = this.sealBatch();
+		if (batch === null) return null;
+		const tenant = this.meta("tenant")!;
+		const rows = new Map<RollupSpec, RollupRow[]>(ROLLUPS.map((spec) => [spec, this.sql.exec<RollupRow>(selectSql.get(spec)!, batch).toArray()]));
+		const flushId = `${this.meta("incarnation")}:${batch}`;
+		try {
+			await this.sinks.d1(tenant, { flushId, rows });
+		} catch (err) {
+			const failures = Number(this.meta("flush_failures") ?? 0) + 1;
+			this.setMeta("flush_failures", String(failures));
+			this.setMeta("retry_at", String(Date.now() + backoffMs(failures)));
+			throw err;
+		}
+		// D1 has the batch: only now may the local copy go. Dashboards get their points from an
+		// outbox in the same transaction, so an Analytics Engine failure cannot touch D1's result.
+		let count = 0;
+		this.ctx.storage.transactionSync(() => {
+			for (const [spec, specRows] of rows) {
+				this.sql.exec(`DELETE FROM ${spec.localTable} WHERE batch = ?`, batch);
+				for (const row of specRows) this.sql.exec("INSERT INTO analytics_outbox (point) VALUES (?)", JSON.stringify(toDataPoint(tenant, spec, row)));
+				count += specRows.length;
+			}
+			this.sql.exec("DELETE FROM meta WHERE key IN ('sealed_batch', 'flush_failures', 'retry_at')");
+		});
+		return count;
+	}
+
+	/** The batch to send: the one still sealed from a failed or interrupted flush, else a new one. */
+	private sealBatch(): number | null {
+		return this.ctx.storage.transactionSync(() => {
+			const sealed = this.meta("sealed_batch");
+			if (sealed !== null) return Number(sealed);
+			if (this.openRows() === 0) return null;
+			const batch = Number(this.meta("next_batch") ?? 1);
+			for (const spec of ROLLUPS) {
+				this.sql.exec(
+					`UPDATE ${spec.localTable} SET batch = ? WHERE rowid IN (SELECT rowid FROM ${spec.localTable} WHERE batch = 0 LIMIT ?)`,
+					batch,
+					MAX_ROWS_PER_FLUSH,
+				);
+			}
+			this.setMeta("next_batch", String(batch + 1));
+			this.setMeta("sealed_batch", String(batch));
+			return batch;
+		});
+	}
+
+	/** Writes queued dashboard points, at most the per-invocation limit. Failures only log. */
+	private drainAnalytics(): void {
+		const queued = this.sql
+			.exec<{ id: number; point: string }>("SELECT id, point FROM analytics_outbox ORDER BY id LIMIT ?", MAX_POINTS_PER_INVOCATION)
+			.toArray();
+		if (queued.length === 0) return;
+		try {
+			this.sinks.analytics(queued.map((row) => JSON.parse(row.point) as DataPoint));
+		} catch (err) {
+			console.error("Analytics Engine write failed; points kept for the next alarm", err);
+			return;
+		}
+		this.sql.exec("DELETE FROM analytics_outbox WHERE id <= ?", queued[queued.length - 1]!.id);
+	}
+
+	private prune(now: number): void {
+		this.sql.exec("DELETE FROM seen_events WHERE seen_at < ?", now - this.dedupeWindowMs);
+	}
+
+	/** Arms the flush alarm if none is set, or pulls it forward once enough rows are pending. */
+	private async armAfterIngest(now: number): Promise<void> {
+		const current = await this.ctx.storage.getAlarm();
+		const full = this.openRows() >= this.maxRows;
+		const due = full ? Math.max(now, this.retryAt()) : now + this.intervalMs;
+		if (current === null || (full && due < current)) await this.ctx.storage.setAlarm(due);
+	}
+
+	/** Re-arms only if work remains: deltas to flush, points to write, or ids to prune. */
+	private async armAfterAlarm(now: number): Promise<void> {
+		const due: number[] = [];
+		if (this.meta("sealed_batch") !== null) due.push(Math.max(now, this.retryAt()));
+		const open = this.openRows();
+		if (open > 0) due.push(Math.max(open >= this.maxRows ? now : now + this.intervalMs, this.retryAt()));
+		if (this.sql.exec("SELECT 1 FROM analytics_outbox LIMIT 1").toArray().length > 0) due.push(now);
+		const oldest = this.sql.exec<{ seen: number | null }>("SELECT min(seen_at) AS seen FROM seen_events").one().seen;
+		if (oldest !== null) due.push(oldest + this.dedupeWindowMs + 1);
+		if (due.length === 0) await this.ctx.storage.deleteAlarm();
+		else await this.ctx.storage.setAlarm(Math.min(...due));
+	}
+
+	private async exclusive<T>(work: () => Promise<T>): Promise<T> {
+		const run = this.flushing.then(work, work);
+		this.flushing = run.catch(() => undefined);
+		return run;
+	}
+
+	/** An aggregator belongs to one tenant forever; a slice for another tenant is a routing bug. */
+	private claimTenant(tenant: string): void {
+		const owner = this.meta("tenant");
+		if (owner === null) {
+			this.setMeta("tenant", tenant);
+			// Flush ids are unique per storage incarnation, so a wiped aggregator can never
+			// collide with the flush ledger an earlier incarnation left in D1.
+			this.setMeta("incarnation", crypto.randomUUID());
+		} else if (owner !== tenant) {
+			throw new Error(`aggregator for ${owner} was sent events for ${tenant}`);
+		}
+	}
+
+	private openRows(): number {
+		return this.sql
+			.exec<{ rows: number }>(
+				"SELECT (SELECT count(*) FROM pending_usage WHERE batch = 0) + (SELECT count(*) FROM pending_events WHERE batch = 0) AS rows",
+			)
+			.one().rows;
+	}
+
+	private retryAt(): number {
+		return Number(this.meta("retry_at") ?? 0);
+	}
+
+	private meta(key: string): string | null {
+		return this.sql.exec<{ value: string }>("SELECT value FROM meta WHERE key = ?", key).toArray()[0]?.value ?? null;
+	}
+
+	private setMeta(key: string, value: string): void {
+		this.sql.exec("INSERT INTO meta (key, value) VALUES (?, ?) ON CONFLICT (key) DO UPDATE SET value = excluded.value", key, value);
+	}
+
+	private get intervalMs(): number {
+		return positive(this.env.FLUSH_INTERVAL_MS, 10_000);
+	}
+
+	private get maxRows(): number {
+		return positive(this.env.FLUSH_MAX_ROWS, 1000);
+	}
+
+	private get dedupeWindowMs(): number {
+		return positive(this.env.DEDUPE_WINDOW_MS, 7 * 86_400_000);
+	}
+}
+
+function addEvent(rows: Map<string, RollupRow>, event: QueuedEvent): void {
+	const minute = bucketStart(event.timestamp, "minute");
+	const key = `${event.event}\u0000${minute}`;
+	let row = rows.get(key);
+	if (!row) {
+		row = { event: event.event, minute, count: 0, errors: 0, duration_count: 0, duration_sum: 0, duration_min: null, duration_max: null };
+		rows.set(key, row);
+	}
+	(row.count as number)++;
+	const { duration, statusCode } = event.performance ?? {};
+	if (statusCode !== undefined && statusCode >= 500) (row.errors as number)++;
+	if (duration !== undefined) {
+		(row.duration_count as number)++;
+		(row.duration_sum as number) += duration;
+		row.duration_min = row.duration_min === null ? duration : Math.min(row.duration_min as number, duration);
+		row.duration_max = row.duration_max === null ? duration : Math.max(row.duration_max as number, duration);
+	}
+}
+
+function addUsage(rows: Map<string, RollupRow>, event: QueuedEvent): void {
+	const { sku, unit, micros } = event.usage!;
+	const hour = bucketStart(event.timestamp, "hour");
+	const key = `${sku}\u0000${unit}\u0000${hour}`;
+	const row = rows.get(key);
+	// Summed as BigInt text: a slice of large quantities can pass 2^53 micro-units.
+	if (row) {
+		row.quantity_micros = (BigInt(row.quantity_micros as string) + BigInt(micros)).toString();
+		(row.events as number)++;
+	} else rows.set(key, { sku, unit, hour, quantity_micros: String(micros), events: 1 });
+}
+
+/** Exponential backoff for D1 flush retries: 2 s, 4 s, 8 s … capped at 5 minutes. */
+export function backoffMs(failures: number): number {
+	return Math.min(RETRY_CAP_MS, RETRY_BASE_MS * 2 ** Math.min(failures, 20));
+}
+
+function positive(value: string | undefined, fallback: number): number {
+	const parsed = Number(value);
+	return Number.isFinite(parsed) && parsed > 0 ? parsed : fallback;
+}

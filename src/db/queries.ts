@@ -1,0 +1,149 @@
+// Every D1 statement in one place: prepared, with numbered binds and typed results.
+import { columnsOf, onConflictMerge, type RollupRow, type RollupSpec } from "../aggregator/rollups";
+
+/** D1 binds at most 100 parameters per statement. */
+const MAX_BINDS = 100;
+
+export type Scope = "write" | "read";
+
+export interface ApiKeyRow {
+	tenant_id: string;
+	scope: Scope;
+}
+
+export function findApiKey(db: D1Database, keyHash: string): Promise<ApiKeyRow | null> {
+	return db
+		.prepare("SELECT tenant_id, scope FROM api_keys WHERE key_hash = ?1 AND revoked_at IS NULL")
+		.bind(keyHash)
+		.first<ApiKeyRow>();
+}
+
+export interface NewKey {
+	hash: string;
+	prefix: string;
+	scope: Scope;
+}
+
+/** Creates a tenant and its keys in one transaction. Returns false if the id is taken. */
+export async function insertTenant(db: D1Database, id: string, name: string, keys: NewKey[], now: string): Promise<boolean> {
+	try {
+		await db.batch([
+			db.prepare("INSERT INTO tenants (id, name, created_at) VALUES (?1, ?2, ?3)").bind(id, name, now),
+			...keys.map((key) =>
+				db
+					.prepare("INSERT INTO api_keys (key_hash, prefix, tenant_id, scope, created_at) VALUES (?1, ?2, ?3, ?4, ?5)")
+					.bind(key.hash, key.prefix, id, key.scope, now),
+			),
+		]);
+		return true;
+	} catch (err) {
+		// The batch is one transaction, so a taken id leaves no key behind.
+		if (String(err).includes("UNIQUE constraint failed: tenants.id")) return false;
+		throw err;
+	}
+}
+
+export interface FlushBatch {
+	flushId: string;
+	rows: Map<RollupSpec, RollupRow[]>;
+}
+
+/**
+ * Writes one flush to D1 in a single transaction, guarded by the (tenant, flush_id) row: a
+ * flush that was already applied (a crash before the local clear, a second alarm) adds nothing.
+ * Returns whether this call applied it.
+ */
+export async function applyFlush(db: D1Database, tenant: string, batch: FlushBatch, now: string): Promise<boolean> {
+	const statements: D1PreparedStatement[] = [];
+	let rowCount = 0;
+	for (const [spec, rows] of batch.rows) {
+		rowCount += rows.length;
+		statements.push(...rollupStatements(db, spec, tenant, batch.flushId, rows));
+	}
+	// Last, so every guard above still sees the flush as new within this transaction.
+	statements.push(
+		db
+			.prepare("INSERT INTO flushes (tenant, flush_id, rows, flushed_at) VALUES (?1, ?2, ?3, ?4) ON CONFLICT DO NOTHING")
+			.bind(tenant, batch.flushId, rowCount, now),
+	);
+	const results = await db.batch(statements);
+	return results[results.length - 1]!.meta.changes === 1;
+}
+
+function rollupStatements(db: D1Database, spec: RollupSpec, tenant: string, flushId: string, rows: RollupRow[]): D1PreparedStatement[] {
+	const columns = columnsOf(spec);
+	const perStatement = Math.floor((MAX_BINDS - 2) / columns.length);
+	const select = columns
+		.map((column, i) => (spec.exactIntegers.includes(column) ? `CAST(column${i + 1} AS INTEGER)` : `column${i + 1}`))
+		.join(", ");
+	const statements: D1PreparedStatement[] = [];
+	for (let start = 0; start < rows.length; start += perStatement) {
+		const chunk = rows.slice(start, start + perStatement);
+		const binds: (string | number | null)[] = [tenant, flushId];
+		const tuples = chunk.map((row) => {
+			const placeholders = columns.map((column) => {
+				binds.push(row[column] ?? null);
+				return `?${binds.length}`;
+			});
+			return `(${placeholders.join(", ")})`;
+		});
+		const sql =
+			`INSERT INTO ${spec.table} (tenant, ${columns.join(", ")}) ` +
+			`SELECT ?1, ${select} FROM (VALUES ${tuples.join(", ")}) ` +
+			`WHERE NOT EXISTS (SELECT 1 FROM flushes WHERE tenant = ?1 AND flush_id = ?2) ` +
+			onConflictMerge(spec, ["tenant", ...spec.keys]);
+		statements.push(db.prepare(sql).bind(...binds));
+	}
+	return statements;
+}
+
+/** How many characters of an ISO timestamp name each report bucket. */
+export const BUCKET_PREFIX = { minute: 16, hour: 13, day: 10, month: 7 } as const;
+export type Granularity = keyof typeof BUCKET_PREFIX;
+
+export interface UsageReportRow {
+	bucket: string;
+	sku: string;
+	unit: string;
+	/** Exact decimal text of the summed micro-units: it may exceed 2^53. */
+	micros: string;
+	events: number;
+}
+
+export async function usageReport(db: D1Database, tenant: string, from: string, to: string, granularity: Granularity): Promise<UsageReportRow[]> {
+	const { results } = await db
+		.prepare(
+			`SELECT substr(hour, 1, ?4) AS bucket, sku, unit, CAST(SUM(quantity_micros) AS TEXT) AS micros, SUM(events) AS events
+			 FROM usage_rollups WHERE tenant = ?1 AND hour >= ?2 AND hour < ?3
+			 GROUP BY bucket, sku, unit ORDER BY bucket, sku, unit`,
+		)
+		.bind(tenant, from, to, BUCKET_PREFIX[granularity])
+		.all<UsageReportRow>();
+	return results;
+}
+
+export interface StatsReportRow {
+	bucket: string;
+	event: string;
+	count: number;
+	errors: number;
+	duration_count: number;
+	duration_sum: number;
+	duration_min: number | null;
+	duration_max: number | null;
+}
+
+export async function statsReport(db: D1Database, tenant: string, from: string, to: string, granularity: Granularity): Promise<StatsReportRow[]> {
+	const { results } = await db
+		.prepare(
+			`SELECT substr(minute, 1, ?4) AS bucket, event, SUM(count) AS count, SUM(errors) AS errors,
+			        SUM(duration_count) AS duration_count, SUM(duration_sum) AS duration_sum,
+			        MIN(duration_min) AS duration_min, MAX(duration_max) AS duration_max
+			 FROM event_rollups WHERE tenant = ?1 AND minute >= ?2 AND minute < ?3
+			 GROUP BY bucket, event ORDER BY bucket, event`,
+		)
+		.bind(tenant, from, to, BUCKET_PREFIX[granularity])
+		.all<StatsReportRow>();
+	return results;
+}
+

@@ -1,0 +1,14 @@
+// UTF-8 sizes without allocating an encoded copy: queue and body limits are in bytes, not chars.
+
+/** The UTF-8 byte length of a string. */
+export function utf8Length(text: string): number {
+	let bytes = text.length;
+	for (let i = 0; i < text.length; i++) {
+		const code = text.charCodeAt(i);
+		if (code < 0x80) continue;
+		if (code < 0x800) bytes += 1;
+		else if (code >= 0xd800 && code <= 0xdbff) i++; // a surrogate pair: 4 bytes for 2 code units
+		else bytes += 2;
+	}
+	return bytes;
+}

@@ -1,0 +1,251 @@
+// The one event validator: the producer runs it at the edge, the consumer reuses its guard.
+import { ApiError, type FieldIssue } from "../http/errors";
+import { utf8Length } from "./bytes";
+import { uuidv7 } from "./ids";
+import { toMicros } from "./quantity";
+
+/** An accepted event as it travels through the queue to the aggregator. */
+export interface QueuedEvent {
+	id: string;
+	event: string;
+	/** Epoch milliseconds. */
+	timestamp: number;
+	userId?: string;
+	sessionId?: string;
+	properties?: Record<string, unknown>;
+	performance?: { duration?: number; statusCode?: number };
+	/** Quantity in integer micro-units, so sums are exact. */
+	usage?: { sku: string; unit: string; micros: number };
+}
+
+/** One queue message: a slice of one tenant's events. */
+export interface EventsMessage {
+	v: 1;
+	tenant: string;
+	events: QueuedEvent[];
+}
+
+const DAY_MS = 86_400_000;
+
+export const EVENT_LIMITS = {
+	maxEventsPerBatch: 1000,
+	maxBodyBytes: 1_048_576,
+	maxPropertiesBytes: 32 * 1024,
+	maxDepth: 16,
+	maxPastMs: 35 * DAY_MS,
+	maxFutureMs: 5 * 60_000,
+} as const;
+
+const FORBIDDEN_KEYS = new Set(["__proto__", "constructor", "prototype"]);
+const EVENT_FIELDS = new Set(["id", "event", "timestamp", "userId", "sessionId", "properties", "performance", "usage"]);
+const PERFORMANCE_FIELDS = new Set(["duration", "statusCode"]);
+const USAGE_FIELDS = new Set(["sku", "quantity", "unit"]);
+const ISO_TIMESTAMP = /^(\d{4})-(\d{2})-(\d{2})T(\d{2}):(\d{2})(?::(\d{2})(?:\.\d{1,9})?)?(?:Z|[+-]\d{2}:\d{2})$/;
+/** At most this many field issues are reported, so a hostile batch cannot inflate the answer. */
+const MAX_ISSUES = 100;
+
+type Issues = FieldIssue[];
+
+export function isPlainObject(value: unknown): value is Record<string, unknown> {
+	return typeof value === "object" && value !== null && !Array.isArray(value);
+}
+
+/**
+ * Validates a request body (one event, or {"events": [...]}) all-or-nothing.
+ * Returns the normalized events, or throws a 400 with one detail per bad field.
+ */
+export function parseEventsBody(body: unknown, now: number): QueuedEvent[] {
+	const issues: Issues = [];
+	let raw: unknown[];
+	if (isPlainObject(body) && "events" in body) {
+		checkKeys(body, new Set(["events"]), "", issues);
+		if (!Array.isArray(body.events)) {
+			issues.push({ path: "events", message: "must be an array" });
+			raw = [];
+		} else if (body.events.length < 1 || body.events.length > EVENT_LIMITS.maxEventsPerBatch) {
+			throw new ApiError(400, `events must hold 1 to ${EVENT_LIMITS.maxEventsPerBatch} events`, [
+				{ path: "events", message: `must hold 1 to ${EVENT_LIMITS.maxEventsPerBatch} events, got ${body.events.length}` },
+			]);
+		} else raw = body.events;
+	} else raw = [body];
+
+	const events: QueuedEvent[] = [];
+	for (let index = 0; index < raw.length; index++) {
+		const before = issues.length;
+		const event = validateEvent(raw[index], now, issues);
+		for (let i = before; i < issues.length; i++) issues[i]!.index = index;
+		if (event) events.push(event);
+	}
+	if (issues.length > 0) {
+		const bad = new Set(issues.map((issue) => issue.index)).size;
+		throw new ApiError(400, `${bad} invalid event${bad === 1 ? "" : "s"}; nothing was accepted`, issues.slice(0, MAX_ISSUES));
+	}
+	return events;
+}
+
+/** Validates one event, pushing an issue per bad field. Returns undefined if any field was bad. */
+export function validateEvent(raw: unknown, now: number, issues: Issues): QueuedEvent | undefined {
+	const start = issues.length;
+	if (!isPlainObject(raw)) {
+		issues.push({ path: "$", message: "must be an event object" });
+		return undefined;
+	}
+	checkKeys(raw, EVENT_FIELDS, "", issues);
+
+	const id = raw.id === undefined ? uuidv7(now) : checkString(raw.id, "id", 1, 128, issues);
+	const name = checkString(raw.event, "event", 1, 200, issues);
+	const timestamp = raw.timestamp === undefined ? now : checkTimestamp(raw.timestamp, now, issues);
+	const userId = raw.userId === undefined ? undefined : checkString(raw.userId, "userId", 0, 256, issues);
+	const sessionId = raw.sessionId === undefined ? undefined : checkString(raw.sessionId, "sessionId", 0, 256, issues);
+	const properties = raw.properties === undefined ? undefined : checkProperties(raw.properties, issues);
+	const performance = raw.performance === undefined ? undefined : checkPerformance(raw.performance, issues);
+	const usage = raw.usage === undefined ? undefined : checkUsage(raw.usage, issues);
+	if (issues.length > start) return undefined;
+
+	const event: QueuedEvent = { id: id!, event: name!, timestamp: timestamp! };
+	if (userId !== undefined) event.userId = userId;
+	if (sessionId !== undefined) event.sessionId = sessionId;
+	if (properties !== undefined) event.properties = properties;
+	if (performance !== undefined) event.performance = performance;
+	if (usage !== undefined) event.usage = usage;
+	return event;
+}
+
+function checkKeys(object: Record<string, unknown>, allowed: Set<string>, prefix: string, issues: Issues): void {
+	for (const key of Object.keys(object)) {
+		if (FORBIDDEN_KEYS.has(key)) issues.push({ path: prefix + key, message: "forbidden key" });
+		else if (!allowed.has(key)) issues.push({ path: prefix + key, message: "unknown field" });
+	}
+}
+
+function checkString(value: unknown, path: string, min: number, max: number, issues: Issues): string | undefined {
+	if (typeof value !== "string") issues.push({ path, message: "must be a string" });
+	else if (value.length < min || value.length > max) issues.push({ path, message: `must be ${min}-${max} characters` });
+	else return value;
+	return undefined;
+}
+
+function checkTimestamp(value: unknown, now: number, issues: Issues): number | undefined {
+	let ms: number;
+	if (typeof value === "number") {
+		if (!Number.isSafeInteger(value)) {
+			issues.push({ path: "timestamp", message: "epoch milliseconds must be an integer" });
+			return undefined;
+		}
+		ms = value;
+	} else if (typeof value === "string") {
+		const match = ISO_TIMESTAMP.exec(value);
+		ms = match && isRealDate(match) ? Date.parse(value) : NaN;
+		if (Number.isNaN(ms)) {
+			issues.push({ path: "timestamp", message: "must be an ISO 8601 date-time or epoch milliseconds" });
+			return undefined;
+		}
+	} else {
+		issues.push({ path: "timestamp", message: "must be an ISO 8601 string or epoch milliseconds" });
+		return undefined;
+	}
+	if (ms < now - EVENT_LIMITS.maxPastMs) issues.push({ path: "timestamp", message: "is more than 35 days in the past" });
+	else if (ms > now + EVENT_LIMITS.maxFutureMs) issues.push({ path: "timestamp", message: "is more than 5 minutes in the future" });
+	else return ms;
+	return undefined;
+}
+
+/** Date.parse rolls 2026-02-30 over to March; a billing timestamp must name a real day and time. */
+function isRealDate(match: RegExpExecArray): boolean {
+	const [y, m, d, h, min, s] = match.slice(1, 7).map((part) => Number(part ?? 0)) as [number, number, number, number, number, number];
+	const date = new Date(Date.UTC(y, m - 1, d));
+	return date.getUTCMonth() === m - 1 && date.getUTCDate() === d && h < 24 && min < 60 && s < 60;
+}
+
+function checkProperties(value: unknown, issues: Issues): Record<string, unknown> | undefined {
+	if (!isPlainObject(value)) {
+		issues.push({ path: "properties", message: "must be an object" });
+		return undefined;
+	}
+	const before = issues.length;
+	walkProperties(value, "properties", 1, issues);
+	if (issues.length > before) return undefined;
+	const bytes = utf8Length(JSON.stringify(value));
+	if (bytes > EVENT_LIMITS.maxPropertiesBytes) {
+		issues.push({ path: "properties", message: `serialized size ${bytes} exceeds ${EVENT_LIMITS.maxPropertiesBytes} bytes` });
+		return undefined;
+	}
+	return value;
+}
+
+/** Refuses prototype-polluting keys at any depth and nesting deeper than the limit. */
+function walkProperties(value: unknown, path: string, depth: number, issues: Issues): void {
+	if (typeof value !== "object" || value === null) return;
+	if (depth > EVENT_LIMITS.maxDepth) {
+		issues.push({ path, message: `nesting deeper than ${EVENT_LIMITS.maxDepth} levels` });
+		return;
+	}
+	if (Array.isArray(value)) {
+		for (let i = 0; i < value.length; i++) walkProperties(value[i], `${path}[${i}]`, depth + 1, issues);
+		return;
+	}
+	for (const key of Object.keys(value)) {
+		const child = `${path}.${key}`;
+		if (FORBIDDEN_KEYS.has(key)) issues.push({ path: child, message: "forbidden key" });
+		else walkProperties((value as Record<string, unknown>)[key], child, depth + 1, issues);
+	}
+}
+
+function checkPerformance(value: unknown, issues: Issues): QueuedEvent["performance"] {
+	if (!isPlainObject(value)) {
+		issues.push({ path: "performance", message: "must be an object" });
+		return undefined;
+	}
+	checkKeys(value, PERFORMANCE_FIELDS, "performance.", issues);
+	const out: NonNullable<QueuedEvent["performance"]> = {};
+	const { duration, statusCode } = value;
+	if (duration !== undefined) {
+		if (typeof duration !== "number" || !Number.isFinite(duration) || duration < 0) {
+			issues.push({ path: "performance.duration", message: "must be a finite number ≥ 0" });
+		} else out.duration = duration;
+	}
+	if (statusCode !== undefined) {
+		if (!Number.isInteger(statusCode) || (statusCode as number) < 100 || (statusCode as number) > 599) {
+			issues.push({ path: "performance.statusCode", message: "must be an integer 100-599" });
+		} else out.statusCode = statusCode as number;
+	}
+	return out;
+}
+
+function checkUsage(value: unknown, issues: Issues): QueuedEvent["usage"] {
+	if (!isPlainObject(value)) {
+		issues.push({ path: "usage", message: "must be an object" });
+		return undefined;
+	}
+	checkKeys(value, USAGE_FIELDS, "usage.", issues);
+	const sku = checkString(value.sku, "usage.sku", 1, 128, issues);
+	const unit = value.unit === undefined ? "unit" : checkString(value.unit, "usage.unit", 1, 32, issues);
+	let micros: number | undefined;
+	if (value.quantity === undefined) issues.push({ path: "usage.quantity", message: "is required" });
+	else {
+		const result = toMicros(value.quantity);
+		if (typeof result === "string") issues.push({ path: "usage.quantity", message: result });
+		else micros = result;
+	}
+	if (sku === undefined || unit === undefined || micros === undefined) return undefined;
+	return { sku, unit, micros };
+}
+
+/**
+ * The consumer's guard: a queue body must be an EventsMessage whose events carry what the
+ * aggregator needs. Returns a reason when it is not (a poison message), or null when it is.
+ */
+export function checkEventsMessage(body: unknown): string | null {
+	if (!isPlainObject(body) || body.v !== 1) return "not a v1 events message";
+	if (typeof body.tenant !== "string" || body.tenant.length === 0) return "missing tenant";
+	if (!Array.isArray(body.events)) return "events is not an array";
+	for (const event of body.events as unknown[]) {
+		if (!isPlainObject(event) || typeof event.id !== "string" || typeof event.event !== "string") return "malformed event";
+		if (!Number.isSafeInteger(event.timestamp)) return "malformed timestamp";
+		const usage = event.usage;
+		if (usage !== undefined && (!isPlainObject(usage) || typeof usage.sku !== "string" || typeof usage.unit !== "string" || !Number.isSafeInteger(usage.micros))) {
+			return "malformed usage";
+		}
+	}
+	return null;
+}

@@ -1,0 +1,62 @@
+// Reads a JSON request body with the checks every route shares: media type, size, UTF-8, syntax.
+import { ApiError } from "./errors";
+
+const strictUtf8 = new TextDecoder("utf-8", { fatal: true, ignoreBOM: false });
+
+/** Parses the body as JSON, or throws a 413/415/400 that says what is wrong. */
+export async function readJson(request: Request, maxBytes: number): Promise<unknown> {
+	const type = request.headers.get("content-type") ?? "";
+	if (!/^application\/(?:[\w.+-]+\+)?json\b/i.test(type)) {
+		throw new ApiError(415, "Content-Type must be application/json");
+	}
+	const declared = Number(request.headers.get("content-length") ?? "0");
+	if (declared > maxBytes) throw tooLarge(maxBytes);
+	const bytes = await readLimited(request, maxBytes);
+	return parseJsonBytes(bytes);
+}
+
+/** Decodes strict UTF-8 (invalid sequences are refused, never replaced) and parses JSON. */
+export function parseJsonBytes(bytes: Uint8Array): unknown {
+	if (bytes.byteLength === 0) throw new ApiError(400, "Request body is empty", [{ path: "body", message: "empty" }]);
+	let text: string;
+	try {
+		text = strictUtf8.decode(bytes);
+	} catch {
+		throw new ApiError(400, "Request body is not valid UTF-8", [{ path: "body", message: "invalid UTF-8" }]);
+	}
+	try {
+		return JSON.parse(text);
+	} catch {
+		throw new ApiError(400, "Request body is not valid JSON", [{ path: "body", message: "invalid JSON" }]);
+	}
+}
+
+function tooLarge(maxBytes: number): ApiError {
+	return new ApiError(413, `Request body exceeds ${maxBytes} bytes`, [{ path: "body", message: `larger than ${maxBytes} bytes` }]);
+}
+
+/** Reads at most maxBytes, so a lying or absent Content-Length cannot make us buffer more. */
+export async function readLimited(request: Request, maxBytes: number): Promise<Uint8Array> {
+	if (!request.body) return new Uint8Array();
+	const reader = request.body.getReader();
+	const chunks: Uint8Array[] = [];
+	let total = 0;
+	for (;;) {
+		const { done, value } = await reader.read();
+		if (done) break;
+		total += value.byteLength;
+		if (total > maxBytes) {
+			await reader.cancel();
+			throw tooLarge(maxBytes);
+		}
+		chunks.push(value);
+	}
+	if (chunks.length === 1) return chunks[0]!;
+	const out = new Uint8Array(total);
+	let offset = 0;
+	for (const chunk of chunks) {
+		out.set(chunk, offset);
+		offset += chunk.byteLength;
+	}
+	return out;
+}

@@ -1,0 +1,63 @@
+// Packs accepted events into as few queue messages as the Queues limits allow.
+import { utf8Length } from "../events/bytes";
+import type { EventsMessage, QueuedEvent } from "../events/schema";
+
+/**
+ * Queues limits: 128 KB per message, and 100 messages or 256 KB per sendBatch. We keep a margin
+ * under each for the message envelope the platform adds.
+ */
+export const QUEUE_LIMITS = {
+	messageBytes: 120_000,
+	batchBytes: 250_000,
+	batchMessages: 100,
+} as const;
+
+/** Bytes of `{"v":1,"tenant":"…","events":[]}` around the events. */
+function envelopeBytes(tenant: string): number {
+	return utf8Length(JSON.stringify({ v: 1, tenant, events: [] }));
+}
+
+/** Splits one tenant's events into messages of at most `messageBytes` JSON each. */
+export function packMessages(tenant: string, events: QueuedEvent[], limits = QUEUE_LIMITS): { body: EventsMessage; bytes: number }[] {
+	const envelope = envelopeBytes(tenant);
+	const messages: { body: EventsMessage; bytes: number }[] = [];
+	let current: QueuedEvent[] = [];
+	let bytes = envelope;
+	for (const event of events) {
+		const size = utf8Length(JSON.stringify(event)) + 1; // + the comma between events
+		if (current.length > 0 && bytes + size > limits.messageBytes) {
+			messages.push({ body: { v: 1, tenant, events: current }, bytes });
+			current = [];
+			bytes = envelope;
+		}
+		current.push(event);
+		bytes += size;
+	}
+	if (current.length > 0) messages.push({ body: { v: 1, tenant, events: current }, bytes });
+	return messages;
+}
+
+/** Groups messages into sendBatch calls within the count and byte limits. */
+export function groupIntoBatches<T extends { bytes: number }>(messages: T[], limits = QUEUE_LIMITS): T[][] {
+	const batches: T[][] = [];
+	let current: T[] = [];
+	let bytes = 0;
+	for (const message of messages) {
+		if (current.length > 0 && (current.length === limits.batchMessages || bytes + message.bytes > limits.batchBytes)) {
+			batches.push(current);
+			current = [];
+			bytes = 0;
+		}
+		current.push(message);
+		bytes += message.bytes;
+	}
+	if (current.length > 0) batches.push(current);
+	return batches;
+}
+
+/** Sends one tenant's events to the queue, packed. */
+export async function enqueueEvents(queue: Queue, tenant: string, events: QueuedEvent[]): Promise<void> {
+	for (const batch of groupIntoBatches(packMessages(tenant, events))) {
+		await queue.sendBatch(batch.map(({ body }) => ({ body, contentType: "json" as const })));
+	}
+}

@@ -1,0 +1,29 @@
+// Tests run inside workerd with the real local Queues, Durable Objects and D1 from wrangler.toml.
+import path from "node:path";
+import { cloudflareTest, readD1Migrations } from "@cloudflare/vitest-plugin";
+import { defineConfig } from "vitest/config";
+
+export default defineConfig(async () => {
+	const root = path.join(import.meta.dirname, "..");
+	const migrations = await readD1Migrations(path.join(root, "migrations"));
+	return {
+		plugins: [
+			cloudflareTest({
+				wrangler: { configPath: path.join(root, "wrangler.toml") },
+				miniflare: {
+					// exports.default.queue() lets consumer tests call the real handler with a batch.
+					compatibilityFlags: ["service_binding_extra_handlers"],
+					bindings: { TEST_MIGRATIONS: migrations, ADMIN_TOKEN: "test-admin-token" },
+					// Deliver fast so end-to-end tests do not wait on the production batch timeout.
+					queueConsumers: { "meterline-events": { maxBatchTimeout: 0.05, maxBatchSize: 100, maxRetries: 3, retryDelay: 0 } },
+				},
+			}),
+		],
+		test: {
+			root,
+			include: ["test/**/*.test.ts"],
+			setupFiles: ["test/setup/apply-migrations.ts"],
+			testTimeout: 60_000,
+		},
+	};
+});
