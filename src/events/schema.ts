@@ -2,7 +2,8 @@
 import { ApiError, type FieldIssue } from "../http/errors";
 import { utf8Length } from "./bytes";
 import { uuidv7 } from "./ids";
-import { toMicros } from "./quantity";
+import { MAX_QUANTITY, MICROS_PER_UNIT, toMicros } from "./quantity";
+import { parseIsoInstant } from "./time";
 
 /** An accepted event as it travels through the queue to the aggregator. */
 export interface QueuedEvent {
@@ -40,7 +41,7 @@ const FORBIDDEN_KEYS = new Set(["__proto__", "constructor", "prototype"]);
 const EVENT_FIELDS = new Set(["id", "event", "timestamp", "userId", "sessionId", "properties", "performance", "usage"]);
 const PERFORMANCE_FIELDS = new Set(["duration", "statusCode"]);
 const USAGE_FIELDS = new Set(["sku", "quantity", "unit"]);
-const ISO_TIMESTAMP = /^(\d{4})-(\d{2})-(\d{2})T(\d{2}):(\d{2})(?::(\d{2})(?:\.\d{1,9})?)?(?:Z|[+-]\d{2}:\d{2})$/;
+const QUEUED_USAGE_FIELDS = new Set(["sku", "unit", "micros"]);
 /** At most this many field issues are reported, so a hostile batch cannot inflate the answer. */
 const MAX_ISSUES = 100;
 
@@ -134,8 +135,7 @@ function checkTimestamp(value: unknown, now: number, issues: Issues): number | u
 		}
 		ms = value;
 	} else if (typeof value === "string") {
-		const match = ISO_TIMESTAMP.exec(value);
-		ms = match && isRealDate(match) ? Date.parse(value) : NaN;
+		ms = parseIsoInstant(value);
 		if (Number.isNaN(ms)) {
 			issues.push({ path: "timestamp", message: "must be an ISO 8601 date-time or epoch milliseconds" });
 			return undefined;
@@ -148,13 +148,6 @@ function checkTimestamp(value: unknown, now: number, issues: Issues): number | u
 	else if (ms > now + EVENT_LIMITS.maxFutureMs) issues.push({ path: "timestamp", message: "is more than 5 minutes in the future" });
 	else return ms;
 	return undefined;
-}
-
-/** Date.parse rolls 2026-02-30 over to March; a billing timestamp must name a real day and time. */
-function isRealDate(match: RegExpExecArray): boolean {
-	const [y, m, d, h, min, s] = match.slice(1, 7).map((part) => Number(part ?? 0)) as [number, number, number, number, number, number];
-	const date = new Date(Date.UTC(y, m - 1, d));
-	return date.getUTCMonth() === m - 1 && date.getUTCDate() === d && h < 24 && min < 60 && s < 60;
 }
 
 function checkProperties(value: unknown, issues: Issues): Record<string, unknown> | undefined {
@@ -232,20 +225,46 @@ function checkUsage(value: unknown, issues: Issues): QueuedEvent["usage"] {
 }
 
 /**
- * The consumer's guard: a queue body must be an EventsMessage whose events carry what the
- * aggregator needs. Returns a reason when it is not (a poison message), or null when it is.
+ * The consumer's guard: a queue body must be an EventsMessage whose events hold exactly what the
+ * producer's validation lets through. Returns the first problem (a poison message), or null.
  */
 export function checkEventsMessage(body: unknown): string | null {
 	if (!isPlainObject(body) || body.v !== 1) return "not a v1 events message";
 	if (typeof body.tenant !== "string" || body.tenant.length === 0) return "missing tenant";
 	if (!Array.isArray(body.events)) return "events is not an array";
-	for (const event of body.events as unknown[]) {
-		if (!isPlainObject(event) || typeof event.id !== "string" || typeof event.event !== "string") return "malformed event";
-		if (!Number.isSafeInteger(event.timestamp)) return "malformed timestamp";
-		const usage = event.usage;
-		if (usage !== undefined && (!isPlainObject(usage) || typeof usage.sku !== "string" || typeof usage.unit !== "string" || !Number.isSafeInteger(usage.micros))) {
-			return "malformed usage";
-		}
+	const issues: Issues = [];
+	for (let index = 0; index < body.events.length && issues.length === 0; index++) {
+		checkQueuedEvent(body.events[index], issues);
+		for (const issue of issues) issue.index = index;
 	}
-	return null;
+	const [first] = issues;
+	return first ? `events[${first.index}].${first.path}: ${first.message}` : null;
+}
+
+function checkQueuedEvent(raw: unknown, issues: Issues): void {
+	if (!isPlainObject(raw)) {
+		issues.push({ path: "$", message: "must be an event object" });
+		return;
+	}
+	checkKeys(raw, EVENT_FIELDS, "", issues);
+	checkString(raw.id, "id", 1, 128, issues);
+	checkString(raw.event, "event", 1, 200, issues);
+	if (!Number.isSafeInteger(raw.timestamp) || (raw.timestamp as number) < 0) issues.push({ path: "timestamp", message: "must be epoch milliseconds" });
+	if (raw.userId !== undefined) checkString(raw.userId, "userId", 0, 256, issues);
+	if (raw.sessionId !== undefined) checkString(raw.sessionId, "sessionId", 0, 256, issues);
+	if (raw.properties !== undefined && !isPlainObject(raw.properties)) issues.push({ path: "properties", message: "must be an object" });
+	if (raw.performance !== undefined) checkPerformance(raw.performance, issues);
+	const usage = raw.usage;
+	if (usage === undefined) return;
+	if (!isPlainObject(usage)) {
+		issues.push({ path: "usage", message: "must be an object" });
+		return;
+	}
+	checkKeys(usage, QUEUED_USAGE_FIELDS, "usage.", issues);
+	checkString(usage.sku, "usage.sku", 1, 128, issues);
+	checkString(usage.unit, "usage.unit", 1, 32, issues);
+	const micros = usage.micros;
+	if (!Number.isSafeInteger(micros) || (micros as number) < 0 || (micros as number) > MAX_QUANTITY * MICROS_PER_UNIT) {
+		issues.push({ path: "usage.micros", message: "must be whole micro-units within range" });
+	}
 }

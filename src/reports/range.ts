@@ -1,8 +1,8 @@
 // The report query: a [from, to) UTC range and a bucket size, with the same rules for every report.
 import type { Granularity } from "../db/queries";
+import { parseIsoInstant } from "../events/time";
 import { invalidField } from "../http/errors";
 
-const ISO_DATE_TIME = /^\d{4}-\d{2}-\d{2}(?:T\d{2}:\d{2}(?::\d{2}(?:\.\d{1,9})?)?(?:Z|[+-]\d{2}:\d{2}))?$/;
 const BUCKET_MS: Record<Granularity, number> = { minute: 60_000, hour: 3_600_000, day: 86_400_000, month: 31 * 86_400_000 };
 /** A report returns at most this many buckets per series, so one query stays cheap. */
 export const MAX_BUCKETS = 10_000;
@@ -35,7 +35,7 @@ export function parseRange(
 
 function parseInstant(value: string | null, field: string): Date | undefined {
 	if (value === null) return undefined;
-	const ms = ISO_DATE_TIME.test(value) ? Date.parse(value) : NaN;
+	const ms = parseIsoInstant(value, true);
 	if (Number.isNaN(ms)) throw invalidField(field, "must be an ISO 8601 date or date-time");
 	return new Date(ms);
 }

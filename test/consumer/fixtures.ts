@@ -1,0 +1,103 @@
+// Fixtures for consumer tests: queued events and messages, the real queue entry point, and a
+// look inside a tenant's real aggregator.
+import { runInDurableObject } from "cloudflare:test";
+import { env, exports } from "cloudflare:workers";
+import type { QueuedEvent } from "../../src/events/schema";
+
+export const QUEUE = "meterline-events";
+
+let next = 0;
+/** A valid queued event; ids are unique unless overridden. */
+export function queuedEvent(overrides: Partial<QueuedEvent> = {}): QueuedEvent {
+	return { id: `ev-${next++}`, event: "api_call", timestamp: Date.UTC(2026, 10, 20, 9, 30), ...overrides };
+}
+
+export interface TestMessage {
+	id: string;
+	timestamp: Date;
+	attempts: number;
+	body: unknown;
+}
+
+export function eventsMessage(id: string, tenant: string, events: QueuedEvent[], attempts = 1): TestMessage {
+	return { id, timestamp: new Date(Date.UTC(2026, 10, 20)), attempts, body: { v: 1, tenant, events } };
+}
+
+export function rawMessage(id: string, body: unknown, attempts = 1): TestMessage {
+	return { id, timestamp: new Date(Date.UTC(2026, 10, 20)), attempts, body };
+}
+
+/** What the runtime reports after a queue handler ran (FetcherQueueResult). */
+export interface QueueOutcome {
+	outcome: string;
+	ackAll: boolean;
+	retryBatch: { retry: boolean; delaySeconds?: number };
+	explicitAcks: string[];
+	retryMessages: { msgId: string; delaySeconds?: number }[];
+}
+
+/**
+ * Delivers a batch to the Worker's real queue handler through `exports.default.queue()`. Unlike
+ * `createMessageBatch()` + `getQueueResult()` (which drop retry options in vitest-plugin 1.5),
+ * the runtime's result carries each retry's delaySeconds.
+ */
+export function deliver(messages: TestMessage[]): Promise<QueueOutcome> {
+	const handler = exports.default as unknown as { queue(queue: string, messages: TestMessage[]): Promise<QueueOutcome> };
+	return handler.queue(QUEUE, messages);
+}
+
+/** Ids the tenant's aggregator has accepted, sorted: its dedupe table is written in the same transaction as the rollups. */
+export function seenIds(tenant: string): Promise<string[]> {
+	return runInDurableObject(env.AGGREGATOR.getByName(tenant), (_instance, state) =>
+		state.storage.sql
+			.exec<{ id: string }>("SELECT id FROM seen_events ORDER BY id")
+			.toArray()
+			.map((row) => row.id),
+	);
+}
+
+/** The aggregator's open usage deltas, as (sku, unit, hour, micros, events). */
+export function pendingUsage(tenant: string): Promise<{ sku: string; unit: string; hour: string; micros: string; events: number }[]> {
+	return runInDurableObject(env.AGGREGATOR.getByName(tenant), (_instance, state) =>
+		state.storage.sql
+			.exec<{ sku: string; unit: string; hour: string; micros: string; events: number }>(
+				"SELECT sku, unit, hour, CAST(quantity_micros AS TEXT) AS micros, events FROM pending_usage ORDER BY sku, unit, hour",
+			)
+			.toArray(),
+	);
+}
+
+/**
+ * Makes a tenant's aggregator reject every slice, through the aggregator's own guard: an
+ * aggregator belongs to the first tenant that sends it events (claimTenant), so once another
+ * tenant has claimed it, ingest(tenant, …) throws. Nothing is faked: it is the real object.
+ */
+export async function breakAggregatorOf(tenant: string): Promise<void> {
+	await env.AGGREGATOR.getByName(tenant).ingest(`${tenant}-squatter`, []);
+}
+
+export interface RpcLog {
+	getByName: string[];
+	ingest: { name: string; tenant: string; ids: string[] }[];
+}
+
+/**
+ * The real AGGREGATOR namespace, wrapped only to log the consumer's calls; every call is
+ * delegated to the real Durable Object.
+ */
+export function loggingAggregators(): { namespace: Env["AGGREGATOR"]; log: RpcLog } {
+	const log: RpcLog = { getByName: [], ingest: [] };
+	const namespace = {
+		getByName(name: string) {
+			log.getByName.push(name);
+			const stub = env.AGGREGATOR.getByName(name);
+			return {
+				ingest(tenant: string, events: QueuedEvent[]) {
+					log.ingest.push({ name, tenant, ids: events.map((event) => event.id) });
+					return stub.ingest(tenant, events);
+				},
+			};
+		},
+	};
+	return { namespace: namespace as unknown as Env["AGGREGATOR"], log };
+}
