@@ -56,20 +56,8 @@ export function isPlainObject(value: unknown): value is Record<string, unknown> 
  * Returns the normalized events, or throws a 400 with one detail per bad field.
  */
 export function parseEventsBody(body: unknown, now: number): QueuedEvent[] {
+	const raw = isPlainObject(body) && "events" in body ? batchEntries(body) : [body];
 	const issues: Issues = [];
-	let raw: unknown[];
-	if (isPlainObject(body) && "events" in body) {
-		checkKeys(body, new Set(["events"]), "", issues);
-		if (!Array.isArray(body.events)) {
-			issues.push({ path: "events", message: "must be an array" });
-			raw = [];
-		} else if (body.events.length < 1 || body.events.length > EVENT_LIMITS.maxEventsPerBatch) {
-			throw new ApiError(400, `events must hold 1 to ${EVENT_LIMITS.maxEventsPerBatch} events`, [
-				{ path: "events", message: `must hold 1 to ${EVENT_LIMITS.maxEventsPerBatch} events, got ${body.events.length}` },
-			]);
-		} else raw = body.events;
-	} else raw = [body];
-
 	const events: QueuedEvent[] = [];
 	for (let index = 0; index < raw.length; index++) {
 		const before = issues.length;
@@ -82,6 +70,19 @@ export function parseEventsBody(body: unknown, now: number): QueuedEvent[] {
 		throw new ApiError(400, `${bad} invalid event${bad === 1 ? "" : "s"}; nothing was accepted`, issues.slice(0, MAX_ISSUES));
 	}
 	return events;
+}
+
+/** The entries of {"events": [...]}; problems with the batch itself concern no single event. */
+function batchEntries(body: Record<string, unknown>): unknown[] {
+	const issues: Issues = [];
+	checkKeys(body, new Set(["events"]), "", issues);
+	const { events } = body;
+	if (!Array.isArray(events)) issues.push({ path: "events", message: "must be an array" });
+	else if (events.length < 1 || events.length > EVENT_LIMITS.maxEventsPerBatch) {
+		issues.push({ path: "events", message: `must hold 1 to ${EVENT_LIMITS.maxEventsPerBatch} events, got ${events.length}` });
+	}
+	if (issues.length > 0) throw new ApiError(400, `Invalid batch: ${issues.map((i) => `${i.path} ${i.message}`).join("; ")}`, issues);
+	return events as unknown[];
 }
 
 /** Validates one event, pushing an issue per bad field. Returns undefined if any field was bad. */

@@ -6,11 +6,17 @@ import type { EventsMessage, QueuedEvent } from "../events/schema";
  * Queues limits: 128 KB per message, and 100 messages or 256 KB per sendBatch. We keep a margin
  * under each for the message envelope the platform adds.
  */
-export const QUEUE_LIMITS = {
+export interface QueueLimits {
+	messageBytes: number;
+	batchBytes: number;
+	batchMessages: number;
+}
+
+export const QUEUE_LIMITS: QueueLimits = {
 	messageBytes: 120_000,
 	batchBytes: 250_000,
 	batchMessages: 100,
-} as const;
+};
 
 /** Bytes of `{"v":1,"tenant":"…","events":[]}` around the events. */
 function envelopeBytes(tenant: string): number {
@@ -24,14 +30,15 @@ export function packMessages(tenant: string, events: QueuedEvent[], limits = QUE
 	let current: QueuedEvent[] = [];
 	let bytes = envelope;
 	for (const event of events) {
-		const size = utf8Length(JSON.stringify(event)) + 1; // + the comma between events
-		if (current.length > 0 && bytes + size > limits.messageBytes) {
+		const size = utf8Length(JSON.stringify(event));
+		// Every event after the first in a message also costs the comma before it.
+		if (current.length > 0 && bytes + 1 + size > limits.messageBytes) {
 			messages.push({ body: { v: 1, tenant, events: current }, bytes });
 			current = [];
 			bytes = envelope;
 		}
+		bytes += current.length > 0 ? 1 + size : size;
 		current.push(event);
-		bytes += size;
 	}
 	if (current.length > 0) messages.push({ body: { v: 1, tenant, events: current }, bytes });
 	return messages;
