@@ -90,25 +90,30 @@ export class TenantAggregator extends DurableObject<Env> {
 
 	/** Flushes everything this aggregator holds to D1 and Analytics Engine; returns rows flushed. */
 	async flush(): Promise<number> {
-		const flushed = await this.exclusive(async () => {
-			let rows = 0;
-			for (;;) {
-				const count = await this.flushOnce();
-				if (count === null) return rows;
-				rows += count;
-			}
-		});
-		this.drainAnalytics();
-		await this.armAfterAlarm(Date.now());
-		return flushed;
+		try {
+			return await this.exclusive(async () => {
+				let rows = 0;
+				for (;;) {
+					const count = await this.flushOnce();
+					if (count === null) return rows;
+					rows += count;
+				}
+			});
+		} finally {
+			this.drainAnalytics();
+			await this.armAfterAlarm(Date.now());
+		}
 	}
 
 	override async alarm(): Promise<void> {
 		const now = Date.now();
 		try {
-			await this.exclusive(async () => {
-				for (let i = 0; i < MAX_FLUSHES_PER_ALARM; i++) if ((await this.flushOnce()) === null) break;
-			});
+			// An alarm that fires before a D1 retry's backoff ends leaves the sealed batch alone.
+			if (now >= this.retryAt()) {
+				await this.exclusive(async () => {
+					for (let i = 0; i < MAX_FLUSHES_PER_ALARM; i++) if ((await this.flushOnce()) === null) break;
+				});
+			}
 		} catch (err) {
 			// The deltas stay sealed; armAfterAlarm retries after the backoff this failure set.
 			console.error("flush to D1 failed", err);
@@ -190,8 +195,10 @@ export class TenantAggregator extends DurableObject<Env> {
 	private async armAfterIngest(now: number): Promise<void> {
 		const current = await this.ctx.storage.getAlarm();
 		const full = this.openRows() >= this.maxRows;
-		const due = full ? Math.max(now, this.retryAt()) : now + this.intervalMs;
-		if (current === null || (full && due < current)) await this.ctx.storage.setAlarm(due);
+		// Never later than the flush interval (an alarm set only for pruning may be days away),
+		// and never before a D1 retry's backoff ends.
+		const due = Math.max(full ? now : now + this.intervalMs, this.retryAt());
+		if (current === null || due < current) await this.ctx.storage.setAlarm(due);
 	}
 
 	/** Re-arms only if work remains: deltas to flush, points to write, or ids to prune. */
@@ -213,16 +220,15 @@ export class TenantAggregator extends DurableObject<Env> {
 		return run;
 	}
 
-	/** An aggregator belongs to one tenant forever; a slice for another tenant is a routing bug. */
+	/** An aggregator belongs to the tenant it is named for; a slice for another is a routing bug. */
 	private claimTenant(tenant: string): void {
-		const owner = this.meta("tenant");
-		if (owner === null) {
+		const owner = this.meta("tenant") ?? this.ctx.id.name ?? null;
+		if (owner !== null && owner !== tenant) throw new Error(`aggregator for ${owner} was sent events for ${tenant}`);
+		if (this.meta("tenant") === null) {
 			this.setMeta("tenant", tenant);
 			// Flush ids are unique per storage incarnation, so a wiped aggregator can never
 			// collide with the flush ledger an earlier incarnation left in D1.
 			this.setMeta("incarnation", crypto.randomUUID());
-		} else if (owner !== tenant) {
-			throw new Error(`aggregator for ${owner} was sent events for ${tenant}`);
 		}
 	}
 

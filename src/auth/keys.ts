@@ -1,10 +1,13 @@
-// Tenant API keys: random, scope-prefixed, stored only as SHA-256 hashes.
-import { findApiKey, type Scope } from "../db/queries";
+// Tenant API keys: random, scope-prefixed, stored only as SHA-256 hashes, compared in constant time.
+import { findKeyByPrefix, type Scope } from "../db/queries";
 import { ApiError } from "../http/errors";
 
 const SCOPE_PREFIX: Record<Scope, string> = { write: "ml_w_", read: "ml_r_" };
-/** Characters of a key kept in clear as its public handle (scope prefix + 8). */
-const PREFIX_LENGTH = 13;
+/** Characters of a key kept in clear as its public handle: the scope prefix and 8 more. */
+export const PREFIX_LENGTH = 13;
+/** How long a verified key is trusted without asking D1: a revocation takes effect within it. */
+export const KEY_CACHE_TTL_MS = 60_000;
+const KEY_CACHE_MAX = 10_000;
 
 export interface IssuedKey {
 	key: string;
@@ -13,18 +16,39 @@ export interface IssuedKey {
 	scope: Scope;
 }
 
+interface VerifiedKey {
+	tenant: string;
+	scope: Scope;
+	expires: number;
+}
+
+/**
+ * Keys verified recently by this isolate, by the hash of the whole key: the ingest hot path does
+ * not wait for D1 on every request. Only successful verifications are kept.
+ */
+const verified = new Map<string, VerifiedKey>();
+
 /** A new key: a readable scope prefix and 192 random bits, base64url. */
 export async function issueKey(scope: Scope): Promise<IssuedKey> {
 	const random = crypto.getRandomValues(new Uint8Array(24));
 	const key = SCOPE_PREFIX[scope] + base64url(random);
-	return { key, hash: await sha256Hex(key), prefix: key.slice(0, PREFIX_LENGTH), scope };
+	return { key, hash: toHex(await sha256(key)), prefix: key.slice(0, PREFIX_LENGTH), scope };
 }
 
-export async function sha256Hex(text: string): Promise<string> {
-	const digest = new Uint8Array(await crypto.subtle.digest("SHA-256", new TextEncoder().encode(text)));
+function sha256(text: string): Promise<ArrayBuffer> {
+	return crypto.subtle.digest("SHA-256", new TextEncoder().encode(text));
+}
+
+function toHex(buffer: ArrayBuffer): string {
 	let hex = "";
-	for (const byte of digest) hex += byte.toString(16).padStart(2, "0");
+	for (const byte of new Uint8Array(buffer)) hex += byte.toString(16).padStart(2, "0");
 	return hex;
+}
+
+function fromHex(hex: string): Uint8Array {
+	const bytes = new Uint8Array(hex.length / 2);
+	for (let i = 0; i < bytes.length; i++) bytes[i] = parseInt(hex.slice(i * 2, i * 2 + 2), 16);
+	return bytes;
 }
 
 function base64url(bytes: Uint8Array): string {
@@ -40,21 +64,32 @@ export function bearerToken(request: Request): string | null {
 export async function authenticate(request: Request, env: Env, scopes: readonly Scope[]): Promise<string> {
 	const token = bearerToken(request);
 	if (!token) throw new ApiError(401, "Missing bearer key");
-	const found = await findApiKey(env.DB, await sha256Hex(token));
-	if (!found) throw new ApiError(401, "Unknown or revoked key");
+	return verifyKey(env, token, scopes);
+}
+
+/** Verifies a raw tenant key for one of the scopes and returns its tenant. */
+export async function verifyKey(env: Env, key: string, scopes: readonly Scope[]): Promise<string> {
+	const digest = await sha256(key);
+	const cacheKey = toHex(digest);
+	const now = Date.now();
+	let found = verified.get(cacheKey);
+	if (!found || found.expires <= now) {
+		verified.delete(cacheKey);
+		const row = key.length > PREFIX_LENGTH ? await findKeyByPrefix(env.DB, key.slice(0, PREFIX_LENGTH)) : null;
+		if (!row || !crypto.subtle.timingSafeEqual(digest, fromHex(row.key_hash))) throw new ApiError(401, "Unknown or revoked key");
+		found = { tenant: row.tenant_id, scope: row.scope, expires: now + KEY_CACHE_TTL_MS };
+		if (verified.size >= KEY_CACHE_MAX) verified.delete(verified.keys().next().value!);
+		verified.set(cacheKey, found);
+	}
 	if (!scopes.includes(found.scope)) throw new ApiError(403, `A ${found.scope} key cannot use this route`);
-	return found.tenant_id;
+	return found.tenant;
 }
 
 /** Admin routes: off (401) unless ADMIN_TOKEN is set, and then only for that exact token. */
 export async function requireAdmin(request: Request, env: Env): Promise<void> {
 	const token = bearerToken(request);
 	if (!env.ADMIN_TOKEN || !token) throw new ApiError(401, "Admin token required");
-	const [given, expected] = await Promise.all([digest(token), digest(env.ADMIN_TOKEN)]);
+	const [given, expected] = await Promise.all([sha256(token), sha256(env.ADMIN_TOKEN)]);
 	// Comparing digests keeps the comparison constant-time whatever the token lengths.
 	if (!crypto.subtle.timingSafeEqual(given, expected)) throw new ApiError(401, "Admin token required");
-}
-
-function digest(text: string): Promise<ArrayBuffer> {
-	return crypto.subtle.digest("SHA-256", new TextEncoder().encode(text));
 }

@@ -7,15 +7,31 @@ const MAX_BINDS = 100;
 export type Scope = "write" | "read";
 
 export interface ApiKeyRow {
+	key_hash: string;
 	tenant_id: string;
 	scope: Scope;
 }
 
-export function findApiKey(db: D1Database, keyHash: string): Promise<ApiKeyRow | null> {
+/** The live key with this public prefix; the caller compares hashes in constant time. */
+export function findKeyByPrefix(db: D1Database, prefix: string): Promise<ApiKeyRow | null> {
 	return db
-		.prepare("SELECT tenant_id, scope FROM api_keys WHERE key_hash = ?1 AND revoked_at IS NULL")
-		.bind(keyHash)
+		.prepare("SELECT key_hash, tenant_id, scope FROM api_keys WHERE prefix = ?1 AND revoked_at IS NULL")
+		.bind(prefix)
 		.first<ApiKeyRow>();
+}
+
+export async function insertKey(db: D1Database, tenant: string, key: NewKey, now: string): Promise<boolean> {
+	const result = await db
+		.prepare("INSERT INTO api_keys (key_hash, prefix, tenant_id, scope, created_at) SELECT ?1, ?2, ?3, ?4, ?5 WHERE EXISTS (SELECT 1 FROM tenants WHERE id = ?3)")
+		.bind(key.hash, key.prefix, tenant, key.scope, now)
+		.run();
+	return result.meta.changes === 1;
+}
+
+/** Revokes the live key with this prefix; false if there is none. */
+export async function revokeKey(db: D1Database, prefix: string, now: string): Promise<boolean> {
+	const result = await db.prepare("UPDATE api_keys SET revoked_at = ?2 WHERE prefix = ?1 AND revoked_at IS NULL").bind(prefix, now).run();
+	return result.meta.changes === 1;
 }
 
 export interface NewKey {

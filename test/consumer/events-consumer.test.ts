@@ -78,7 +78,7 @@ describe("events consumer", () => {
 		expect(result.ackAll).toBe(false);
 		expect(result.retryBatch).toEqual({ retry: false });
 		expect(await seenIds(healthy)).toEqual(["h-1", "h-2"]);
-		// The rejected slice left nothing behind: ingest runs in one transaction.
+		// The rejected slice left nothing behind.
 		expect(await seenIds(broken)).toEqual([]);
 	});
 

@@ -2,6 +2,7 @@
 // look inside a tenant's real aggregator.
 import { runInDurableObject } from "cloudflare:test";
 import { env, exports } from "cloudflare:workers";
+import type { TenantAggregator } from "../../src/aggregator/aggregator";
 import type { QueuedEvent } from "../../src/events/schema";
 
 export const QUEUE = "meterline-events";
@@ -73,7 +74,12 @@ export function pendingUsage(tenant: string): Promise<{ sku: string; unit: strin
  * tenant has claimed it, ingest(tenant, …) throws. Nothing is faked: it is the real object.
  */
 export async function breakAggregatorOf(tenant: string): Promise<void> {
-	await env.AGGREGATOR.getByName(tenant).ingest(`${tenant}-squatter`, []);
+	await runInDurableObject(env.AGGREGATOR.getByName(tenant), (instance: TenantAggregator) => {
+		// The RPC dispatches to the instance's own property, so every ingest now fails.
+		instance.ingest = async () => {
+			throw new Error("injected aggregator failure");
+		};
+	});
 }
 
 export interface RpcLog {

@@ -1,0 +1,200 @@
+// The flush alarm: armed after ingest, pulled forward when full, idempotent, and pruning the dedupe window.
+import { runDurableObjectAlarm, runInDurableObject } from "cloudflare:test";
+import { afterEach, beforeEach, describe, expect, it, vi } from "vitest";
+import { uniqueTenantId } from "../helpers/api";
+import {
+	advanceClock,
+	aggregator,
+	AT,
+	countOnly,
+	d1Events,
+	d1Flushes,
+	d1Usage,
+	DEDUPE_WINDOW_MS,
+	FLUSH_INTERVAL_MS,
+	FLUSH_MAX_ROWS,
+	freezeClock,
+	FROZEN_AT,
+	incarnation,
+	makeEvent,
+	pendingRowCount,
+	seenIds,
+} from "./fixtures";
+
+beforeEach(() => {
+	freezeClock();
+});
+afterEach(() => {
+	vi.useRealTimers();
+});
+
+async function alarmOf(stub: ReturnType<typeof aggregator>): Promise<number | null> {
+	return runInDurableObject(stub, (_instance, state) => state.storage.getAlarm());
+}
+
+const names = (count: number, prefix = "event") => Array.from({ length: count }, (_, i) => `${prefix}-${String(i).padStart(4, "0")}`);
+
+describe("arming", () => {
+	it("uses the configured defaults", () => {
+		expect([FLUSH_INTERVAL_MS, FLUSH_MAX_ROWS, DEDUPE_WINDOW_MS]).toEqual([10_000, 1000, 604_800_000]);
+	});
+
+	it("arms the alarm at now + FLUSH_INTERVAL_MS when none is set", async () => {
+		const tenant = uniqueTenantId();
+		const stub = aggregator(tenant);
+		expect(await alarmOf(stub)).toBeNull();
+
+		await stub.ingest(tenant, [makeEvent()]);
+
+		expect(await alarmOf(stub)).toBe(FROZEN_AT + FLUSH_INTERVAL_MS);
+	});
+
+	it("does not move the alarm later on a second ingest", async () => {
+		const tenant = uniqueTenantId();
+		const stub = aggregator(tenant);
+		await stub.ingest(tenant, [makeEvent()]);
+
+		advanceClock(3_000);
+		await stub.ingest(tenant, [makeEvent({ event: "other" })]);
+		advanceClock(6_999);
+		await stub.ingest(tenant, [makeEvent({ event: "third" })]);
+
+		expect(await alarmOf(stub)).toBe(FROZEN_AT + FLUSH_INTERVAL_MS);
+	});
+
+	it("pulls the alarm forward to now once open rows reach FLUSH_MAX_ROWS", async () => {
+		const tenant = uniqueTenantId();
+		const stub = aggregator(tenant);
+		await stub.ingest(
+			tenant,
+			names(FLUSH_MAX_ROWS - 1).map((event) => makeEvent({ event })),
+		);
+		expect(await alarmOf(stub)).toBe(FROZEN_AT + FLUSH_INTERVAL_MS);
+
+		const now = advanceClock(500);
+		await stub.ingest(tenant, [makeEvent({ event: "the-thousandth" })]);
+
+		expect(await alarmOf(stub)).toBe(now);
+	});
+
+	it("arms at now, not later, when one slice opens more than FLUSH_MAX_ROWS minutes, and the alarm flushes them all", async () => {
+		const tenant = uniqueTenantId();
+		const stub = aggregator(tenant);
+		const minutes = Array.from({ length: FLUSH_MAX_ROWS + 1 }, (_, i) => AT["13:58:00.000"] + i * 60_000);
+
+		expect(await stub.ingest(tenant, minutes.map((timestamp) => makeEvent({ timestamp })))).toEqual({ accepted: 1001, duplicates: 0 });
+		expect(await alarmOf(stub)).toBe(FROZEN_AT);
+
+		expect(await runDurableObjectAlarm(stub)).toBe(true);
+		expect(await d1Events(tenant)).toEqual(minutes.map((timestamp) => countOnly("api_call", new Date(timestamp).toISOString(), 1)));
+		await runInDurableObject(stub, (_instance, state) => expect(pendingRowCount(state)).toBe(0));
+	});
+
+	it("counts usage rows and event rows together toward FLUSH_MAX_ROWS", async () => {
+		const tenant = uniqueTenantId();
+		const stub = aggregator(tenant);
+		// 500 distinct event names, each with usage in its own hour: 500 + 500 open rows.
+		const events = names(FLUSH_MAX_ROWS / 2).map((event, i) =>
+			makeEvent({ event, timestamp: AT["13:58:00.000"] + i * 3_600_000, usage: { sku: "tokens", unit: "token", micros: 1 } }),
+		);
+
+		await stub.ingest(tenant, events.slice(0, -1));
+		expect(await alarmOf(stub)).toBe(FROZEN_AT + FLUSH_INTERVAL_MS);
+		const now = advanceClock(1);
+		await stub.ingest(tenant, events.slice(-1));
+
+		expect(await alarmOf(stub)).toBe(now);
+	});
+});
+
+describe("running", () => {
+	it("flushes the deltas and re-arms only to prune the dedupe window", async () => {
+		const tenant = uniqueTenantId();
+		const stub = aggregator(tenant);
+		await stub.ingest(tenant, [makeEvent({ usage: { sku: "tokens", unit: "token", micros: 7 } })]);
+
+		expect(await runDurableObjectAlarm(stub)).toBe(true);
+
+		expect(await d1Usage(tenant)).toEqual([{ sku: "tokens", unit: "token", hour: "2026-03-10T13:00:00.000Z", micros: "7", events: 1 }]);
+		expect(await d1Events(tenant)).toEqual([countOnly("api_call", "2026-03-10T13:59:00.000Z", 1)]);
+		await runInDurableObject(stub, async (_instance, state) => {
+			expect(pendingRowCount(state)).toBe(0);
+			expect(await state.storage.getAlarm()).toBe(FROZEN_AT + DEDUPE_WINDOW_MS + 1);
+		});
+	});
+
+	it("changes nothing when it fires a second time", async () => {
+		const tenant = uniqueTenantId();
+		const stub = aggregator(tenant);
+		await stub.ingest(tenant, [makeEvent({ usage: { sku: "tokens", unit: "token", micros: 7 } }), makeEvent({ event: "page_view" })]);
+		expect(await runDurableObjectAlarm(stub)).toBe(true);
+		const inc = await runInDurableObject(stub, (_instance, state) => incarnation(state));
+
+		// The prune alarm is still pending, so it runs: with nothing to flush.
+		expect(await runDurableObjectAlarm(stub)).toBe(true);
+
+		expect(await d1Usage(tenant)).toEqual([{ sku: "tokens", unit: "token", hour: "2026-03-10T13:00:00.000Z", micros: "7", events: 1 }]);
+		expect(await d1Events(tenant)).toEqual([countOnly("api_call", "2026-03-10T13:59:00.000Z", 1), countOnly("page_view", "2026-03-10T13:59:00.000Z", 1)]);
+		expect(await d1Flushes(tenant)).toEqual([{ flush_id: `${inc}:1`, rows: 3 }]);
+	});
+
+	it("is not armed for an aggregator that never ingested", async () => {
+		const stub = aggregator(uniqueTenantId());
+		expect(await runDurableObjectAlarm(stub)).toBe(false);
+	});
+
+	// Fails against the current src: armAfterIngest() keeps the far-off prune alarm (see report).
+	it("flushes deltas ingested after an earlier flush within FLUSH_INTERVAL_MS", async () => {
+		const tenant = uniqueTenantId();
+		const stub = aggregator(tenant);
+		await stub.ingest(tenant, [makeEvent()]);
+		await runDurableObjectAlarm(stub);
+		expect(await alarmOf(stub)).toBe(FROZEN_AT + DEDUPE_WINDOW_MS + 1);
+
+		const now = advanceClock(60_000);
+		await stub.ingest(tenant, [makeEvent({ event: "later" })]);
+
+		expect(await alarmOf(stub)).toBe(now + FLUSH_INTERVAL_MS);
+	});
+});
+
+describe("dedupe window", () => {
+	it("prunes ids older than DEDUPE_WINDOW_MS and keeps the rest", async () => {
+		const tenant = uniqueTenantId();
+		const stub = aggregator(tenant);
+		await stub.ingest(tenant, [makeEvent({ id: "recent" })]);
+		await runInDurableObject(stub, (_instance, state) => {
+			state.storage.sql.exec("INSERT INTO seen_events (id, seen_at) VALUES ('old', ?), ('edge', ?)", FROZEN_AT - DEDUPE_WINDOW_MS - 1, FROZEN_AT - DEDUPE_WINDOW_MS);
+		});
+
+		expect(await runDurableObjectAlarm(stub)).toBe(true);
+
+		await runInDurableObject(stub, async (_instance, state) => {
+			expect(seenIds(state)).toEqual([
+				{ id: "edge", seen_at: FROZEN_AT - DEDUPE_WINDOW_MS },
+				{ id: "recent", seen_at: FROZEN_AT },
+			]);
+			// Re-armed for the moment the oldest remaining id leaves the window.
+			expect(await state.storage.getAlarm()).toBe(FROZEN_AT + 1);
+		});
+		// A pruned id is new again; one still inside the window is a duplicate.
+		expect(await stub.ingest(tenant, [makeEvent({ id: "old" }), makeEvent({ id: "edge" }), makeEvent({ id: "recent" })])).toEqual({ accepted: 1, duplicates: 2 });
+	});
+
+	it("disarms once every id has left the window and nothing else is pending", async () => {
+		const tenant = uniqueTenantId();
+		const stub = aggregator(tenant);
+		await stub.ingest(tenant, [makeEvent({ id: "a" })]);
+		await runDurableObjectAlarm(stub);
+		expect(await alarmOf(stub)).toBe(FROZEN_AT + DEDUPE_WINDOW_MS + 1);
+
+		advanceClock(DEDUPE_WINDOW_MS + 1);
+		expect(await runDurableObjectAlarm(stub)).toBe(true);
+
+		await runInDurableObject(stub, async (_instance, state) => {
+			expect(seenIds(state)).toEqual([]);
+			expect(await state.storage.getAlarm()).toBeNull();
+		});
+		expect(await runDurableObjectAlarm(stub)).toBe(false);
+	});
+});

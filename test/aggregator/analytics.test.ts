@@ -1,0 +1,215 @@
+// Analytics Engine: one point per flushed rollup row, ≤ 250 per invocation, written once, never in D1's way.
+import { runDurableObjectAlarm, runInDurableObject } from "cloudflare:test";
+import { afterEach, beforeEach, describe, expect, it, vi } from "vitest";
+import type { TenantAggregator } from "../../src/aggregator/aggregator";
+import { POINT_COLUMNS, type DataPoint } from "../../src/sinks/analytics";
+import { uniqueTenantId } from "../helpers/api";
+import {
+	aggregator,
+	countOnly,
+	crashAfterD1Commit,
+	d1Events,
+	d1Flushes,
+	d1Usage,
+	DEDUPE_WINDOW_MS,
+	freezeClock,
+	FROZEN_AT,
+	internals,
+	makeEvent,
+	outbox,
+	pendingRowCount,
+	settle,
+} from "./fixtures";
+
+beforeEach(() => {
+	freezeClock();
+});
+afterEach(() => {
+	vi.useRealTimers();
+	vi.restoreAllMocks();
+});
+
+const HOUR = "2026-03-10T13:00:00.000Z";
+const MINUTE = "2026-03-10T13:59:00.000Z";
+
+/** Observes what reaches the real Analytics Engine binding (a no-op locally). */
+function spyOnAnalytics(instance: TenantAggregator) {
+	return vi.spyOn(internals(instance).env.ANALYTICS, "writeDataPoint");
+}
+
+function pointsOf(spy: ReturnType<typeof spyOnAnalytics>): DataPoint[] {
+	return spy.mock.calls.map(([point]) => point as DataPoint);
+}
+
+/** Sorted by blobs: the order of rows within one rollup is not part of the contract. */
+function byBlobs(points: DataPoint[]): DataPoint[] {
+	return [...points].sort((a, b) => JSON.stringify(a.blobs).localeCompare(JSON.stringify(b.blobs)));
+}
+
+/** A data point built from logical fields through POINT_COLUMNS: blobs default to "", doubles to 0. */
+function pointFromColumns(tenant: string, fields: Partial<Record<keyof typeof POINT_COLUMNS, string | number>>): DataPoint {
+	const blobs: string[] = [];
+	const doubles: number[] = [];
+	for (const [field, column] of Object.entries(POINT_COLUMNS) as [keyof typeof POINT_COLUMNS, string][]) {
+		const [, kind, position] = /^(blob|double)(\d+)$/.exec(column)!;
+		if (kind === "blob") blobs[Number(position) - 1] = String(fields[field] ?? "");
+		else doubles[Number(position) - 1] = Number(fields[field] ?? 0);
+	}
+	return { indexes: [tenant], blobs, doubles };
+}
+
+/** One usage row (2 events, 2.5 units), and two event rows: one with errors and durations, one bare. */
+function slice() {
+	return [
+		makeEvent({ usage: { sku: "tokens", unit: "token", micros: 1_500_000 }, performance: { duration: 10, statusCode: 503 } }),
+		makeEvent({ usage: { sku: "tokens", unit: "token", micros: 1_000_000 }, performance: { duration: 20.5 } }),
+		makeEvent({ performance: { statusCode: 200 } }),
+		makeEvent({ event: "page_view" }),
+	];
+}
+
+function slicePoints(tenant: string): DataPoint[] {
+	return byBlobs([
+		{ indexes: [tenant], blobs: ["event", "api_call", "", MINUTE], doubles: [3, 0, 1, 2, 30.5, 10, 20.5] },
+		{ indexes: [tenant], blobs: ["event", "page_view", "", MINUTE], doubles: [1, 0, 0, 0, 0, 0, 0] },
+		{ indexes: [tenant], blobs: ["usage", "tokens", "token", HOUR], doubles: [2, 2.5, 0, 0, 0, 0, 0] },
+	]);
+}
+
+describe("data points", () => {
+	it("writes one point per flushed row with the tenant as the only index", async () => {
+		const tenant = uniqueTenantId();
+		const stub = aggregator(tenant);
+		await stub.ingest(tenant, slice());
+
+		const points = await runInDurableObject(stub, async (instance) => {
+			const spy = spyOnAnalytics(instance);
+			expect(await instance.flush()).toBe(3);
+			return pointsOf(spy);
+		});
+
+		expect(byBlobs(points)).toEqual(slicePoints(tenant));
+	});
+
+	it("puts every field in the column POINT_COLUMNS names", async () => {
+		const tenant = uniqueTenantId();
+		const stub = aggregator(tenant);
+		await stub.ingest(tenant, slice());
+
+		const points = await runInDurableObject(stub, async (instance) => {
+			const spy = spyOnAnalytics(instance);
+			await instance.flush();
+			return pointsOf(spy);
+		});
+
+		expect(byBlobs(points)).toEqual(
+			byBlobs([
+				pointFromColumns(tenant, { kind: "event", name: "api_call", period: MINUTE, count: 3, errors: 1, durationCount: 2, durationSum: 30.5, durationMin: 10, durationMax: 20.5 }),
+				pointFromColumns(tenant, { kind: "event", name: "page_view", period: MINUTE, count: 1 }),
+				pointFromColumns(tenant, { kind: "usage", name: "tokens", unit: "token", period: HOUR, count: 2, quantity: 2.5 }),
+			]),
+		);
+	});
+});
+
+describe("the per-invocation limit", () => {
+	it("writes 250 points per invocation and the rest on the following alarms, each exactly once", async () => {
+		const tenant = uniqueTenantId();
+		const stub = aggregator(tenant);
+		const names = Array.from({ length: 600 }, (_, i) => `event-${String(i).padStart(3, "0")}`);
+		await stub.ingest(
+			tenant,
+			names.map((event) => makeEvent({ event })),
+		);
+
+		const spy = await runInDurableObject(stub, async (instance, state) => {
+			const spy = spyOnAnalytics(instance);
+			expect(await instance.flush()).toBe(600);
+			expect(spy).toHaveBeenCalledTimes(250);
+			expect(outbox(state)).toHaveLength(350);
+			// The rest is due at once.
+			expect(await state.storage.getAlarm()).toBe(FROZEN_AT);
+			return spy;
+		});
+
+		expect(await runDurableObjectAlarm(stub)).toBe(true);
+		expect(spy).toHaveBeenCalledTimes(500);
+		expect(await runDurableObjectAlarm(stub)).toBe(true);
+		expect(spy).toHaveBeenCalledTimes(600);
+
+		expect(pointsOf(spy).map((point) => point.blobs[1]).sort()).toEqual(names);
+		await runInDurableObject(stub, async (_instance, state) => {
+			expect(outbox(state)).toEqual([]);
+			expect(await state.storage.getAlarm()).toBe(FROZEN_AT + DEDUPE_WINDOW_MS + 1);
+		});
+		expect(await d1Events(tenant)).toEqual(names.map((event) => countOnly(event, MINUTE, 1)));
+	});
+});
+
+describe("failures and races", () => {
+	it("never lets an Analytics Engine failure block or undo the D1 flush", async () => {
+		const tenant = uniqueTenantId();
+		const stub = aggregator(tenant);
+		await stub.ingest(tenant, slice());
+
+		await runInDurableObject(stub, async (instance, state) => {
+			const sinks = internals(instance).sinks;
+			const real = sinks.analytics;
+			sinks.analytics = () => {
+				throw new Error("Analytics Engine unavailable");
+			};
+			expect(await instance.flush()).toBe(3);
+			expect(pendingRowCount(state)).toBe(0);
+			expect(byBlobs(outbox(state))).toEqual(slicePoints(tenant));
+			expect(await state.storage.getAlarm()).toBe(FROZEN_AT);
+			sinks.analytics = real;
+		});
+		expect(await d1Usage(tenant)).toEqual([{ sku: "tokens", unit: "token", hour: HOUR, micros: "2500000", events: 2 }]);
+		expect(await d1Events(tenant)).toEqual([
+			{ event: "api_call", minute: MINUTE, count: 3, errors: 1, duration_count: 2, duration_sum: 30.5, duration_min: 10, duration_max: 20.5 },
+			countOnly("page_view", MINUTE, 1),
+		]);
+
+		// Once Analytics Engine is back, the next alarm writes the kept points, and D1 stays as it was.
+		const spy = await runInDurableObject(stub, (instance) => spyOnAnalytics(instance));
+		expect(await runDurableObjectAlarm(stub)).toBe(true);
+
+		expect(byBlobs(pointsOf(spy))).toEqual(slicePoints(tenant));
+		await runInDurableObject(stub, (_instance, state) => expect(outbox(state)).toEqual([]));
+		expect(await d1Usage(tenant)).toEqual([{ sku: "tokens", unit: "token", hour: HOUR, micros: "2500000", events: 2 }]);
+		expect(await d1Flushes(tenant)).toHaveLength(1);
+	});
+
+	it("writes D1 and each point once when flush() races the alarm", async () => {
+		const tenant = uniqueTenantId();
+		const stub = aggregator(tenant);
+		await stub.ingest(tenant, slice());
+
+		const points = await runInDurableObject(stub, async (instance) => {
+			const spy = spyOnAnalytics(instance);
+			await Promise.all([instance.flush(), instance.alarm(), instance.flush()]);
+			return pointsOf(spy);
+		});
+
+		expect(byBlobs(points)).toEqual(slicePoints(tenant));
+		expect(await d1Usage(tenant)).toEqual([{ sku: "tokens", unit: "token", hour: HOUR, micros: "2500000", events: 2 }]);
+		expect(await d1Flushes(tenant)).toHaveLength(1);
+	});
+
+	it("writes a batch's points once when it is retried after a crash that followed D1's commit", async () => {
+		const tenant = uniqueTenantId();
+		const stub = aggregator(tenant);
+		await stub.ingest(tenant, slice());
+		const spy = await runInDurableObject(stub, (instance) => {
+			crashAfterD1Commit(instance, 1);
+			return spyOnAnalytics(instance);
+		});
+
+		await expect(settle(stub.flush())).rejects.toThrow("crashed after D1 commit");
+		expect(spy).not.toHaveBeenCalled();
+		await stub.flush();
+
+		expect(byBlobs(pointsOf(spy))).toEqual(slicePoints(tenant));
+		await runInDurableObject(stub, (_instance, state) => expect(outbox(state)).toEqual([]));
+	});
+});

@@ -1,0 +1,188 @@
+// Aggregator test fixtures: events, a frozen clock, fault-injecting sinks, and exact reads of DO and D1 state.
+import { env } from "cloudflare:workers";
+import { vi } from "vitest";
+import type { FlushSinks, TenantAggregator } from "../../src/aggregator/aggregator";
+import type { QueuedEvent } from "../../src/events/schema";
+import type { DataPoint } from "../../src/sinks/analytics";
+
+export const FLUSH_INTERVAL_MS = Number(env.FLUSH_INTERVAL_MS);
+export const FLUSH_MAX_ROWS = Number(env.FLUSH_MAX_ROWS);
+export const DEDUPE_WINDOW_MS = Number(env.DEDUPE_WINDOW_MS);
+
+const HOUR_MS = 3_600_000;
+/**
+ * The frozen "now" for aggregator tests: a year ahead of the real clock, so no alarm these tests
+ * arm ever fires by itself. Alarms run only when a test calls runDurableObjectAlarm.
+ */
+export const FROZEN_AT = Math.ceil((Date.now() + 365 * 24 * HOUR_MS) / HOUR_MS) * HOUR_MS + 123;
+
+/** Freezes Date (in the test and in the Durable Object: they share one isolate). */
+export function freezeClock(at = FROZEN_AT): number {
+	vi.useFakeTimers({ toFake: ["Date"], now: at });
+	return at;
+}
+
+export function advanceClock(ms: number): number {
+	vi.setSystemTime(Date.now() + ms);
+	return Date.now();
+}
+
+/** Event timestamps: two minutes before and after a UTC hour boundary. */
+export const AT = {
+	"13:58:00.000": Date.UTC(2026, 2, 10, 13, 58, 0, 0),
+	"13:59:00.000": Date.UTC(2026, 2, 10, 13, 59, 0, 0),
+	"13:59:30.000": Date.UTC(2026, 2, 10, 13, 59, 30, 0),
+	"13:59:59.999": Date.UTC(2026, 2, 10, 13, 59, 59, 999),
+	"14:00:00.000": Date.UTC(2026, 2, 10, 14, 0, 0, 0),
+	"14:01:30.000": Date.UTC(2026, 2, 10, 14, 1, 30, 0),
+} as const;
+
+let nextId = 0;
+export function makeEvent(overrides: Partial<QueuedEvent> = {}): QueuedEvent {
+	return { id: `ev-${nextId++}`, event: "api_call", timestamp: AT["13:59:30.000"], ...overrides };
+}
+
+export function aggregator(tenant: string) {
+	return env.AGGREGATOR.getByName(tenant);
+}
+
+/** The members TypeScript keeps protected or private, reached for inspection. */
+export function internals(instance: TenantAggregator): { env: Env; sinks: FlushSinks } {
+	return instance as unknown as { env: Env; sinks: FlushSinks };
+}
+
+// ---- Fault injection through the aggregator's own seam (instance.sinks) ----
+
+export class InjectedFault extends Error {}
+
+/** sinks.d1 throws on its next `times` calls without touching D1, then delegates to the real sink. */
+export function failD1(instance: TenantAggregator, times: number): { calls: number } {
+	const sinks = internals(instance).sinks;
+	const real = sinks.d1;
+	const seen = { calls: 0 };
+	sinks.d1 = async (tenant, batch) => {
+		seen.calls++;
+		if (seen.calls <= times) throw new InjectedFault("D1 unavailable");
+		return real(tenant, batch);
+	};
+	return seen;
+}
+
+/** sinks.d1 commits for real and then throws on its next `times` calls: a crash before the local clear. */
+export function crashAfterD1Commit(instance: TenantAggregator, times: number): { calls: number; applied: boolean[] } {
+	const sinks = internals(instance).sinks;
+	const real = sinks.d1;
+	const seen = { calls: 0, applied: [] as boolean[] };
+	sinks.d1 = async (tenant, batch) => {
+		seen.calls++;
+		const applied = await real(tenant, batch);
+		seen.applied.push(applied);
+		if (seen.calls <= times) throw new InjectedFault("crashed after D1 commit");
+		return applied;
+	};
+	return seen;
+}
+
+// ---- Durable Object local state ----
+
+function rows<T>(state: DurableObjectState, query: string, ...binds: unknown[]): T[] {
+	return state.storage.sql.exec(query, ...binds).toArray() as T[];
+}
+
+export interface PendingUsage {
+	batch: number;
+	sku: string;
+	unit: string;
+	hour: string;
+	micros: string;
+	events: number;
+}
+
+export function pendingUsage(state: DurableObjectState): PendingUsage[] {
+	return rows(state, "SELECT batch, sku, unit, hour, CAST(quantity_micros AS TEXT) AS micros, events FROM pending_usage ORDER BY batch, sku, unit, hour");
+}
+
+export function pendingEvents(state: DurableObjectState): Record<string, unknown>[] {
+	return rows(
+		state,
+		"SELECT batch, event, minute, count, errors, duration_count, duration_sum, duration_min, duration_max FROM pending_events ORDER BY batch, event, minute",
+	);
+}
+
+export function pendingRowCount(state: DurableObjectState): number {
+	return rows<{ n: number }>(state, "SELECT (SELECT count(*) FROM pending_usage) + (SELECT count(*) FROM pending_events) AS n")[0]!.n;
+}
+
+/** The meta table without the two keys fixed at first ingest (tenant, incarnation). */
+export function flushMeta(state: DurableObjectState): Record<string, string> {
+	const entries = rows<{ key: string; value: string }>(state, "SELECT key, value FROM meta WHERE key NOT IN ('tenant', 'incarnation', 'next_batch')");
+	return Object.fromEntries(entries.map((row) => [row.key, row.value]));
+}
+
+export function incarnation(state: DurableObjectState): string {
+	return rows<{ value: string }>(state, "SELECT value FROM meta WHERE key = 'incarnation'")[0]!.value;
+}
+
+export function outbox(state: DurableObjectState): DataPoint[] {
+	return rows<{ point: string }>(state, "SELECT point FROM analytics_outbox ORDER BY id").map((row) => JSON.parse(row.point) as DataPoint);
+}
+
+export function seenIds(state: DurableObjectState): { id: string; seen_at: number }[] {
+	return rows(state, "SELECT id, seen_at FROM seen_events ORDER BY id");
+}
+
+// ---- D1, the billing source of truth ----
+
+export interface UsageTotal {
+	sku: string;
+	unit: string;
+	hour: string;
+	micros: string;
+	events: number;
+}
+
+export async function d1Usage(tenant: string): Promise<UsageTotal[]> {
+	const { results } = await env.DB.prepare(
+		"SELECT sku, unit, hour, CAST(quantity_micros AS TEXT) AS micros, events FROM usage_rollups WHERE tenant = ?1 ORDER BY sku, unit, hour",
+	)
+		.bind(tenant)
+		.all<UsageTotal>();
+	return results;
+}
+
+export interface EventTotal {
+	event: string;
+	minute: string;
+	count: number;
+	errors: number;
+	duration_count: number;
+	duration_sum: number;
+	duration_min: number | null;
+	duration_max: number | null;
+}
+
+export async function d1Events(tenant: string): Promise<EventTotal[]> {
+	const { results } = await env.DB.prepare(
+		"SELECT event, minute, count, errors, duration_count, duration_sum, duration_min, duration_max FROM event_rollups WHERE tenant = ?1 ORDER BY event, minute",
+	)
+		.bind(tenant)
+		.all<EventTotal>();
+	return results;
+}
+
+export async function d1Flushes(tenant: string): Promise<{ flush_id: string; rows: number }[]> {
+	const { results } = await env.DB.prepare("SELECT flush_id, rows FROM flushes WHERE tenant = ?1 ORDER BY flush_id")
+		.bind(tenant)
+		.all<{ flush_id: string; rows: number }>();
+	return results;
+}
+
+/** An event rollup row with no performance data. */
+export function countOnly(event: string, minute: string, count: number): EventTotal {
+	return { event, minute, count, errors: 0, duration_count: 0, duration_sum: 0, duration_min: null, duration_max: null };
+}
+
+/** An RPC call as a plain promise: RPC promises are callable thenables, which expect().rejects mishandles. */
+export function settle<T>(call: PromiseLike<T>): Promise<T> {
+	return Promise.resolve(call);
+}
