@@ -13,9 +13,13 @@ export default defineConfig(async () => {
 				miniflare: {
 					// exports.default.queue() lets consumer tests call the real handler with a batch.
 					compatibilityFlags: ["service_binding_extra_handlers"],
-					bindings: { TEST_MIGRATIONS: migrations, ADMIN_TOKEN: "test-admin-token" },
-					// Deliver fast so end-to-end tests do not wait on the production batch timeout.
-					queueConsumers: { "meterline-events": { maxBatchTimeout: 0.05, maxBatchSize: 100, maxRetries: 3, retryDelay: 0 } },
+					// METRICS_REPORT_MS 0: each request reports its producer counters, so tests can read them.
+					bindings: { TEST_MIGRATIONS: migrations, ADMIN_TOKEN: "test-admin-token", METRICS_REPORT_MS: "0" },
+					// Deliver fast, and give up after 2 retries, so tests do not wait on production timings.
+					queueConsumers: {
+						"meterline-events": { maxBatchTimeout: 0.05, maxBatchSize: 100, maxRetries: 2, retryDelay: 0, deadLetterQueue: "meterline-dead-letters" },
+						"meterline-dead-letters": { maxBatchTimeout: 0.05, maxBatchSize: 100, maxRetries: 3, retryDelay: 0 },
+					},
 				},
 			}),
 		],

@@ -2,8 +2,10 @@
 // the rollups to D1 (exactly once, via the flush ledger) and then to Analytics Engine.
 import { DurableObject } from "cloudflare:workers";
 import { applyFlush, type FlushBatch } from "../db/queries";
+import { enqueueEvents } from "../producer/pack";
 import type { QueuedEvent } from "../events/schema";
 import { toDataPoint, writeDataPoints, MAX_POINTS_PER_INVOCATION, type DataPoint } from "../sinks/analytics";
+import { HEALTH_MONITOR, type HealthMonitor } from "../health/monitor";
 import { migrate } from "./local-schema";
 import { bucketStart, columnsOf, EVENT_ROLLUP, onConflictMerge, ROLLUPS, USAGE_ROLLUP, type RollupRow, type RollupSpec } from "./rollups";
 
@@ -12,12 +14,35 @@ export interface IngestResult {
 	duplicates: number;
 }
 
+export type AggregatorCounters = {
+	consumed: number;
+	duplicates: number;
+	aggregated: number;
+	flushed_rows: number;
+	flush_failures: number;
+	spilled: number;
+	respooled: number;
+};
+
+export interface AggregatorMetrics {
+	counters: AggregatorCounters;
+	/** Age of the oldest delta not yet in D1, or null when everything is flushed. */
+	oldestUnflushedMs: number | null;
+	/** When D1 flushes started failing, or null when they succeed. */
+	flushFailingSince: number | null;
+	/** Spilled events still waiting to be re-enqueued. */
+	spillPending: number;
+}
+
 /** Rows sealed into one flush, per rollup: bounds the size of one D1 transaction. */
 const MAX_ROWS_PER_FLUSH = 2000;
 /** Flushes one alarm runs before it yields and re-arms. */
 const MAX_FLUSHES_PER_ALARM = 10;
 const RETRY_BASE_MS = 1000;
 const RETRY_CAP_MS = 5 * 60_000;
+/** Spilled chunks re-enqueued per alarm, and the pause after a failed re-enqueue. */
+const RESPOOL_PER_ALARM = 20;
+const RESPOOL_RETRY_MS = 5000;
 
 /** Where a flush writes. The aggregator's own seam: tests wrap these to inject faults. */
 export interface FlushSinks {
@@ -82,10 +107,42 @@ export class TenantAggregator extends DurableObject<Env> {
 				const columns = columnsOf(spec);
 				for (const row of rows.values()) this.sql.exec(sql, ...columns.map((column) => row[column] ?? null));
 			}
-			return { accepted, duplicates: events.length - accepted };
+			const duplicates = events.length - accepted;
+			this.sql.exec("UPDATE counters SET consumed = consumed + ?, duplicates = duplicates + ?, aggregated = aggregated + ?", events.length, duplicates, accepted);
+			if (accepted > 0 && this.meta("open_since") === null) this.setMeta("open_since", String(now));
+			return { accepted, duplicates };
 		});
 		await this.armAfterIngest(now);
 		return result;
+	}
+
+	/**
+	 * Keeps events the producer could not enqueue, durably, and re-enqueues them from the alarm.
+	 * They go back through the queue (not straight into the rollups) so every event takes one path.
+	 */
+	async spill(tenant: string, events: QueuedEvent[]): Promise<void> {
+		const now = Date.now();
+		this.ctx.storage.transactionSync(() => {
+			this.claimTenant(tenant);
+			this.sql.exec("INSERT INTO spilled_events (events, spilled_at) VALUES (?, ?)", JSON.stringify(events), now);
+			this.sql.exec("UPDATE counters SET spilled = spilled + ?", events.length);
+		});
+		const current = await this.ctx.storage.getAlarm();
+		if (current === null || current > now) await this.ctx.storage.setAlarm(now);
+	}
+
+	/** This tenant's pipeline counters, for /v1/metrics and /v1/health. */
+	async metrics(): Promise<AggregatorMetrics> {
+		const counters = this.sql.exec<AggregatorCounters>("SELECT consumed, duplicates, aggregated, flushed_rows, flush_failures, spilled, respooled FROM counters").one();
+		const since = this.meta("sealed_since") ?? this.meta("open_since");
+		const failing = this.meta("failing_since");
+		const spillPending = this.sql.exec<{ n: number }>("SELECT count(*) AS n FROM spilled_events").one().n;
+		return {
+			counters: { ...counters },
+			oldestUnflushedMs: since === null ? null : Math.max(0, Date.now() - Number(since)),
+			flushFailingSince: failing === null ? null : Number(failing),
+			spillPending,
+		};
 	}
 
 	/** Flushes everything this aggregator holds to D1 and Analytics Engine; returns rows flushed. */
@@ -120,7 +177,30 @@ export class TenantAggregator extends DurableObject<Env> {
 		}
 		this.prune(now);
 		this.drainAnalytics();
+		await this.respool(now);
 		await this.armAfterAlarm(now);
+	}
+
+	/** Re-enqueues spilled events, oldest first; a failure keeps them for a later alarm. */
+	private async respool(now: number): Promise<void> {
+		if (now < Number(this.meta("respool_retry_at") ?? 0)) return;
+		const tenant = this.meta("tenant");
+		const chunks = this.sql.exec<{ id: number; events: string }>("SELECT id, events FROM spilled_events ORDER BY id LIMIT ?", RESPOOL_PER_ALARM).toArray();
+		for (const chunk of chunks) {
+			const events = JSON.parse(chunk.events) as QueuedEvent[];
+			try {
+				await enqueueEvents(this.env.EVENTS, tenant!, events);
+			} catch (err) {
+				console.error("re-enqueue of spilled events failed; kept for a later alarm", err);
+				this.setMeta("respool_retry_at", String(now + RESPOOL_RETRY_MS));
+				return;
+			}
+			this.ctx.storage.transactionSync(() => {
+				this.sql.exec("DELETE FROM spilled_events WHERE id = ?", chunk.id);
+				this.sql.exec("UPDATE counters SET respooled = respooled + ?", events.length);
+			});
+		}
+		this.sql.exec("DELETE FROM meta WHERE key = 'respool_retry_at'");
 	}
 
 	/** Seals (or resumes) one batch and writes it to D1. Returns rows flushed, or null if idle. */
@@ -133,9 +213,16 @@ export class TenantAggregator extends DurableObject<Env> {
 		try {
 			await this.sinks.d1(tenant, { flushId, rows });
 		} catch (err) {
+			const now = Date.now();
 			const failures = Number(this.meta("flush_failures") ?? 0) + 1;
-			this.setMeta("flush_failures", String(failures));
-			this.setMeta("retry_at", String(Date.now() + backoffMs(failures)));
+			const failingSince = Number(this.meta("failing_since") ?? now);
+			this.ctx.storage.transactionSync(() => {
+				this.setMeta("flush_failures", String(failures));
+				this.setMeta("retry_at", String(now + backoffMs(failures)));
+				this.setMeta("failing_since", String(failingSince));
+				this.sql.exec("UPDATE counters SET flush_failures = flush_failures + 1");
+			});
+			await this.tellHealth((health) => health.flushFailing(tenant, failingSince, failures));
 			throw err;
 		}
 		// D1 has the batch: only now may the local copy go. Dashboards get their points from an
@@ -147,8 +234,13 @@ export class TenantAggregator extends DurableObject<Env> {
 				for (const row of specRows) this.sql.exec("INSERT INTO analytics_outbox (point) VALUES (?)", JSON.stringify(toDataPoint(tenant, spec, row)));
 				count += specRows.length;
 			}
-			this.sql.exec("DELETE FROM meta WHERE key IN ('sealed_batch', 'flush_failures', 'retry_at')");
+			this.sql.exec("UPDATE counters SET flushed_rows = flushed_rows + ?", count);
+			this.sql.exec("DELETE FROM meta WHERE key IN ('sealed_batch', 'sealed_since', 'flush_failures', 'retry_at')");
 		});
+		if (this.meta("failing_since") !== null) {
+			this.sql.exec("DELETE FROM meta WHERE key = 'failing_since'");
+			await this.tellHealth((health) => health.flushRecovered(tenant));
+		}
 		return count;
 	}
 
@@ -168,6 +260,8 @@ export class TenantAggregator extends DurableObject<Env> {
 			}
 			this.setMeta("next_batch", String(batch + 1));
 			this.setMeta("sealed_batch", String(batch));
+			this.setMeta("sealed_since", this.meta("open_since") ?? String(Date.now()));
+			if (this.openRows() === 0) this.sql.exec("DELETE FROM meta WHERE key = 'open_since'");
 			return batch;
 		});
 	}
@@ -208,10 +302,20 @@ export class TenantAggregator extends DurableObject<Env> {
 		const open = this.openRows();
 		if (open > 0) due.push(Math.max(open >= this.maxRows ? now : now + this.intervalMs, this.retryAt()));
 		if (this.sql.exec("SELECT 1 FROM analytics_outbox LIMIT 1").toArray().length > 0) due.push(now);
+		if (this.sql.exec("SELECT 1 FROM spilled_events LIMIT 1").toArray().length > 0) due.push(Math.max(now, Number(this.meta("respool_retry_at") ?? 0)));
 		const oldest = this.sql.exec<{ seen: number | null }>("SELECT min(seen_at) AS seen FROM seen_events").one().seen;
 		if (oldest !== null) due.push(oldest + this.dedupeWindowMs + 1);
 		if (due.length === 0) await this.ctx.storage.deleteAlarm();
 		else await this.ctx.storage.setAlarm(Math.min(...due));
+	}
+
+	/** Flush failures and recoveries go to the pipeline's health monitor; it must never block a flush. */
+	private async tellHealth(report: (health: DurableObjectStub<HealthMonitor>) => Promise<void>): Promise<void> {
+		try {
+			await report(this.env.HEALTH.getByName(HEALTH_MONITOR));
+		} catch (err) {
+			console.error("health monitor unreachable", err);
+		}
 	}
 
 	private async exclusive<T>(work: () => Promise<T>): Promise<T> {

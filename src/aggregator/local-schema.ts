@@ -18,6 +18,16 @@ const MIGRATIONS: readonly string[] = [
 		duration_sum REAL NOT NULL, duration_min REAL, duration_max REAL,
 		PRIMARY KEY (batch, event, minute));
 	 CREATE TABLE analytics_outbox (id INTEGER PRIMARY KEY AUTOINCREMENT, point TEXT NOT NULL);`,
+	// One row of counters (one row write per RPC, not one per counter), and events the producer
+	// could not enqueue, kept here until the alarm re-enqueues them.
+	`CREATE TABLE counters (
+		id INTEGER PRIMARY KEY CHECK (id = 1),
+		consumed INTEGER NOT NULL DEFAULT 0, duplicates INTEGER NOT NULL DEFAULT 0,
+		aggregated INTEGER NOT NULL DEFAULT 0, flushed_rows INTEGER NOT NULL DEFAULT 0,
+		flush_failures INTEGER NOT NULL DEFAULT 0, spilled INTEGER NOT NULL DEFAULT 0,
+		respooled INTEGER NOT NULL DEFAULT 0);
+	 INSERT INTO counters (id) VALUES (1);
+	 CREATE TABLE spilled_events (id INTEGER PRIMARY KEY AUTOINCREMENT, events TEXT NOT NULL, spilled_at INTEGER NOT NULL);`,
 ];
 
 /** Applies the migrations this storage has not seen yet. Call inside blockConcurrencyWhile. */

@@ -1,5 +1,6 @@
 // The queue consumer: one RPC per tenant per batch, ack only what the aggregators made durable.
 import { checkEventsMessage, type EventsMessage, type QueuedEvent } from "../events/schema";
+import { sendToDeadLetters } from "./dead-letters";
 
 const RETRY_BASE_SECONDS = 2;
 const RETRY_CAP_SECONDS = 300;
@@ -8,6 +9,17 @@ const RETRY_CAP_SECONDS = 300;
 export function retryDelaySeconds(attempts: number, random: () => number = Math.random): number {
 	const step = Math.min(RETRY_CAP_SECONDS, RETRY_BASE_SECONDS * 2 ** Math.min(Math.max(attempts - 1, 0), 16));
 	return Math.max(1, Math.round(step * (0.5 + random() / 2)));
+}
+
+/** A message that can never be processed is dead-lettered at once, never retried forever. */
+async function deadLetterPoison(env: Env, message: Message<unknown>, problem: string): Promise<void> {
+	try {
+		await sendToDeadLetters(env, message, `undecodable message: ${problem}`);
+		message.ack();
+	} catch (err) {
+		console.error("dead-lettering a poison message failed; retrying it", { id: message.id }, err);
+		message.retry({ delaySeconds: retryDelaySeconds(message.attempts) });
+	}
 }
 
 interface TenantSlice {
@@ -20,8 +32,7 @@ export async function consumeEvents(batch: MessageBatch<unknown>, env: Env): Pro
 	for (const message of batch.messages) {
 		const problem = checkEventsMessage(message.body);
 		if (problem) {
-			console.error("undecodable queue message", { id: message.id, problem });
-			message.retry({ delaySeconds: retryDelaySeconds(message.attempts) });
+			await deadLetterPoison(env, message, problem);
 			continue;
 		}
 		const body = message.body as EventsMessage;

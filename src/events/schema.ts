@@ -42,6 +42,14 @@ const EVENT_FIELDS = new Set(["id", "event", "timestamp", "userId", "sessionId",
 const PERFORMANCE_FIELDS = new Set(["duration", "statusCode"]);
 const USAGE_FIELDS = new Set(["sku", "quantity", "unit"]);
 const QUEUED_USAGE_FIELDS = new Set(["sku", "unit", "micros"]);
+const NO_REDACTION: ReadonlySet<string> = new Set();
+export const REDACTED = "[redacted]";
+
+/** The redaction set from a comma-separated key list, matched case-insensitively. */
+export function redactionKeys(list: string | undefined): ReadonlySet<string> {
+	return new Set((list ?? "").split(",").map((key) => key.trim().toLowerCase()).filter(Boolean));
+}
+
 /** At most this many field issues are reported, so a hostile batch cannot inflate the answer. */
 const MAX_ISSUES = 100;
 
@@ -55,13 +63,13 @@ export function isPlainObject(value: unknown): value is Record<string, unknown> 
  * Validates a request body (one event, or {"events": [...]}) all-or-nothing.
  * Returns the normalized events, or throws a 400 with one detail per bad field.
  */
-export function parseEventsBody(body: unknown, now: number): QueuedEvent[] {
+export function parseEventsBody(body: unknown, now: number, redact: ReadonlySet<string> = NO_REDACTION): QueuedEvent[] {
 	const raw = isPlainObject(body) && "events" in body ? batchEntries(body) : [body];
 	const issues: Issues = [];
 	const events: QueuedEvent[] = [];
 	for (let index = 0; index < raw.length; index++) {
 		const before = issues.length;
-		const event = validateEvent(raw[index], now, issues);
+		const event = validateEvent(raw[index], now, issues, redact);
 		for (let i = before; i < issues.length; i++) issues[i]!.index = index;
 		if (event) events.push(event);
 	}
@@ -86,7 +94,7 @@ function batchEntries(body: Record<string, unknown>): unknown[] {
 }
 
 /** Validates one event, pushing an issue per bad field. Returns undefined if any field was bad. */
-export function validateEvent(raw: unknown, now: number, issues: Issues): QueuedEvent | undefined {
+export function validateEvent(raw: unknown, now: number, issues: Issues, redact: ReadonlySet<string> = NO_REDACTION): QueuedEvent | undefined {
 	const start = issues.length;
 	if (!isPlainObject(raw)) {
 		issues.push({ path: "$", message: "must be an event object" });
@@ -99,7 +107,7 @@ export function validateEvent(raw: unknown, now: number, issues: Issues): Queued
 	const timestamp = raw.timestamp === undefined ? now : checkTimestamp(raw.timestamp, now, issues);
 	const userId = raw.userId === undefined ? undefined : checkString(raw.userId, "userId", 0, 256, issues);
 	const sessionId = raw.sessionId === undefined ? undefined : checkString(raw.sessionId, "sessionId", 0, 256, issues);
-	const properties = raw.properties === undefined ? undefined : checkProperties(raw.properties, issues);
+	const properties = raw.properties === undefined ? undefined : checkProperties(raw.properties, issues, redact);
 	const performance = raw.performance === undefined ? undefined : checkPerformance(raw.performance, issues);
 	const usage = raw.usage === undefined ? undefined : checkUsage(raw.usage, issues);
 	if (issues.length > start) return undefined;
@@ -151,13 +159,13 @@ function checkTimestamp(value: unknown, now: number, issues: Issues): number | u
 	return undefined;
 }
 
-function checkProperties(value: unknown, issues: Issues): Record<string, unknown> | undefined {
+function checkProperties(value: unknown, issues: Issues, redact: ReadonlySet<string>): Record<string, unknown> | undefined {
 	if (!isPlainObject(value)) {
 		issues.push({ path: "properties", message: "must be an object" });
 		return undefined;
 	}
 	const before = issues.length;
-	walkProperties(value, "properties", 1, issues);
+	walkProperties(value, "properties", 1, issues, redact);
 	if (issues.length > before) return undefined;
 	const bytes = utf8Length(JSON.stringify(value));
 	if (bytes > EVENT_LIMITS.maxPropertiesBytes) {
@@ -167,21 +175,25 @@ function checkProperties(value: unknown, issues: Issues): Record<string, unknown
 	return value;
 }
 
-/** Refuses prototype-polluting keys at any depth and nesting deeper than the limit. */
-function walkProperties(value: unknown, path: string, depth: number, issues: Issues): void {
+/**
+ * Refuses prototype-polluting keys at any depth and nesting deeper than the limit, and replaces
+ * the value of every key in `redact` (lower-cased) with "[redacted]", in the same single pass.
+ */
+function walkProperties(value: unknown, path: string, depth: number, issues: Issues, redact: ReadonlySet<string>): void {
 	if (typeof value !== "object" || value === null) return;
 	if (depth > EVENT_LIMITS.maxDepth) {
 		issues.push({ path, message: `nesting deeper than ${EVENT_LIMITS.maxDepth} levels` });
 		return;
 	}
 	if (Array.isArray(value)) {
-		for (let i = 0; i < value.length; i++) walkProperties(value[i], `${path}[${i}]`, depth + 1, issues);
+		for (let i = 0; i < value.length; i++) walkProperties(value[i], `${path}[${i}]`, depth + 1, issues, redact);
 		return;
 	}
 	for (const key of Object.keys(value)) {
 		const child = `${path}.${key}`;
 		if (FORBIDDEN_KEYS.has(key)) issues.push({ path: child, message: "forbidden key" });
-		else walkProperties((value as Record<string, unknown>)[key], child, depth + 1, issues);
+		else if (redact.size > 0 && redact.has(key.toLowerCase())) (value as Record<string, unknown>)[key] = REDACTED;
+		else walkProperties((value as Record<string, unknown>)[key], child, depth + 1, issues, redact);
 	}
 }
 

@@ -1,13 +1,17 @@
 // The HTTP surface: every route, its method, and the central error handling.
 import { Router, type IRequest } from "itty-router";
+import { discardDeadLetter, listDeadLettersRoute, replayDeadLetters } from "../admin/dead-letters";
+import { createKey, deleteKey } from "../admin/keys";
 import { createTenant } from "../admin/tenants";
 import { authenticate } from "../auth/keys";
+import { getHealth } from "../health/health";
+import { getAllMetrics, getTenantMetrics } from "../health/metrics";
 import { ingestEvents } from "../producer/ingest";
 import { getStats } from "../reports/stats";
 import { getUsage } from "../reports/usage";
 import { ApiError, json, toErrorResponse } from "./errors";
 
-type Args = [env: Env, ctx: ExecutionContext];
+type Handler = (request: IRequest, env: Env, ctx: ExecutionContext) => Promise<Response> | Response;
 
 async function flushTenant(request: Request, env: Env): Promise<Response> {
 	const tenant = await authenticate(request, env, ["write", "read"]);
@@ -19,19 +23,26 @@ async function flushTenant(request: Request, env: Env): Promise<Response> {
 	}
 }
 
-/** Routes by path; a known path with the wrong method answers 405 with Allow. */
-const ROUTES: Record<string, Partial<Record<string, (request: Request, env: Env, ctx: ExecutionContext) => Promise<Response> | Response>>> = {
-	"/v1/health": { GET: () => json({ status: "ok" }) },
+/** Every route by path pattern; a known path with the wrong method answers 405 with Allow. */
+const ROUTES: Record<string, Record<string, Handler>> = {
+	"/v1/health": { GET: getHealth },
 	"/v1/events": { POST: ingestEvents },
 	"/v1/flush": { POST: flushTenant },
 	"/v1/usage": { GET: getUsage },
 	"/v1/stats": { GET: getStats },
+	"/v1/metrics": { GET: getTenantMetrics },
 	"/v1/admin/tenants": { POST: createTenant },
+	"/v1/admin/tenants/:id/keys": { POST: createKey },
+	"/v1/admin/keys/:prefix": { DELETE: deleteKey },
+	"/v1/admin/metrics": { GET: getAllMetrics },
+	"/v1/admin/dead-letters": { GET: listDeadLettersRoute },
+	"/v1/admin/dead-letters/replay": { POST: replayDeadLetters },
+	"/v1/admin/dead-letters/:id": { DELETE: discardDeadLetter },
 };
 
-const router = Router<IRequest, Args>({ catch: toErrorResponse });
+const router = Router<IRequest, [env: Env, ctx: ExecutionContext]>({ catch: toErrorResponse });
 for (const [path, methods] of Object.entries(ROUTES)) {
-	for (const [method, handler] of Object.entries(methods)) router[method.toLowerCase() as "get" | "post"](path, handler!);
+	for (const [method, handler] of Object.entries(methods)) router[method.toLowerCase() as "get" | "post" | "delete"](path, handler);
 	router.all(path, () => {
 		throw new ApiError(405, "Method not allowed", undefined, { allow: Object.keys(methods).join(", ") });
 	});

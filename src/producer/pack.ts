@@ -62,7 +62,7 @@ export function groupIntoBatches<T extends { bytes: number }>(messages: T[], lim
 	return batches;
 }
 
-/** Sends one tenant's events to the queue, packed. */
+/** Sends one tenant's events to the queue, packed, once; the caller owns retries. */
 export async function enqueueEvents(queue: Queue, tenant: string, events: QueuedEvent[]): Promise<void> {
 	for (const batch of groupIntoBatches(packMessages(tenant, events))) {
 		await queue.sendBatch(batch.map(({ body }) => ({ body, contentType: "json" as const })));

@@ -113,9 +113,9 @@ export function pendingRowCount(state: DurableObjectState): number {
 	return rows<{ n: number }>(state, "SELECT (SELECT count(*) FROM pending_usage) + (SELECT count(*) FROM pending_events) AS n")[0]!.n;
 }
 
-/** The meta table without the two keys fixed at first ingest (tenant, incarnation). */
+/** The meta keys that describe a flush in progress or failing. */
 export function flushMeta(state: DurableObjectState): Record<string, string> {
-	const entries = rows<{ key: string; value: string }>(state, "SELECT key, value FROM meta WHERE key NOT IN ('tenant', 'incarnation', 'next_batch')");
+	const entries = rows<{ key: string; value: string }>(state, "SELECT key, value FROM meta WHERE key IN ('sealed_batch', 'flush_failures', 'retry_at')");
 	return Object.fromEntries(entries.map((row) => [row.key, row.value]));
 }
 

@@ -1,0 +1,77 @@
+// GET /v1/metrics (a tenant's own, read key) and GET /v1/admin/metrics (every tenant, admin).
+import type { AggregatorMetrics } from "../aggregator/aggregator";
+import { authenticate, requireAdmin } from "../auth/keys";
+import { deadLetterCounts, listTenantIds, producerMetrics } from "../db/queries";
+import { json } from "../http/errors";
+
+export interface TenantMetrics {
+	tenant: string;
+	received: number;
+	enqueued: number;
+	enqueueFailures: number;
+	lost: number;
+	spilled: number;
+	respooled: number;
+	consumed: number;
+	duplicatesDropped: number;
+	aggregated: number;
+	flushedRows: number;
+	flushFailures: number;
+	deadLettered: number;
+	replayed: number;
+	oldestUnflushedAgeMs: number | null;
+	spillPending: number;
+}
+
+/** How many aggregators the admin view asks at once. */
+const FAN_OUT = 20;
+
+export async function tenantMetrics(env: Env, tenant: string): Promise<TenantMetrics> {
+	const hourAgo = new Date(Date.now() - 3_600_000).toISOString();
+	const [producer, aggregator, dead] = await Promise.all([
+		producerMetrics(env.DB, tenant),
+		env.AGGREGATOR.getByName(tenant).metrics() as Promise<AggregatorMetrics>,
+		deadLetterCounts(env.DB, tenant, hourAgo),
+	]);
+	const c = aggregator.counters;
+	return {
+		tenant,
+		received: producer.received ?? 0,
+		enqueued: producer.enqueued ?? 0,
+		enqueueFailures: producer.enqueue_failures ?? 0,
+		lost: producer.lost ?? 0,
+		spilled: c.spilled,
+		respooled: c.respooled,
+		consumed: c.consumed,
+		duplicatesDropped: c.duplicates,
+		aggregated: c.aggregated,
+		flushedRows: c.flushed_rows,
+		flushFailures: c.flush_failures,
+		deadLettered: dead.total,
+		replayed: dead.replayed,
+		oldestUnflushedAgeMs: aggregator.oldestUnflushedMs,
+		spillPending: aggregator.spillPending,
+	};
+}
+
+export async function getTenantMetrics(request: Request, env: Env): Promise<Response> {
+	const tenant = await authenticate(request, env, ["read"]);
+	return json(await tenantMetrics(env, tenant));
+}
+
+/** Every tenant's counters and their totals; asks each tenant's aggregator, FAN_OUT at a time. */
+export async function getAllMetrics(request: Request, env: Env): Promise<Response> {
+	await requireAdmin(request, env);
+	const ids = await listTenantIds(env.DB);
+	const tenants: TenantMetrics[] = [];
+	for (let i = 0; i < ids.length; i += FAN_OUT) tenants.push(...(await Promise.all(ids.slice(i, i + FAN_OUT).map((id) => tenantMetrics(env, id)))));
+	const totals: Record<string, number | null> = {};
+	for (const metrics of tenants) {
+		for (const [name, value] of Object.entries(metrics)) {
+			if (typeof value === "number" && name !== "oldestUnflushedAgeMs") totals[name] = ((totals[name] as number | undefined) ?? 0) + value;
+		}
+	}
+	const ages = tenants.map((t) => t.oldestUnflushedAgeMs).filter((age): age is number => age !== null);
+	totals.oldestUnflushedAgeMs = ages.length > 0 ? Math.max(...ages) : null;
+	return json({ tenants, totals });
+}
