@@ -5,8 +5,9 @@ import { handleFetch } from "./http/router";
 
 export { TenantAggregator } from "./aggregator/aggregator";
 export { HealthMonitor } from "./health/monitor";
+export { MeterlineIngest } from "./producer/entrypoint";
 
 export default {
 	fetch: (request, env, ctx) => handleFetch(request, env, ctx),
-	queue: (batch, env, _ctx) => (batch.queue === "meterline-dead-letters" ? consumeDeadLetters(batch, env) : consumeEvents(batch, env)),
+	queue: (batch, env, ctx) => (batch.queue === "meterline-dead-letters" ? consumeDeadLetters(batch, env) : consumeEvents(batch, env, ctx)),
 } satisfies ExportedHandler<Env, unknown>;

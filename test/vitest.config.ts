@@ -26,6 +26,8 @@ export default defineConfig(async () => {
 		test: {
 			root,
 			include: ["test/**/*.test.ts"],
+			// Node-side tests (real SDKs, the benchmark's arithmetic) run under test/sdk/vitest.config.ts.
+			exclude: ["test/sdk/**", "test/bench/**"],
 			setupFiles: ["test/setup/apply-migrations.ts"],
 			testTimeout: 60_000,
 		},

@@ -24,6 +24,15 @@ export type AggregatorCounters = {
 	respooled: number;
 };
 
+export type AggregatorOperations = {
+	rpc_calls: number;
+	alarms: number;
+	sqlite_rows_written: number;
+	d1_rows_written: number;
+	analytics_points: number;
+	storageBytes: number;
+};
+
 export interface AggregatorMetrics {
 	counters: AggregatorCounters;
 	/** Age of the oldest delta not yet in D1, or null when everything is flushed. */
@@ -70,6 +79,8 @@ const selectSql = new Map<RollupSpec, string>(
 
 export class TenantAggregator extends DurableObject<Env> {
 	private readonly sql: SqlStorage;
+	/** Rows written by statements since the counters row last took them. */
+	private unsavedRowsWritten = 0;
 	/** Serializes flushes: an alarm and a /v1/flush call must not seal or send the same batch twice. */
 	private flushing: Promise<unknown> = Promise.resolve();
 	readonly sinks: FlushSinks;
@@ -96,7 +107,7 @@ export class TenantAggregator extends DurableObject<Env> {
 			const rollups = new Map<RollupSpec, Map<string, RollupRow>>(ROLLUPS.map((spec) => [spec, new Map()]));
 			let accepted = 0;
 			for (const event of events) {
-				const inserted = this.sql.exec("INSERT INTO seen_events (id, seen_at) VALUES (?, ?) ON CONFLICT DO NOTHING", event.id, now);
+				const inserted = this.exec("INSERT INTO seen_events (id, seen_at) VALUES (?, ?) ON CONFLICT DO NOTHING", event.id, now);
 				if (inserted.rowsWritten === 0) continue;
 				accepted++;
 				addEvent(rollups.get(EVENT_ROLLUP)!, event);
@@ -105,11 +116,12 @@ export class TenantAggregator extends DurableObject<Env> {
 			for (const [spec, rows] of rollups) {
 				const sql = upsertSql.get(spec)!;
 				const columns = columnsOf(spec);
-				for (const row of rows.values()) this.sql.exec(sql, ...columns.map((column) => row[column] ?? null));
+				for (const row of rows.values()) this.exec(sql, ...columns.map((column) => row[column] ?? null));
 			}
 			const duplicates = events.length - accepted;
-			this.sql.exec("UPDATE counters SET consumed = consumed + ?, duplicates = duplicates + ?, aggregated = aggregated + ?", events.length, duplicates, accepted);
+			this.exec("UPDATE counters SET consumed = consumed + ?, duplicates = duplicates + ?, aggregated = aggregated + ?", events.length, duplicates, accepted);
 			if (accepted > 0 && this.meta("open_since") === null) this.setMeta("open_since", String(now));
+			this.countOperations({ rpc_calls: 1 });
 			return { accepted, duplicates };
 		});
 		await this.armAfterIngest(now);
@@ -124,8 +136,9 @@ export class TenantAggregator extends DurableObject<Env> {
 		const now = Date.now();
 		this.ctx.storage.transactionSync(() => {
 			this.claimTenant(tenant);
-			this.sql.exec("INSERT INTO spilled_events (events, spilled_at) VALUES (?, ?)", JSON.stringify(events), now);
-			this.sql.exec("UPDATE counters SET spilled = spilled + ?", events.length);
+			this.exec("INSERT INTO spilled_events (events, spilled_at) VALUES (?, ?)", JSON.stringify(events), now);
+			this.exec("UPDATE counters SET spilled = spilled + ?", events.length);
+			this.countOperations({ rpc_calls: 1 });
 		});
 		const current = await this.ctx.storage.getAlarm();
 		if (current === null || current > now) await this.ctx.storage.setAlarm(now);
@@ -136,12 +149,22 @@ export class TenantAggregator extends DurableObject<Env> {
 		const counters = this.sql.exec<AggregatorCounters>("SELECT consumed, duplicates, aggregated, flushed_rows, flush_failures, spilled, respooled FROM counters").one();
 		const since = this.meta("sealed_since") ?? this.meta("open_since");
 		const failing = this.meta("failing_since");
-		const spillPending = this.sql.exec<{ n: number }>("SELECT count(*) AS n FROM spilled_events").one().n;
+		const spillPending = this.sql.exec<{ n: number }>("SELECT coalesce(sum(json_array_length(events)), 0) AS n FROM spilled_events").one().n;
 		return {
 			counters: { ...counters },
 			oldestUnflushedMs: since === null ? null : Math.max(0, Date.now() - Number(since)),
 			flushFailingSince: failing === null ? null : Number(failing),
 			spillPending,
+		};
+	}
+
+	/** The platform operations this aggregator caused, and its storage size, for the benchmark. */
+	async operations(): Promise<AggregatorOperations> {
+		return {
+			...this.sql
+				.exec<Omit<AggregatorOperations, "storageBytes">>("SELECT rpc_calls, alarms, sqlite_rows_written, d1_rows_written, analytics_points FROM counters")
+				.one(),
+			storageBytes: this.sql.databaseSize,
 		};
 	}
 
@@ -158,6 +181,7 @@ export class TenantAggregator extends DurableObject<Env> {
 			});
 		} finally {
 			this.drainAnalytics();
+			this.countOperations({ rpc_calls: 1 });
 			await this.armAfterAlarm(Date.now());
 		}
 	}
@@ -178,6 +202,7 @@ export class TenantAggregator extends DurableObject<Env> {
 		this.prune(now);
 		this.drainAnalytics();
 		await this.respool(now);
+		this.countOperations({ alarms: 1 });
 		await this.armAfterAlarm(now);
 	}
 
@@ -196,11 +221,11 @@ export class TenantAggregator extends DurableObject<Env> {
 				return;
 			}
 			this.ctx.storage.transactionSync(() => {
-				this.sql.exec("DELETE FROM spilled_events WHERE id = ?", chunk.id);
-				this.sql.exec("UPDATE counters SET respooled = respooled + ?", events.length);
+				this.exec("DELETE FROM spilled_events WHERE id = ?", chunk.id);
+				this.exec("UPDATE counters SET respooled = respooled + ?", events.length);
 			});
 		}
-		this.sql.exec("DELETE FROM meta WHERE key = 'respool_retry_at'");
+		this.exec("DELETE FROM meta WHERE key = 'respool_retry_at'");
 	}
 
 	/** Seals (or resumes) one batch and writes it to D1. Returns rows flushed, or null if idle. */
@@ -210,8 +235,9 @@ export class TenantAggregator extends DurableObject<Env> {
 		const tenant = this.meta("tenant")!;
 		const rows = new Map<RollupSpec, RollupRow[]>(ROLLUPS.map((spec) => [spec, this.sql.exec<RollupRow>(selectSql.get(spec)!, batch).toArray()]));
 		const flushId = `${this.meta("incarnation")}:${batch}`;
+		const flush: FlushBatch = { flushId, rows, stats: { rowsWritten: 0 } };
 		try {
-			await this.sinks.d1(tenant, { flushId, rows });
+			await this.sinks.d1(tenant, flush);
 		} catch (err) {
 			const now = Date.now();
 			const failures = Number(this.meta("flush_failures") ?? 0) + 1;
@@ -220,7 +246,7 @@ export class TenantAggregator extends DurableObject<Env> {
 				this.setMeta("flush_failures", String(failures));
 				this.setMeta("retry_at", String(now + backoffMs(failures)));
 				this.setMeta("failing_since", String(failingSince));
-				this.sql.exec("UPDATE counters SET flush_failures = flush_failures + 1");
+				this.exec("UPDATE counters SET flush_failures = flush_failures + 1");
 			});
 			await this.tellHealth((health) => health.flushFailing(tenant, failingSince, failures));
 			throw err;
@@ -230,15 +256,16 @@ export class TenantAggregator extends DurableObject<Env> {
 		let count = 0;
 		this.ctx.storage.transactionSync(() => {
 			for (const [spec, specRows] of rows) {
-				this.sql.exec(`DELETE FROM ${spec.localTable} WHERE batch = ?`, batch);
-				for (const row of specRows) this.sql.exec("INSERT INTO analytics_outbox (point) VALUES (?)", JSON.stringify(toDataPoint(tenant, spec, row)));
+				this.exec(`DELETE FROM ${spec.localTable} WHERE batch = ?`, batch);
+				for (const row of specRows) this.exec("INSERT INTO analytics_outbox (point) VALUES (?)", JSON.stringify(toDataPoint(tenant, spec, row)));
 				count += specRows.length;
 			}
-			this.sql.exec("UPDATE counters SET flushed_rows = flushed_rows + ?", count);
-			this.sql.exec("DELETE FROM meta WHERE key IN ('sealed_batch', 'sealed_since', 'flush_failures', 'retry_at')");
+			this.exec("UPDATE counters SET flushed_rows = flushed_rows + ?", count);
+			this.countOperations({ d1_rows_written: flush.stats?.rowsWritten ?? 0 });
+			this.exec("DELETE FROM meta WHERE key IN ('sealed_batch', 'sealed_since', 'flush_failures', 'retry_at')");
 		});
 		if (this.meta("failing_since") !== null) {
-			this.sql.exec("DELETE FROM meta WHERE key = 'failing_since'");
+			this.exec("DELETE FROM meta WHERE key = 'failing_since'");
 			await this.tellHealth((health) => health.flushRecovered(tenant));
 		}
 		return count;
@@ -252,7 +279,7 @@ export class TenantAggregator extends DurableObject<Env> {
 			if (this.openRows() === 0) return null;
 			const batch = Number(this.meta("next_batch") ?? 1);
 			for (const spec of ROLLUPS) {
-				this.sql.exec(
+				this.exec(
 					`UPDATE ${spec.localTable} SET batch = ? WHERE rowid IN (SELECT rowid FROM ${spec.localTable} WHERE batch = 0 LIMIT ?)`,
 					batch,
 					MAX_ROWS_PER_FLUSH,
@@ -261,7 +288,7 @@ export class TenantAggregator extends DurableObject<Env> {
 			this.setMeta("next_batch", String(batch + 1));
 			this.setMeta("sealed_batch", String(batch));
 			this.setMeta("sealed_since", this.meta("open_since") ?? String(Date.now()));
-			if (this.openRows() === 0) this.sql.exec("DELETE FROM meta WHERE key = 'open_since'");
+			if (this.openRows() === 0) this.exec("DELETE FROM meta WHERE key = 'open_since'");
 			return batch;
 		});
 	}
@@ -278,11 +305,12 @@ export class TenantAggregator extends DurableObject<Env> {
 			console.error("Analytics Engine write failed; points kept for the next alarm", err);
 			return;
 		}
-		this.sql.exec("DELETE FROM analytics_outbox WHERE id <= ?", queued[queued.length - 1]!.id);
+		this.exec("DELETE FROM analytics_outbox WHERE id <= ?", queued[queued.length - 1]!.id);
+		this.countOperations({ analytics_points: queued.length });
 	}
 
 	private prune(now: number): void {
-		this.sql.exec("DELETE FROM seen_events WHERE seen_at < ?", now - this.dedupeWindowMs);
+		this.exec("DELETE FROM seen_events WHERE seen_at < ?", now - this.dedupeWindowMs);
 	}
 
 	/** Arms the flush alarm if none is set, or pulls it forward once enough rows are pending. */
@@ -301,8 +329,8 @@ export class TenantAggregator extends DurableObject<Env> {
 		if (this.meta("sealed_batch") !== null) due.push(Math.max(now, this.retryAt()));
 		const open = this.openRows();
 		if (open > 0) due.push(Math.max(open >= this.maxRows ? now : now + this.intervalMs, this.retryAt()));
-		if (this.sql.exec("SELECT 1 FROM analytics_outbox LIMIT 1").toArray().length > 0) due.push(now);
-		if (this.sql.exec("SELECT 1 FROM spilled_events LIMIT 1").toArray().length > 0) due.push(Math.max(now, Number(this.meta("respool_retry_at") ?? 0)));
+		if (this.exec("SELECT 1 FROM analytics_outbox LIMIT 1").toArray().length > 0) due.push(now);
+		if (this.exec("SELECT 1 FROM spilled_events LIMIT 1").toArray().length > 0) due.push(Math.max(now, Number(this.meta("respool_retry_at") ?? 0)));
 		const oldest = this.sql.exec<{ seen: number | null }>("SELECT min(seen_at) AS seen FROM seen_events").one().seen;
 		if (oldest !== null) due.push(oldest + this.dedupeWindowMs + 1);
 		if (due.length === 0) await this.ctx.storage.deleteAlarm();
@@ -348,12 +376,33 @@ export class TenantAggregator extends DurableObject<Env> {
 		return Number(this.meta("retry_at") ?? 0);
 	}
 
+	/** Every statement goes through here, so the rows it writes are counted (see `operations`). */
+	private exec<T extends Record<string, SqlStorageValue>>(query: string, ...binds: unknown[]): SqlStorageCursor<T> {
+		const cursor = this.sql.exec<T>(query, ...binds);
+		this.unsavedRowsWritten += cursor.rowsWritten;
+		return cursor;
+	}
+
+	/** Adds operation counts to the counters row; the update's own row write is counted too. */
+	private countOperations(counts: { rpc_calls?: number; alarms?: number; d1_rows_written?: number; analytics_points?: number }): void {
+		const rows = this.unsavedRowsWritten + 1;
+		this.unsavedRowsWritten = 0;
+		this.sql.exec(
+			"UPDATE counters SET rpc_calls = rpc_calls + ?, alarms = alarms + ?, d1_rows_written = d1_rows_written + ?, analytics_points = analytics_points + ?, sqlite_rows_written = sqlite_rows_written + ?",
+			counts.rpc_calls ?? 0,
+			counts.alarms ?? 0,
+			counts.d1_rows_written ?? 0,
+			counts.analytics_points ?? 0,
+			rows,
+		);
+	}
+
 	private meta(key: string): string | null {
 		return this.sql.exec<{ value: string }>("SELECT value FROM meta WHERE key = ?", key).toArray()[0]?.value ?? null;
 	}
 
 	private setMeta(key: string, value: string): void {
-		this.sql.exec("INSERT INTO meta (key, value) VALUES (?, ?) ON CONFLICT (key) DO UPDATE SET value = excluded.value", key, value);
+		this.exec("INSERT INTO meta (key, value) VALUES (?, ?) ON CONFLICT (key) DO UPDATE SET value = excluded.value", key, value);
 	}
 
 	private get intervalMs(): number {
@@ -371,7 +420,7 @@ export class TenantAggregator extends DurableObject<Env> {
 
 function addEvent(rows: Map<string, RollupRow>, event: QueuedEvent): void {
 	const minute = bucketStart(event.timestamp, "minute");
-	const key = `${event.event}\u0000${minute}`;
+	const key = JSON.stringify([event.event, minute]);
 	let row = rows.get(key);
 	if (!row) {
 		row = { event: event.event, minute, count: 0, errors: 0, duration_count: 0, duration_sum: 0, duration_min: null, duration_max: null };
@@ -391,7 +440,8 @@ function addEvent(rows: Map<string, RollupRow>, event: QueuedEvent): void {
 function addUsage(rows: Map<string, RollupRow>, event: QueuedEvent): void {
 	const { sku, unit, micros } = event.usage!;
 	const hour = bucketStart(event.timestamp, "hour");
-	const key = `${sku}\u0000${unit}\u0000${hour}`;
+	// JSON keeps any two (sku, unit) pairs apart, whatever characters they hold.
+	const key = JSON.stringify([sku, unit, hour]);
 	const row = rows.get(key);
 	// Summed as BigInt text: a slice of large quantities can pass 2^53 micro-units.
 	if (row) {

@@ -2,6 +2,7 @@
 // consumer keeps every dead message in D1 (as superjson, so typed values replay faithfully).
 import superjson from "superjson";
 import { insertDeadLetters, type NewDeadLetter } from "../db/queries";
+import { utf8Length } from "../events/bytes";
 import { isPlainObject } from "../events/schema";
 
 /** What the events consumer sends to the DLQ for a message it will never be able to process. */
@@ -13,15 +14,24 @@ export interface DeadLetterEnvelope {
 	reason: string;
 	attempts: number;
 	firstFailedAt: number;
-	/** superjson text of the original body. */
-	body: string;
+	/** The original body, as the queue delivered it (the envelope travels as "v8", so typed values survive). */
+	body: unknown;
+	/** Set instead of `body` when the body could not travel in the envelope. */
+	bodyOmitted?: string;
 }
+
+/** Bodies at least this large may not fit an envelope under the queue's 128 KB message limit. */
+const LARGE_BODY_BYTES = 100_000;
 
 function tenantOf(body: unknown): string | null {
 	return isPlainObject(body) && typeof body.tenant === "string" ? body.tenant : null;
 }
 
-/** Sends a poison message to the DLQ with its reason, instead of retrying it for nothing. */
+/**
+ * Sends a poison message to the DLQ with its reason, instead of retrying it for nothing. The
+ * envelope is structured-cloned ("v8"), so it is barely larger than the body; a body that still
+ * does not fit is left out and the reason says so, rather than losing the reason to retries.
+ */
 export async function sendToDeadLetters(env: Env, message: Message<unknown>, reason: string): Promise<void> {
 	const envelope: DeadLetterEnvelope = {
 		deadLetter: 1,
@@ -30,13 +40,20 @@ export async function sendToDeadLetters(env: Env, message: Message<unknown>, rea
 		reason,
 		attempts: message.attempts,
 		firstFailedAt: message.timestamp.getTime(),
-		body: superjson.stringify(message.body),
+		body: message.body,
 	};
-	await env.DEAD_LETTERS.send(envelope, { contentType: "json" });
+	try {
+		await env.DEAD_LETTERS.send(envelope, { contentType: "v8" });
+	} catch (err) {
+		// A refusal of a body this size is an outage, not the size limit: let the message retry.
+		if (utf8Length(superjson.stringify(message.body)) < LARGE_BODY_BYTES) throw err;
+		console.error("dead letter with its body refused; sending it without", { id: message.id }, err);
+		await env.DEAD_LETTERS.send({ ...envelope, body: null, bodyOmitted: "the body was too large for the dead-letter queue" }, { contentType: "v8" });
+	}
 }
 
 function isEnvelope(body: unknown): body is DeadLetterEnvelope {
-	return isPlainObject(body) && body.deadLetter === 1 && typeof body.id === "string" && typeof body.body === "string";
+	return isPlainObject(body) && body.deadLetter === 1 && typeof body.id === "string" && "body" in body;
 }
 
 /**
@@ -51,8 +68,8 @@ export async function consumeDeadLetters(batch: MessageBatch<unknown>, env: Env)
 			return {
 				id: envelope.id,
 				tenant: envelope.tenant,
-				body: envelope.body,
-				error: envelope.reason,
+				body: superjson.stringify(envelope.body),
+				error: envelope.bodyOmitted ? `${envelope.reason} (${envelope.bodyOmitted})` : envelope.reason,
 				attempts: envelope.attempts,
 				first_failed_at: new Date(envelope.firstFailedAt).toISOString(),
 				last_failed_at: now,

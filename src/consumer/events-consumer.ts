@@ -1,5 +1,7 @@
 // The queue consumer: one RPC per tenant per batch, ack only what the aggregators made durable.
 import { checkEventsMessage, type EventsMessage, type QueuedEvent } from "../events/schema";
+import { PIPELINE_WIDE } from "../db/queries";
+import { countProducer, reportProducerCounters } from "../producer/counters";
 import { sendToDeadLetters } from "./dead-letters";
 
 const RETRY_BASE_SECONDS = 2;
@@ -27,7 +29,9 @@ interface TenantSlice {
 	messages: Message<unknown>[];
 }
 
-export async function consumeEvents(batch: MessageBatch<unknown>, env: Env): Promise<void> {
+export async function consumeEvents(batch: MessageBatch<unknown>, env: Env, ctx?: ExecutionContext): Promise<void> {
+	countProducer(PIPELINE_WIDE, "consumer_batches", 1);
+	ctx?.waitUntil(reportProducerCounters(env));
 	const slices = new Map<string, TenantSlice>();
 	for (const message of batch.messages) {
 		const problem = checkEventsMessage(message.body);

@@ -62,6 +62,8 @@ export async function insertTenant(db: D1Database, id: string, name: string, key
 export interface FlushBatch {
 	flushId: string;
 	rows: Map<RollupSpec, RollupRow[]>;
+	/** Filled in by applyFlush: D1's own count of rows written (meta.rows_written). */
+	stats?: { rowsWritten: number };
 }
 
 /**
@@ -83,6 +85,7 @@ export async function applyFlush(db: D1Database, tenant: string, batch: FlushBat
 			.bind(tenant, batch.flushId, rowCount, now),
 	);
 	const results = await db.batch(statements);
+	if (batch.stats) batch.stats.rowsWritten = results.reduce((rows, result) => rows + (result.meta.rows_written ?? 0), 0);
 	return results[results.length - 1]!.meta.changes === 1;
 }
 
@@ -164,7 +167,10 @@ export async function statsReport(db: D1Database, tenant: string, from: string, 
 }
 
 
-export type ProducerCounter = "received" | "enqueued" | "enqueue_failures" | "lost";
+export type ProducerCounter = "received" | "enqueued" | "enqueue_failures" | "lost" | OperationCounter;
+/** Pipeline-wide operation counts, kept under the tenant PIPELINE_WIDE for the benchmark. */
+export type OperationCounter = "http_requests" | "queue_messages" | "queue_send_calls" | "consumer_batches";
+export const PIPELINE_WIDE = "*";
 
 /** Adds one isolate's counter deltas; one statement per (tenant, counter). */
 export async function addProducerMetrics(db: D1Database, deltas: { tenant: string; name: ProducerCounter; value: number }[]): Promise<void> {
@@ -177,6 +183,11 @@ export async function addProducerMetrics(db: D1Database, deltas: { tenant: strin
 
 export async function producerMetrics(db: D1Database, tenant: string): Promise<Partial<Record<ProducerCounter, number>>> {
 	const { results } = await db.prepare("SELECT name, value FROM producer_metrics WHERE tenant = ?1").bind(tenant).all<{ name: ProducerCounter; value: number }>();
+	return Object.fromEntries(results.map((row) => [row.name, row.value]));
+}
+
+export async function pipelineOperations(db: D1Database): Promise<Partial<Record<OperationCounter, number>>> {
+	const { results } = await db.prepare("SELECT name, value FROM producer_metrics WHERE tenant = ?1").bind(PIPELINE_WIDE).all<{ name: OperationCounter; value: number }>();
 	return Object.fromEntries(results.map((row) => [row.name, row.value]));
 }
 

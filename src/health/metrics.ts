@@ -1,8 +1,9 @@
 // GET /v1/metrics (a tenant's own, read key) and GET /v1/admin/metrics (every tenant, admin).
-import type { AggregatorMetrics } from "../aggregator/aggregator";
+import type { AggregatorMetrics, AggregatorOperations } from "../aggregator/aggregator";
 import { authenticate, requireAdmin } from "../auth/keys";
-import { deadLetterCounts, listTenantIds, producerMetrics } from "../db/queries";
+import { deadLetterCounts, listTenantIds, pipelineOperations, producerMetrics } from "../db/queries";
 import { json } from "../http/errors";
+import { onlyQuery } from "../http/params";
 
 export interface TenantMetrics {
 	tenant: string;
@@ -56,6 +57,7 @@ export async function tenantMetrics(env: Env, tenant: string): Promise<TenantMet
 
 export async function getTenantMetrics(request: Request, env: Env): Promise<Response> {
 	const tenant = await authenticate(request, env, ["read"]);
+	onlyQuery(new URL(request.url), []);
 	return json(await tenantMetrics(env, tenant));
 }
 
@@ -74,4 +76,22 @@ export async function getAllMetrics(request: Request, env: Env): Promise<Respons
 	const ages = tenants.map((t) => t.oldestUnflushedAgeMs).filter((age): age is number => age !== null);
 	totals.oldestUnflushedAgeMs = ages.length > 0 ? Math.max(...ages) : null;
 	return json({ tenants, totals });
+}
+
+/**
+ * GET /v1/admin/operations: the platform operations the pipeline caused (requests, queue messages,
+ * Durable Object calls and rows, D1 rows, Analytics Engine points), from its own instrumentation.
+ * The benchmark prices these; every tenant's aggregator is asked, FAN_OUT at a time.
+ */
+export async function getOperations(request: Request, env: Env): Promise<Response> {
+	await requireAdmin(request, env);
+	const ids = await listTenantIds(env.DB);
+	const tenants: ({ tenant: string } & AggregatorOperations)[] = [];
+	for (let i = 0; i < ids.length; i += FAN_OUT) {
+		const chunk = ids.slice(i, i + FAN_OUT);
+		tenants.push(...(await Promise.all(chunk.map(async (tenant) => ({ tenant, ...(await env.AGGREGATOR.getByName(tenant).operations()) })))));
+	}
+	const aggregators: Record<string, number> = {};
+	for (const { tenant: _tenant, ...ops } of tenants) for (const [name, value] of Object.entries(ops)) aggregators[name] = (aggregators[name] ?? 0) + value;
+	return json({ pipeline: await pipelineOperations(env.DB), aggregators, tenants });
 }

@@ -31,6 +31,23 @@ export function parseJsonBytes(bytes: Uint8Array): unknown {
 	}
 }
 
+/**
+ * Reads a body that may be gzip-compressed (Content-Encoding: gzip, or when `gzip` is set), with
+ * `maxBytes` applied to the compressed and to the decompressed size, so a zip bomb stops early.
+ */
+export async function readMaybeGzip(request: Request, maxBytes: number, gzip: boolean): Promise<Uint8Array> {
+	const encoding = (request.headers.get("content-encoding") ?? "").toLowerCase();
+	if (!gzip && encoding !== "gzip") return readLimited(request, maxBytes);
+	const compressed = await readLimited(request, maxBytes);
+	const stream = new Blob([compressed]).stream().pipeThrough(new DecompressionStream("gzip"));
+	try {
+		return await readLimited(new Request("https://body.invalid", { method: "POST", body: stream }), maxBytes);
+	} catch (err) {
+		if (err instanceof ApiError) throw err;
+		throw new ApiError(400, "Request body is not valid gzip", [{ path: "body", message: "invalid gzip" }]);
+	}
+}
+
 function tooLarge(maxBytes: number): ApiError {
 	return new ApiError(413, `Request body exceeds ${maxBytes} bytes`, [{ path: "body", message: `larger than ${maxBytes} bytes` }]);
 }

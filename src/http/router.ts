@@ -4,17 +4,23 @@ import { discardDeadLetter, listDeadLettersRoute, replayDeadLetters } from "../a
 import { createKey, deleteKey } from "../admin/keys";
 import { createTenant } from "../admin/tenants";
 import { authenticate } from "../auth/keys";
+import { posthogCapture, POSTHOG_PATHS } from "../compat/posthog";
+import { segmentHandler } from "../compat/segment";
 import { getHealth } from "../health/health";
-import { getAllMetrics, getTenantMetrics } from "../health/metrics";
+import { getAllMetrics, getOperations, getTenantMetrics } from "../health/metrics";
 import { ingestEvents } from "../producer/ingest";
 import { getStats } from "../reports/stats";
 import { getUsage } from "../reports/usage";
+import { PIPELINE_WIDE } from "../db/queries";
+import { countProducer } from "../producer/counters";
 import { ApiError, json, toErrorResponse } from "./errors";
+import { onlyQuery } from "./params";
 
 type Handler = (request: IRequest, env: Env, ctx: ExecutionContext) => Promise<Response> | Response;
 
 async function flushTenant(request: Request, env: Env): Promise<Response> {
 	const tenant = await authenticate(request, env, ["write", "read"]);
+	onlyQuery(new URL(request.url), []);
 	try {
 		return json({ flushed: await env.AGGREGATOR.getByName(tenant).flush() });
 	} catch (err) {
@@ -35,9 +41,20 @@ const ROUTES: Record<string, Record<string, Handler>> = {
 	"/v1/admin/tenants/:id/keys": { POST: createKey },
 	"/v1/admin/keys/:prefix": { DELETE: deleteKey },
 	"/v1/admin/metrics": { GET: getAllMetrics },
+	"/v1/admin/operations": { GET: getOperations },
 	"/v1/admin/dead-letters": { GET: listDeadLettersRoute },
 	"/v1/admin/dead-letters/replay": { POST: replayDeadLetters },
 	"/v1/admin/dead-letters/:id": { DELETE: discardDeadLetter },
+	// Segment's HTTP Tracking API.
+	"/v1/track": { POST: segmentHandler("track") },
+	"/v1/identify": { POST: segmentHandler("identify") },
+	"/v1/page": { POST: segmentHandler("page") },
+	"/v1/screen": { POST: segmentHandler("screen") },
+	"/v1/group": { POST: segmentHandler("group") },
+	"/v1/alias": { POST: segmentHandler("alias") },
+	"/v1/batch": { POST: segmentHandler("batch") },
+	// PostHog's capture API; itty-router matches these with or without a trailing slash.
+	...Object.fromEntries(POSTHOG_PATHS.map((path) => [path, { POST: posthogCapture }])),
 };
 
 const router = Router<IRequest, [env: Env, ctx: ExecutionContext]>({ catch: toErrorResponse });
@@ -52,5 +69,6 @@ router.all("*", () => {
 });
 
 export function handleFetch(request: Request, env: Env, ctx: ExecutionContext): Promise<Response> {
+	countProducer(PIPELINE_WIDE, "http_requests", 1);
 	return router.fetch(request, env, ctx);
 }

@@ -1,5 +1,6 @@
 // Getting accepted events into the queue: retries with backoff inside the waitUntil budget, then
 // a spill to the tenant's aggregator, which re-enqueues them from its alarm.
+import { PIPELINE_WIDE } from "../db/queries";
 import type { QueuedEvent } from "../events/schema";
 import { HEALTH_MONITOR } from "../health/monitor";
 import { countProducer } from "./counters";
@@ -20,6 +21,8 @@ export async function deliverEvents(env: Env, tenant: string, events: QueuedEven
 		const batch = batches[i]!;
 		if (await sendWithRetries(env.EVENTS, batch.map(({ body }) => ({ body, contentType: "json" as const })))) {
 			countProducer(tenant, "enqueued", batch.reduce((n, message) => n + message.body.events.length, 0));
+			countProducer(PIPELINE_WIDE, "queue_messages", batch.length);
+			countProducer(PIPELINE_WIDE, "queue_send_calls", 1);
 			continue;
 		}
 		const unsent = batches.slice(i).flatMap((rest) => rest.flatMap((message) => message.body.events));

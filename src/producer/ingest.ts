@@ -3,6 +3,7 @@
 import { authenticate } from "../auth/keys";
 import { readJson } from "../http/body";
 import { ApiError, invalidField, json } from "../http/errors";
+import { onlyQuery } from "../http/params";
 import { EVENT_LIMITS, parseEventsBody, redactionKeys, type QueuedEvent } from "../events/schema";
 import { countProducer, reportProducerCounters } from "./counters";
 import { deliverEvents } from "./deliver";
@@ -47,6 +48,7 @@ export async function acceptEvents(env: Env, ctx: ExecutionContext, tenant: stri
 }
 
 function ackMode(url: URL): "durable" | "fire-and-forget" {
+	onlyQuery(url, ["ack"]);
 	const ack = url.searchParams.get("ack");
 	if (ack === null) return "fire-and-forget";
 	if (ack !== "durable") throw invalidField("ack", 'must be "durable" or absent');

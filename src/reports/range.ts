@@ -2,6 +2,7 @@
 import type { Granularity } from "../db/queries";
 import { parseIsoInstant } from "../events/time";
 import { invalidField } from "../http/errors";
+import { onlyQuery } from "../http/params";
 
 const BUCKET_MS: Record<Granularity, number> = { minute: 60_000, hour: 3_600_000, day: 86_400_000, month: 31 * 86_400_000 };
 /** A report returns at most this many buckets per series, so one query stays cheap. */
@@ -18,9 +19,7 @@ export function parseRange(
 	allowed: readonly Granularity[],
 	defaults: { granularity: Granularity; range: (now: Date) => [Date, Date] },
 ): ReportRange {
-	for (const key of url.searchParams.keys()) {
-		if (!["from", "to", "granularity"].includes(key)) throw invalidField(key, "unknown query parameter");
-	}
+	onlyQuery(url, ["from", "to", "granularity"]);
 	const granularity = (url.searchParams.get("granularity") ?? defaults.granularity) as Granularity;
 	if (!allowed.includes(granularity)) throw invalidField("granularity", `must be one of ${allowed.join(", ")}`);
 	const [defaultFrom, defaultTo] = defaults.range(new Date());

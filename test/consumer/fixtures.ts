@@ -75,7 +75,8 @@ export function pendingUsage(tenant: string): Promise<{ sku: string; unit: strin
  */
 export async function breakAggregatorOf(tenant: string): Promise<void> {
 	await runInDurableObject(env.AGGREGATOR.getByName(tenant), (instance: TenantAggregator) => {
-		// The RPC dispatches to the instance's own property, so every ingest now fails.
+		// workerd's RPC serves only the class's own methods: shadowing ingest on the instance makes
+		// every ingest call fail ("does not implement the method"), a real RPC failure.
 		instance.ingest = async () => {
 			throw new Error("injected aggregator failure");
 		};

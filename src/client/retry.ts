@@ -1,0 +1,57 @@
+// Retries for every transport: exponential backoff, a server's Retry-After honoured, and no retry
+// for an answer that will not change (a 4xx other than 429).
+
+export interface RetryPolicy {
+	retries: number;
+	retryDelay: number;
+	maxRetryDelay: number;
+}
+
+/** A failed send, with what the retry loop needs to know about it. */
+export class SendError extends Error {
+	override name = "MeterlineSendError";
+
+	constructor(
+		message: string,
+		/** The HTTP status, or the one an RPC error names; undefined for a network or queue error. */
+		readonly status?: number,
+		/** Milliseconds the server asked us to wait. */
+		readonly retryAfter?: number,
+		options?: { cause?: unknown },
+	) {
+		super(message, options);
+	}
+
+	/** Network errors, 429 and 5xx may pass; any other answer would be the same next time. */
+	get retryable(): boolean {
+		return this.status === undefined || this.status === 429 || this.status >= 500;
+	}
+}
+
+/** Retry-After as milliseconds: delay-seconds or an HTTP date; undefined if absent or unreadable. */
+export function parseRetryAfter(value: string | null, now = Date.now()): number | undefined {
+	if (value === null) return undefined;
+	const text = value.trim();
+	if (/^\d+$/.test(text)) return Number(text) * 1000;
+	const date = Date.parse(text);
+	return Number.isNaN(date) ? undefined : Math.max(0, date - now);
+}
+
+const sleep = (ms: number) => new Promise<void>((resolve) => setTimeout(resolve, ms));
+
+/**
+ * Calls `attempt` until it succeeds, it fails for good, or the retries run out; then rethrows the
+ * last error. A Retry-After longer than maxRetryDelay ends the retries rather than retry too soon.
+ */
+export async function withRetries<T>(policy: RetryPolicy, attempt: () => Promise<T>): Promise<T> {
+	for (let n = 0; ; n++) {
+		try {
+			return await attempt();
+		} catch (err) {
+			if (n >= policy.retries || (err instanceof SendError && !err.retryable)) throw err;
+			const asked = err instanceof SendError ? err.retryAfter : undefined;
+			if (asked !== undefined && asked > policy.maxRetryDelay) throw err;
+			await sleep(asked ?? Math.min(policy.retryDelay * 2 ** n, policy.maxRetryDelay));
+		}
+	}
+}

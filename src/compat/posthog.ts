@@ -1,0 +1,64 @@
+// PostHog's capture API (/batch/, /capture/, /e/, /i/v0/e/), so posthog-node and posthog-js work
+// unchanged with only the host changed, gzip included.
+import { verifyKey } from "../auth/keys";
+import { EVENT_LIMITS, isPlainObject } from "../events/schema";
+import { parseJsonBytes, readMaybeGzip } from "../http/body";
+import { ApiError, invalidField, json } from "../http/errors";
+import { acceptEvents, enforceRateLimit } from "../producer/ingest";
+import { asId, correctClockSkew, validateMapped, withUsage, type RawEvent } from "./shared";
+
+export const POSTHOG_PATHS = ["/batch", "/capture", "/e", "/i/v0/e"] as const;
+
+/** Maps one PostHog event to a Meterline event (validated afterwards, with everything else). */
+export function fromPostHog(message: Record<string, unknown>, sentAt: unknown, receivedAt: number): RawEvent {
+	const properties = isPlainObject(message.properties) ? { ...message.properties } : undefined;
+	const distinctId = message.distinct_id ?? properties?.distinct_id ?? properties?.$distinct_id;
+	if (properties) {
+		// The project key travels in properties for posthog-js; it is a credential, never data.
+		delete properties.token;
+		delete properties.api_key;
+	}
+	const event: RawEvent = {
+		id: asId(message.uuid),
+		event: message.event,
+		userId: asId(distinctId),
+		timestamp: correctClockSkew(message.timestamp, sentAt, receivedAt),
+	};
+	for (const key of Object.keys(event)) if (event[key] === undefined) delete event[key];
+	return withUsage(event, properties);
+}
+
+/** The events and project key of any body shape PostHog's clients send. */
+function unpack(body: unknown): { messages: unknown[]; key: unknown; sentAt: unknown } {
+	if (Array.isArray(body)) {
+		const first = isPlainObject(body[0]) ? body[0] : {};
+		const properties = isPlainObject(first.properties) ? first.properties : {};
+		return { messages: body, key: first.api_key ?? properties.token, sentAt: undefined };
+	}
+	if (!isPlainObject(body)) throw invalidField("body", "must be a JSON object or array");
+	if (Array.isArray(body.batch)) return { messages: body.batch, key: body.api_key ?? body.token, sentAt: body.sent_at };
+	const properties = isPlainObject(body.properties) ? body.properties : {};
+	return { messages: [body], key: body.api_key ?? body.token ?? properties.token, sentAt: body.sent_at };
+}
+
+export async function posthogCapture(request: Request, env: Env, ctx: ExecutionContext): Promise<Response> {
+	const url = new URL(request.url);
+	// posthog-node halves its batch and resends on a 413, so oversize answers 413 here.
+	const bytes = await readMaybeGzip(request, EVENT_LIMITS.maxBodyBytes, url.searchParams.get("compression") === "gzip-js");
+	const { messages, key, sentAt } = unpack(parseJsonBytes(bytes));
+	if (typeof key !== "string" || key.length === 0) throw new ApiError(401, "Missing api_key");
+	const tenant = await verifyKey(env, key, ["write"]);
+	await enforceRateLimit(env, tenant);
+	if (messages.length === 0) throw invalidField("batch", "must not be empty");
+	if (messages.length > EVENT_LIMITS.maxEventsPerBatch) {
+		throw new ApiError(413, `At most ${EVENT_LIMITS.maxEventsPerBatch} events per request`, [{ path: "batch", message: `more than ${EVENT_LIMITS.maxEventsPerBatch} events` }]);
+	}
+	const receivedAt = Date.now();
+	const raws = messages.map((message, index) => {
+		if (!isPlainObject(message)) throw invalidField(`batch[${index}]`, "must be an object");
+		return fromPostHog(message, sentAt, receivedAt);
+	});
+	const events = validateMapped(env, raws, receivedAt, (index) => `batch[${index}]`);
+	await acceptEvents(env, ctx, tenant, events, false);
+	return json({ status: 1 });
+}

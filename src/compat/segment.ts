@@ -1,0 +1,104 @@
+// Segment's HTTP Tracking API (/v1/track, /v1/identify, /v1/page, /v1/screen, /v1/group,
+// /v1/alias, /v1/batch), so Segment's SDKs work unchanged with only the host changed.
+import { verifyKey } from "../auth/keys";
+import { utf8Length } from "../events/bytes";
+import { isPlainObject } from "../events/schema";
+import { parseJsonBytes, readMaybeGzip } from "../http/body";
+import { ApiError, invalidField, json } from "../http/errors";
+import { acceptEvents, enforceRateLimit } from "../producer/ingest";
+import { asId, correctClockSkew, validateMapped, withUsage, type RawEvent } from "./shared";
+
+/** Segment's limits: 32 KB per message and 500 KB per batch, answered with a 400 it does not retry. */
+export const SEGMENT_LIMITS = { messageBytes: 32 * 1024, batchBytes: 500 * 1024 } as const;
+
+export type SegmentType = "track" | "identify" | "page" | "screen" | "group" | "alias";
+
+/** Segment call type → Meterline event name; a track keeps its own name. */
+const EVENT_NAMES: Record<SegmentType, string | null> = {
+	track: null,
+	identify: "$identify",
+	page: "$page",
+	screen: "$screen",
+	group: "$group",
+	alias: "$alias",
+};
+
+/** The write key from HTTP Basic (`base64("<writeKey>:")`) or from `writeKey` in the body. */
+function segmentKey(request: Request, body: Record<string, unknown>): string | null {
+	const basic = /^Basic\s+(\S+)$/i.exec(request.headers.get("authorization") ?? "");
+	if (basic) {
+		try {
+			const [user] = atob(basic[1]!).split(":");
+			if (user) return user;
+		} catch {
+			// An unreadable Basic header falls through to the body's writeKey.
+		}
+	}
+	return typeof body.writeKey === "string" ? body.writeKey : null;
+}
+
+/** Maps one Segment message to a Meterline event (validated afterwards, with everything else). */
+export function fromSegment(message: Record<string, unknown>, type: SegmentType, sentAt: unknown, receivedAt: number): RawEvent {
+	const event: RawEvent = {
+		id: asId(message.messageId),
+		event: EVENT_NAMES[type] ?? message.event,
+		userId: asId(message.userId ?? message.anonymousId ?? undefined),
+		timestamp: correctClockSkew(message.timestamp, message.sentAt ?? sentAt, receivedAt),
+	};
+	for (const key of Object.keys(event)) if (event[key] === undefined) delete event[key];
+	let properties: Record<string, unknown>;
+	if (type === "identify" || type === "group") properties = { ...(isPlainObject(message.traits) ? message.traits : {}) };
+	else properties = { ...(isPlainObject(message.properties) ? message.properties : {}) };
+	if ((type === "page" || type === "screen") && message.name !== undefined) properties.name = message.name;
+	if (type === "group" && message.groupId !== undefined) properties.groupId = message.groupId;
+	if (type === "alias" && message.previousId !== undefined) properties.previousId = message.previousId;
+	if (message.context !== undefined) properties.context = message.context;
+	return withUsage(event, Object.keys(properties).length > 0 ? properties : undefined);
+}
+
+/** A handler for one Segment endpoint; `batch` takes {"batch": [...]} of typed messages. */
+export function segmentHandler(endpoint: SegmentType | "batch") {
+	return async (request: Request, env: Env, ctx: ExecutionContext): Promise<Response> => {
+		let bytes: Uint8Array;
+		try {
+			bytes = await readMaybeGzip(request, SEGMENT_LIMITS.batchBytes, false);
+		} catch (err) {
+			// Segment's SDKs retry a 413 but not a 400: oversize must not be retried forever.
+			if (err instanceof ApiError && err.status === 413) throw new ApiError(400, err.message, err.details, undefined, "payload_too_large");
+			throw err;
+		}
+		const body = parseJsonBytes(bytes);
+		if (!isPlainObject(body)) throw invalidField("body", "must be a JSON object");
+		const key = segmentKey(request, body);
+		if (!key) throw new ApiError(401, "Missing write key (HTTP Basic or writeKey)");
+		const tenant = await verifyKey(env, key, ["write"]);
+		await enforceRateLimit(env, tenant);
+
+		const receivedAt = Date.now();
+		let messages: { message: Record<string, unknown>; type: SegmentType }[];
+		if (endpoint === "batch") {
+			if (!Array.isArray(body.batch) || body.batch.length === 0) throw invalidField("batch", "must be a non-empty array");
+			messages = body.batch.map((message, index) => {
+				if (!isPlainObject(message)) throw invalidField(`batch[${index}]`, "must be an object");
+				const type = message.type;
+				if (typeof type !== "string" || !Object.hasOwn(EVENT_NAMES, type)) throw invalidField(`batch[${index}].type`, `must be one of ${Object.keys(EVENT_NAMES).join(", ")}`);
+				return { message, type: type as SegmentType };
+			});
+		} else messages = [{ message: body, type: endpoint }];
+
+		messages.forEach(({ message }, index) => {
+			const size = utf8Length(JSON.stringify(message));
+			if (size > SEGMENT_LIMITS.messageBytes) {
+				throw new ApiError(400, `message ${index} is ${size} bytes, over Segment's 32 KB limit`, [{ index, path: where(endpoint, index), message: "larger than 32 KB" }], undefined, "payload_too_large");
+			}
+		});
+		const raws = messages.map(({ message, type }) => fromSegment(message, type, body.sentAt, receivedAt));
+		const events = validateMapped(env, raws, receivedAt, (index) => where(endpoint, index));
+		await acceptEvents(env, ctx, tenant, events, false);
+		return json({ success: true });
+	};
+}
+
+function where(endpoint: SegmentType | "batch", index: number): string {
+	return endpoint === "batch" ? `batch[${index}]` : "$";
+}

@@ -1,0 +1,117 @@
+// Client test plumbing: a context that records waitUntil, queues that record (and can refuse)
+// sends, and the pipeline's reports once the real consumer has taken the events in.
+import { createExecutionContext, waitOnExecutionContext } from "cloudflare:test";
+import { expect, vi } from "vitest";
+import type { EventsMessage, QueuedEvent } from "../../src/events/schema";
+import type { ContextLike, ErrorInfo, QueueLike } from "../../src/client";
+import { call, type TestTenant } from "../helpers/api";
+
+/** A real ExecutionContext that also records each promise handed to waitUntil. */
+export class RecordingContext implements ContextLike {
+	readonly ctx = createExecutionContext();
+	readonly waited: Promise<unknown>[] = [];
+
+	waitUntil(promise: Promise<unknown>): void {
+		this.waited.push(promise);
+		this.ctx.waitUntil(promise);
+	}
+
+	/** Waits for every waitUntil promise, including those handed over while waiting. */
+	settle(): Promise<void> {
+		return waitOnExecutionContext(this.ctx);
+	}
+}
+
+/** A queue that keeps what it is sent and never delivers; `failures` sends throw first. */
+export class MemoryQueue implements QueueLike {
+	/** Message bodies per sendBatch call that succeeded. */
+	readonly batches: EventsMessage[][] = [];
+	attempts = 0;
+
+	constructor(
+		private failures = 0,
+		private readonly error = new Error("queue unavailable"),
+	) {}
+
+	async sendBatch(messages: Iterable<{ body: unknown; contentType?: "json" }>): Promise<void> {
+		this.attempts++;
+		if (this.failures > 0) {
+			this.failures--;
+			throw this.error;
+		}
+		this.batches.push([...messages].map((message) => structuredClone(message.body) as EventsMessage));
+	}
+
+	get events(): QueuedEvent[] {
+		return this.batches.flat().flatMap((message) => message.events);
+	}
+}
+
+/** An onError hook that keeps what it hears. */
+export function errorLog(): { errors: { error: unknown; info: ErrorInfo }[]; onError: (error: unknown, info: ErrorInfo) => void } {
+	const errors: { error: unknown; info: ErrorInfo }[] = [];
+	return { errors, onError: (error, info) => void errors.push({ error, info }) };
+}
+
+async function get<T>(path: string, key: string): Promise<T> {
+	const response = await call(path, { key });
+	if (response.status !== 200) throw new Error(`GET ${path}: ${response.status} ${await response.text()}`);
+	return response.json<T>();
+}
+
+export interface StatsItem {
+	event: string;
+	count: number;
+	errors: number;
+	duration: { count: number; sum: number; min: number | null; max: number | null };
+}
+
+export interface UsageItem {
+	sku: string;
+	unit: string;
+	quantity: number;
+	events: number;
+}
+
+/**
+ * Once the tenant's aggregator has taken in `events` events (the local queue delivers them to the
+ * real consumer), flushes it and returns GET /v1/stats (summed per event name) and GET /v1/usage.
+ */
+export async function reports(tenant: TestTenant, events: number): Promise<{ stats: Record<string, Omit<StatsItem, "event">>; usage: UsageItem[]; duplicatesDropped: number }> {
+	const range = `from=${new Date(Date.now() - 3_600_000).toISOString()}&to=${new Date(Date.now() + 3_600_000).toISOString()}`;
+	let result: Awaited<ReturnType<typeof reports>> | undefined;
+	await vi.waitFor(
+		async () => {
+			const metrics = await get<{ consumed: number; duplicatesDropped: number }>("/v1/metrics", tenant.readKey);
+			expect(metrics.consumed).toBeGreaterThanOrEqual(events);
+			expect((await call("/v1/flush", { method: "POST", key: tenant.writeKey })).status).toBe(200);
+			const stats = await get<{ items: StatsItem[] }>(`/v1/stats?granularity=day&${range}`, tenant.readKey);
+			const usage = await get<{ items: UsageItem[] }>("/v1/usage?granularity=month", tenant.readKey);
+			const byEvent: Record<string, Omit<StatsItem, "event">> = {};
+			// The range may straddle midnight: add up each event's day buckets.
+			for (const { event, count, errors, duration } of stats.items) {
+				const seen = byEvent[event];
+				byEvent[event] = seen
+					? {
+							count: seen.count + count,
+							errors: seen.errors + errors,
+							duration: {
+								count: seen.duration.count + duration.count,
+								sum: seen.duration.sum + duration.sum,
+								min: minOf(seen.duration.min, duration.min),
+								max: maxOf(seen.duration.max, duration.max),
+							},
+						}
+					: { count, errors, duration };
+			}
+			result = { stats: byEvent, usage: usage.items.map(({ sku, unit, quantity, events: n }) => ({ sku, unit, quantity, events: n })), duplicatesDropped: metrics.duplicatesDropped };
+		},
+		{ timeout: 30_000, interval: 100 },
+	);
+	return result!;
+}
+
+const minOf = (a: number | null, b: number | null) => (a === null ? b : b === null ? a : Math.min(a, b));
+const maxOf = (a: number | null, b: number | null) => (a === null ? b : b === null ? a : Math.max(a, b));
+
+export const UUID_V7 = /^[0-9a-f]{8}-[0-9a-f]{4}-7[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$/;

@@ -1,0 +1,140 @@
+// Analytics Engine throwing: D1 still gets exact totals at once, and the dashboard points wait in
+// the aggregator's outbox until Analytics Engine takes them, each written exactly once.
+import { runDurableObjectAlarm, runInDurableObject } from "cloudflare:test";
+import { env } from "cloudflare:workers";
+import { afterEach, beforeEach, describe, expect, it, vi, type MockInstance } from "vitest";
+import type { TenantAggregator } from "../../src/aggregator/aggregator";
+import { DEDUPE_WINDOW_MS, internals, outbox } from "../aggregator/fixtures";
+import type { DataPoint } from "../../src/sinks/analytics";
+import { deliver, eventsMessage, queuedEvent } from "../consumer/fixtures";
+import { createTenant } from "../helpers/api";
+import { alarmOf, countOnly, flushVia, freezeClock, HOUR, InjectedFault, iso, metricsOf, metricsWith, MINUTE, previousHour, statsOf, usageOf } from "./fixtures";
+
+let start: number;
+beforeEach(() => {
+	start = freezeClock();
+});
+afterEach(() => {
+	vi.useRealTimers();
+	vi.restoreAllMocks();
+});
+
+type WriteSpy = MockInstance<AnalyticsEngineDataset["writeDataPoint"]>;
+
+/** Watches the real Analytics Engine binding of the tenant's aggregator (a no-op locally). */
+function watchAnalytics(tenant: string): Promise<WriteSpy> {
+	return runInDurableObject(env.AGGREGATOR.getByName(tenant), (instance: TenantAggregator) =>
+		vi.spyOn(internals(instance).env.ANALYTICS, "writeDataPoint"),
+	);
+}
+
+/** Points the binding took: calls that returned, not the ones that threw. */
+function written(spy: WriteSpy): DataPoint[] {
+	return spy.mock.calls.filter((_call, i) => spy.mock.results[i]!.type === "return").map(([point]) => point as DataPoint);
+}
+
+const byBlobs = (points: DataPoint[]) => [...points].sort((a, b) => (JSON.stringify(a.blobs) < JSON.stringify(b.blobs) ? -1 : 1));
+
+describe("Analytics Engine failing", () => {
+	it("keeps D1 exact, keeps the points across failing alarms, and writes each once when it is back", async () => {
+		const tenant = await createTenant();
+		const stub = env.AGGREGATOR.getByName(tenant.id);
+		const hour = previousHour(start);
+		const minute = hour + 42 * MINUTE;
+		await deliver([
+			eventsMessage(`${tenant.id}/m1`, tenant.id, [
+				queuedEvent({ id: "a", timestamp: minute, usage: { sku: "tokens", unit: "token", micros: 1_250_000 }, performance: { duration: 8, statusCode: 502 } }),
+				queuedEvent({ id: "b", timestamp: minute, usage: { sku: "tokens", unit: "token", micros: 750_000 } }),
+				queuedEvent({ id: "c", timestamp: minute + MINUTE, event: "page_view" }),
+			]),
+		]);
+		const spy = await watchAnalytics(tenant.id);
+		// The binding throws on its first write of each of the next two flush invocations.
+		const unavailable = () => {
+			throw new InjectedFault("Analytics Engine unavailable");
+		};
+		spy.mockImplementationOnce(unavailable);
+
+		const flushed = await flushVia(tenant);
+
+		// D1 has committed the flush: the answer and the reports do not depend on Analytics Engine.
+		expect(await flushed.json()).toEqual({ flushed: 3 });
+		expect(await usageOf(tenant, hour, hour + HOUR)).toEqual([{ sku: "tokens", unit: "token", period: iso(hour), quantity: 2, events: 2 }]);
+		expect(await statsOf(tenant, hour, hour + HOUR)).toEqual([
+			{ event: "api_call", period: iso(minute), count: 2, errors: 1, duration: { count: 1, sum: 8, min: 8, max: 8 } },
+			countOnly("page_view", minute + MINUTE, 1),
+		]);
+		const expected = byBlobs([
+			{ indexes: [tenant.id], blobs: ["event", "api_call", "", iso(minute)], doubles: [2, 0, 1, 1, 8, 8, 8] },
+			{ indexes: [tenant.id], blobs: ["event", "page_view", "", iso(minute + MINUTE)], doubles: [1, 0, 0, 0, 0, 0, 0] },
+			{ indexes: [tenant.id], blobs: ["usage", "tokens", "token", iso(hour)], doubles: [2, 2, 0, 0, 0, 0, 0] },
+		]);
+		expect(written(spy)).toEqual([]);
+		await runInDurableObject(stub, (_instance, state) => expect(byBlobs(outbox(state))).toEqual(expected));
+		// The kept points are due at once.
+		expect(await alarmOf(tenant.id)).toBe(start);
+
+		spy.mockImplementationOnce(unavailable);
+		expect(await runDurableObjectAlarm(stub)).toBe(true);
+		expect(written(spy)).toEqual([]);
+		await runInDurableObject(stub, (_instance, state) => expect(outbox(state)).toHaveLength(3));
+		expect(await alarmOf(tenant.id)).toBe(start);
+
+		expect(await runDurableObjectAlarm(stub)).toBe(true);
+
+		expect(spy).toHaveBeenCalledTimes(5);
+		expect(byBlobs(written(spy))).toEqual(expected);
+		await runInDurableObject(stub, (_instance, state) => expect(outbox(state)).toEqual([]));
+		// Only pruning the dedupe window is left; that alarm writes nothing more.
+		expect(await alarmOf(tenant.id)).toBe(start + DEDUPE_WINDOW_MS + 1);
+		expect(await runDurableObjectAlarm(stub)).toBe(true);
+		expect(spy).toHaveBeenCalledTimes(5);
+		expect(await usageOf(tenant, hour, hour + HOUR)).toEqual([{ sku: "tokens", unit: "token", period: iso(hour), quantity: 2, events: 2 }]);
+		expect(await metricsOf(tenant)).toEqual(metricsWith(tenant, { consumed: 3, aggregated: 3, flushedRows: 3 }));
+	});
+
+	it("keeps the points of several flushes while it is down, then drains them 250 per invocation, each once", async () => {
+		const tenant = await createTenant();
+		const stub = env.AGGREGATOR.getByName(tenant.id);
+		const minute = previousHour(start) + 5 * MINUTE;
+		const names = (from: number, count: number) => Array.from({ length: count }, (_, i) => `event-${String(from + i).padStart(3, "0")}`);
+		const spy = await watchAnalytics(tenant.id);
+		// The aggregator's Analytics Engine sink is down for its next three invocations.
+		const sink = await runInDurableObject(stub, (instance: TenantAggregator) => {
+			const sinks = internals(instance).sinks;
+			const real = sinks.analytics;
+			const seen = { calls: 0 };
+			sinks.analytics = (points) => {
+				if (++seen.calls <= 3) throw new InjectedFault("Analytics Engine unavailable");
+				return real(points);
+			};
+			return seen;
+		});
+
+		// Two flushes while it is down: 200 rows, then 120 rows (20 of them the same keys again).
+		await deliver([eventsMessage(`${tenant.id}/m1`, tenant.id, names(0, 200).map((event, i) => queuedEvent({ id: `a${i}`, event, timestamp: minute })))]);
+		expect(await (await flushVia(tenant)).json()).toEqual({ flushed: 200 });
+		await deliver([eventsMessage(`${tenant.id}/m2`, tenant.id, names(180, 120).map((event, i) => queuedEvent({ id: `b${i}`, event, timestamp: minute })))]);
+		expect(await (await flushVia(tenant)).json()).toEqual({ flushed: 120 });
+		expect(await runDurableObjectAlarm(stub)).toBe(true);
+		expect(sink.calls).toBe(3);
+		await runInDurableObject(stub, (_instance, state) => expect(outbox(state)).toHaveLength(320));
+		expect(spy).not.toHaveBeenCalled();
+
+		// Back: the oldest 250 points, then the other 70.
+		expect(await runDurableObjectAlarm(stub)).toBe(true);
+		expect(spy).toHaveBeenCalledTimes(250);
+		expect(await alarmOf(tenant.id)).toBe(start);
+		expect(await runDurableObjectAlarm(stub)).toBe(true);
+		expect(spy).toHaveBeenCalledTimes(320);
+
+		const points = written(spy);
+		// In flush order: the first flush's 200 points, then the second's 120.
+		expect(points.map((point) => point.blobs[1])).toEqual([...names(0, 200).sort(), ...names(180, 120).sort()]);
+		expect(points.reduce((sum, point) => sum + point.doubles[0]!, 0)).toBe(320);
+		await runInDurableObject(stub, (_instance, state) => expect(outbox(state)).toEqual([]));
+		expect(await statsOf(tenant, minute, minute + MINUTE)).toEqual(
+			names(0, 300).map((event) => countOnly(event, minute, event >= "event-180" && event < "event-200" ? 2 : 1)),
+		);
+	});
+});

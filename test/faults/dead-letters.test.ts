@@ -1,0 +1,288 @@
+// The dead-letter path end to end through the real local queues: a message that fails every
+// delivery lands in D1's dead_letters (max_retries 2 in the test config), is listed by the admin
+// API, and once the fault is gone a replay counts it exactly once, however often it is replayed.
+// A poison message arrives with its reason and a superjson body that keeps its typed values.
+import { env } from "cloudflare:workers";
+import superjson from "superjson";
+import { afterEach, beforeEach, describe, expect, it, vi } from "vitest";
+import { breakAggregatorOf, deliver, rawMessage } from "../consumer/fixtures";
+import { ADMIN_TOKEN, call, createTenant, postJson, type TestTenant } from "../helpers/api";
+import {
+	countOnly,
+	deadLetterRows,
+	failAggregatorWrites,
+	flushVia,
+	freezeClock,
+	HOUR,
+	iso,
+	listDeadLetters,
+	metricsOf,
+	metricsWith,
+	MINUTE,
+	previousHour,
+	replay,
+	restoreIngest,
+	statsOf,
+	usageOf,
+	type DeadLetterItem,
+} from "./fixtures";
+import type { TenantMetrics } from "../../src/health/metrics";
+
+let start: number;
+beforeEach(() => {
+	start = freezeClock();
+});
+afterEach(() => {
+	vi.useRealTimers();
+	vi.restoreAllMocks();
+});
+
+const ISO_INSTANT = /^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}\.\d{3}Z$/;
+const MAX_RETRIES_EXHAUSTED = "delivery failed on every retry (max_retries exhausted)";
+
+/** Waits until the tenant has `count` dead letters; three deliveries 1 s and 2 s apart take about 3 s. */
+async function deadLettersOf(tenant: string, count: number): Promise<DeadLetterItem[]> {
+	return vi.waitFor(
+		async () => {
+			const { items } = await listDeadLetters(`?tenant=${tenant}`);
+			expect(items).toHaveLength(count);
+			return items;
+		},
+		{ timeout: 20_000, interval: 100 },
+	);
+}
+
+async function metricsBecome(tenant: TestTenant, expected: Partial<TenantMetrics>): Promise<void> {
+	await vi.waitFor(async () => expect(await metricsOf(tenant)).toEqual(metricsWith(tenant, expected)), { timeout: 10_000, interval: 50 });
+}
+
+/** Two metered events POSTed in one request: one queue message. */
+function twoEvents(minute: number) {
+	const wire = [
+		{ id: "d1", event: "api_call", timestamp: minute, usage: { sku: "tokens", unit: "token", quantity: 2.5 }, performance: { duration: 7, statusCode: 500 } },
+		{ id: "d2", event: "api_call", timestamp: minute, usage: { sku: "tokens", unit: "token", quantity: 0.5 } },
+	];
+	const queued = [
+		{ id: "d1", event: "api_call", timestamp: minute, performance: { duration: 7, statusCode: 500 }, usage: { sku: "tokens", unit: "token", micros: 2_500_000 } },
+		{ id: "d2", event: "api_call", timestamp: minute, usage: { sku: "tokens", unit: "token", micros: 500_000 } },
+	];
+	return { wire, queued };
+}
+
+async function expectTwoEventsReported(tenant: TestTenant, minute: number): Promise<void> {
+	const hour = previousHour(start);
+	expect(await usageOf(tenant, hour, hour + HOUR)).toEqual([{ sku: "tokens", unit: "token", period: iso(hour), quantity: 3, events: 2 }]);
+	expect(await statsOf(tenant, hour, hour + HOUR)).toEqual([
+		{ event: "api_call", period: iso(minute), count: 2, errors: 1, duration: { count: 1, sum: 7, min: 7, max: 7 } },
+	]);
+}
+
+describe("a message that fails every delivery", () => {
+	it("reaches dead_letters after max_retries, and replaying it by id counts it once, even twice", async () => {
+		const tenant = await createTenant();
+		const minute = previousHour(start) + 40 * MINUTE;
+		const { wire, queued } = twoEvents(minute);
+		await breakAggregatorOf(tenant.id);
+		// Jitter at its minimum: redeliveries after 1 s and 2 s, then the dead-letter queue.
+		vi.spyOn(Math, "random").mockReturnValue(0);
+
+		expect((await postJson("/v1/events", { events: wire }, tenant.writeKey)).status).toBe(202);
+
+		const [item] = await deadLettersOf(tenant.id, 1);
+		// A message the platform moved carries its original body; its attempts are its deliveries on the dead-letter queue.
+		expect(item).toEqual({
+			id: expect.stringMatching(/^[0-9a-f]{32}$/),
+			tenant: tenant.id,
+			error: MAX_RETRIES_EXHAUSTED,
+			attempts: 1,
+			firstFailedAt: expect.stringMatching(ISO_INSTANT),
+			lastFailedAt: expect.stringMatching(ISO_INSTANT),
+			replayedAt: null,
+			body: { v: 1, tenant: tenant.id, events: queued },
+		});
+		expect(await metricsOf(tenant)).toEqual(metricsWith(tenant, { received: 2, enqueued: 2, deadLettered: 1 }));
+
+		// The fault is fixed; the replay goes through the real queue to the repaired aggregator.
+		await restoreIngest(tenant.id);
+		const replayedAt = iso(Date.now());
+		expect(await replay({ ids: [item!.id] })).toEqual({ replayed: [item!.id], skipped: [] });
+		expect((await listDeadLetters(`?tenant=${tenant.id}`)).items).toEqual([{ ...item, replayedAt }]);
+		await metricsBecome(tenant, { received: 2, enqueued: 2, consumed: 2, aggregated: 2, deadLettered: 1, replayed: 1, oldestUnflushedAgeMs: expect.any(Number) });
+		expect(await (await flushVia(tenant)).json()).toEqual({ flushed: 2 });
+		await expectTwoEventsReported(tenant, minute);
+
+		// A second replay of the same dead letter is dropped by the aggregator's id dedupe.
+		expect(await replay({ ids: [item!.id] })).toEqual({ replayed: [item!.id], skipped: [] });
+		await metricsBecome(tenant, { received: 2, enqueued: 2, consumed: 4, duplicatesDropped: 2, aggregated: 2, flushedRows: 2, deadLettered: 1, replayed: 1 });
+		expect(await (await flushVia(tenant)).json()).toEqual({ flushed: 0 });
+		await expectTwoEventsReported(tenant, minute);
+		// Nothing of the tenant's is left unreplayed.
+		expect(await replay({ tenant: tenant.id })).toEqual({ replayed: [], skipped: [] });
+	});
+
+	it("is replayed by tenant once its aggregator works again, after exactly three failed deliveries", async () => {
+		const tenant = await createTenant();
+		const minute = previousHour(start) + 41 * MINUTE;
+		const { wire, queued } = twoEvents(minute);
+		// The aggregator refuses its next three ingests: the first delivery and both retries.
+		const rpc = await failAggregatorWrites(tenant.id, 3, "before-commit");
+		vi.spyOn(Math, "random").mockReturnValue(0);
+
+		expect((await postJson("/v1/events", { events: wire }, tenant.writeKey)).status).toBe(202);
+
+		const [item] = await deadLettersOf(tenant.id, 1);
+		expect(rpc).toEqual({ calls: 3, failed: 3 });
+		expect(item!.body).toEqual({ v: 1, tenant: tenant.id, events: queued });
+		expect(item!.error).toBe(MAX_RETRIES_EXHAUSTED);
+
+		expect(await replay({ tenant: tenant.id })).toEqual({ replayed: [item!.id], skipped: [] });
+		await metricsBecome(tenant, { received: 2, enqueued: 2, consumed: 2, aggregated: 2, deadLettered: 1, replayed: 1, oldestUnflushedAgeMs: expect.any(Number) });
+		expect(rpc).toEqual({ calls: 4, failed: 3 });
+		expect(await (await flushVia(tenant)).json()).toEqual({ flushed: 2 });
+		await expectTwoEventsReported(tenant, minute);
+		// A tenant replay takes only what was not replayed yet.
+		expect(await replay({ tenant: tenant.id })).toEqual({ replayed: [], skipped: [] });
+	});
+});
+
+describe("a poison message", () => {
+	it("arrives in dead_letters with its reason and a superjson body that keeps its Date, and is not replayable", async () => {
+		const tenant = await createTenant();
+		const minute = previousHour(start) + 42 * MINUTE;
+		// A body no producer of ours sends: a Date where epoch milliseconds belong (the v8 content type keeps it a Date).
+		const body = { v: 1, tenant: tenant.id, events: [{ id: "x1", event: "api_call", timestamp: new Date(minute), properties: { plan: "pro" } }] };
+
+		await env.EVENTS.send(body, { contentType: "v8" });
+
+		const row = await vi.waitFor(
+			async () => {
+				const { results } = await env.DB.prepare("SELECT * FROM dead_letters WHERE tenant = ?1").bind(tenant.id).all<{ id: string; body: string; error: string; attempts: number }>();
+				expect(results).toHaveLength(1);
+				return results[0]!;
+			},
+			{ timeout: 10_000, interval: 50 },
+		);
+		expect(row.error).toBe("undecodable message: events[0].timestamp: must be epoch milliseconds");
+		expect(row.attempts).toBe(1);
+		const stored = superjson.parse<typeof body>(row.body);
+		expect(stored).toEqual(body);
+		expect(stored.events[0]!.timestamp).toBeInstanceOf(Date);
+		expect(stored.events[0]!.timestamp.getTime()).toBe(minute);
+
+		// Over the admin API the Date is its JSON text.
+		expect((await listDeadLetters(`?tenant=${tenant.id}`)).items).toEqual([
+			{
+				id: row.id,
+				tenant: tenant.id,
+				error: row.error,
+				attempts: 1,
+				firstFailedAt: expect.stringMatching(ISO_INSTANT),
+				lastFailedAt: expect.stringMatching(ISO_INSTANT),
+				replayedAt: null,
+				body: { v: 1, tenant: tenant.id, events: [{ id: "x1", event: "api_call", timestamp: iso(minute), properties: { plan: "pro" } }] },
+			},
+		]);
+		// Replaying it could only fail again: it is skipped with the reason, and stays unreplayed.
+		const skipped = { replayed: [], skipped: [{ id: row.id, reason: "not replayable: events[0].timestamp: must be epoch milliseconds" }] };
+		expect(await replay({ ids: [row.id] })).toEqual(skipped);
+		expect(await replay({ tenant: tenant.id })).toEqual(skipped);
+		expect((await listDeadLetters(`?tenant=${tenant.id}`)).items[0]!.replayedAt).toBeNull();
+		expect(await metricsOf(tenant)).toEqual(metricsWith(tenant, { deadLettered: 1 }));
+	});
+
+	it("is dead-lettered at once with its reason even when its body is near the queue's message size limit", async () => {
+		const tenant = await createTenant();
+		// 9000 short properties: about 107 KB of JSON, within what the events queue carries (128 KB).
+		const properties = Object.fromEntries(Array.from({ length: 9000 }, (_, i) => [`k${i}`, "v"]));
+		const body = { v: 1, tenant: tenant.id, events: [{ id: "x1", event: "api_call", timestamp: "bad", properties }] };
+		expect(new TextEncoder().encode(JSON.stringify(body)).byteLength).toBeLessThan(120_000);
+		vi.spyOn(Math, "random").mockReturnValue(0);
+
+		await env.EVENTS.send(body, { contentType: "json" });
+
+		const row = await vi.waitFor(
+			async () => {
+				const { results } = await env.DB.prepare("SELECT * FROM dead_letters WHERE tenant = ?1")
+					.bind(tenant.id)
+					.all<{ body: string; error: string; attempts: number }>();
+				expect(results).toHaveLength(1);
+				return results[0]!;
+			},
+			{ timeout: 20_000, interval: 100 },
+		);
+		// Straight from the first delivery, with the reason, not after max_retries without it.
+		expect({ error: row.error, attempts: row.attempts }).toEqual({ error: "undecodable message: events[0].timestamp: must be epoch milliseconds", attempts: 1 });
+		expect(superjson.parse(row.body)).toEqual(body);
+	});
+
+	it("keeps a body with a big integer, and the admin API still lists it", async () => {
+		const tenant = await createTenant();
+		const seats = 2n ** 70n;
+		const body = { v: 1, tenant: tenant.id, events: [{ id: "x1", event: "api_call", timestamp: "now", properties: { seats } }] };
+
+		await env.EVENTS.send(body, { contentType: "v8" });
+
+		const row = await vi.waitFor(
+			async () => {
+				const { results } = await env.DB.prepare("SELECT * FROM dead_letters WHERE tenant = ?1").bind(tenant.id).all<{ id: string; body: string }>();
+				expect(results).toHaveLength(1);
+				return results[0]!;
+			},
+			{ timeout: 10_000, interval: 50 },
+		);
+		expect(superjson.parse<typeof body>(row.body).events[0]!.properties.seats).toBe(seats);
+		// The dead letters are there for an operator to inspect: one typed value must not break the list.
+		const response = await call(`/v1/admin/dead-letters?tenant=${tenant.id}`, { key: ADMIN_TOKEN });
+		expect(response.status).toBe(200);
+		const { items } = await response.json<{ items: DeadLetterItem[] }>();
+		expect(items.map((item) => [item.id, item.error])).toEqual([[row.id, "undecodable message: events[0].timestamp: must be epoch milliseconds"]]);
+	});
+});
+
+describe("the admin API", () => {
+	it("pages through a tenant's dead letters with a cursor, and discards one with DELETE", async () => {
+		const tenant = await createTenant();
+		const ids = Array.from({ length: 5 }, (_, i) => `${tenant.id}.p${i}`);
+		const result = await deliver(ids.map((id) => rawMessage(id, { v: 1, tenant: tenant.id, events: "none" })));
+		expect(result.explicitAcks).toEqual(ids);
+		await deadLettersOf(tenant.id, 5);
+
+		const first = await listDeadLetters(`?tenant=${tenant.id}&limit=2`);
+		expect(first.items.map((item) => item.id)).toEqual(ids.slice(0, 2));
+		expect(first.nextCursor).toMatch(/^\d+$/);
+		const second = await listDeadLetters(`?tenant=${tenant.id}&limit=2&cursor=${first.nextCursor}`);
+		expect(second.items.map((item) => item.id)).toEqual(ids.slice(2, 4));
+		expect(Number(second.nextCursor)).toBeGreaterThan(Number(first.nextCursor));
+		const third = await listDeadLetters(`?tenant=${tenant.id}&limit=2&cursor=${second.nextCursor}`);
+		expect(third.items.map((item) => item.id)).toEqual(ids.slice(4));
+		expect(third.nextCursor).toBeNull();
+		expect(third.items[0]).toEqual({
+			id: ids[4],
+			tenant: tenant.id,
+			error: "undecodable message: events is not an array",
+			attempts: 1,
+			firstFailedAt: "2026-11-20T00:00:00.000Z",
+			lastFailedAt: expect.stringMatching(ISO_INSTANT),
+			replayedAt: null,
+			body: { v: 1, tenant: tenant.id, events: "none" },
+		});
+		const bad = await call(`/v1/admin/dead-letters?tenant=${tenant.id}&limit=0`, { key: ADMIN_TOKEN });
+		expect(bad.status).toBe(400);
+		expect(await bad.json()).toEqual({
+			error: { code: "invalid_request", message: "limit: must be an integer 1-100", details: [{ path: "limit", message: "must be an integer 1-100" }] },
+		});
+
+		const discarded = await call(`/v1/admin/dead-letters/${ids[2]}`, { method: "DELETE", key: ADMIN_TOKEN });
+		expect(discarded.status).toBe(204);
+		expect(await discarded.text()).toBe("");
+		expect((await listDeadLetters(`?tenant=${tenant.id}`)).items.map((item) => item.id)).toEqual([ids[0], ids[1], ids[3], ids[4]]);
+		expect(await deadLetterRows(ids[2]!)).toEqual([]);
+		const again = await call(`/v1/admin/dead-letters/${ids[2]}`, { method: "DELETE", key: ADMIN_TOKEN });
+		expect(again.status).toBe(404);
+		expect(await again.json()).toEqual({ error: { code: "not_found", message: `No dead letter ${ids[2]}` } });
+		expect(await metricsOf(tenant)).toEqual(metricsWith(tenant, { deadLettered: 4 }));
+		// Without the admin token nothing is listed or discarded.
+		expect((await call(`/v1/admin/dead-letters?tenant=${tenant.id}`, { key: tenant.readKey })).status).toBe(401);
+		expect((await call(`/v1/admin/dead-letters/${ids[3]}`, { method: "DELETE", key: tenant.writeKey })).status).toBe(401);
+	});
+});

@@ -1,0 +1,339 @@
+// The queue refusing sends after the 202: retries inside waitUntil, then a spill to the tenant's
+// aggregator, whose alarm re-enqueues the events to the real queue; and ?ack=durable, which makes
+// the caller wait for the queue instead. Every accepted event ends up counted exactly once.
+import { createExecutionContext, runDurableObjectAlarm, waitOnExecutionContext } from "cloudflare:test";
+import { env } from "cloudflare:workers";
+import { afterEach, beforeEach, describe, expect, it, vi } from "vitest";
+import type { QueuedEvent } from "../../src/events/schema";
+import type { TenantMetrics } from "../../src/health/metrics";
+import worker from "../../src/index";
+import { call, createTenant, postJson, type TestTenant } from "../helpers/api";
+import {
+	advanceClock,
+	alarmOf,
+	countOnly,
+	deferred,
+	eventsRequest,
+	failAggregatorWrites,
+	FlakyQueue,
+	flushVia,
+	freezeClock,
+	healthOf,
+	HOUR,
+	iso,
+	metricsOf,
+	metricsWith,
+	MINUTE,
+	postThrough,
+	previousHour,
+	spilledChunks,
+	statsOf,
+	usageOf,
+	wrapAggregatorQueue,
+} from "./fixtures";
+
+let start: number;
+beforeEach(() => {
+	start = freezeClock();
+});
+afterEach(() => {
+	vi.useRealTimers();
+	vi.restoreAllMocks();
+});
+
+/** Three events as POSTed, and as the producer queues them. */
+function threeEvents(minute: number, prefix = "p") {
+	const wire = [
+		{ id: `${prefix}1`, event: "api_call", timestamp: minute, usage: { sku: "tokens", quantity: 1.5 } },
+		{ id: `${prefix}2`, event: "api_call", timestamp: iso(minute), usage: { sku: "tokens", quantity: 0.25 }, performance: { duration: 12, statusCode: 200 } },
+		{ id: `${prefix}3`, event: "signup", timestamp: minute },
+	];
+	const queued: QueuedEvent[] = [
+		{ id: `${prefix}1`, event: "api_call", timestamp: minute, usage: { sku: "tokens", unit: "unit", micros: 1_500_000 } },
+		{ id: `${prefix}2`, event: "api_call", timestamp: minute, performance: { duration: 12, statusCode: 200 }, usage: { sku: "tokens", unit: "unit", micros: 250_000 } },
+		{ id: `${prefix}3`, event: "signup", timestamp: minute },
+	];
+	return { wire, queued };
+}
+
+/** The reports once the three events are in D1: one usage row, two event rows. */
+async function expectThreeEventsReported(tenant: TestTenant, minute: number): Promise<void> {
+	const hour = previousHour(start);
+	expect(await usageOf(tenant, hour, hour + HOUR)).toEqual([{ sku: "tokens", unit: "unit", period: iso(hour), quantity: 1.75, events: 2 }]);
+	expect(await statsOf(tenant, hour, hour + HOUR)).toEqual([
+		{ event: "api_call", period: iso(minute), count: 2, errors: 0, duration: { count: 1, sum: 12, min: 12, max: 12 } },
+		countOnly("signup", minute, 1),
+	]);
+}
+
+/** Polls the tenant's metrics until they equal `expected` (the real queue delivers in the background). */
+async function metricsBecome(tenant: TestTenant, expected: Partial<TenantMetrics>): Promise<void> {
+	await vi.waitFor(async () => expect(await metricsOf(tenant)).toEqual(metricsWith(tenant, { oldestUnflushedAgeMs: expect.any(Number), ...expected })), {
+		timeout: 10_000,
+		interval: 50,
+	});
+}
+
+describe("a send that keeps failing after the 202", () => {
+	it("spills the events to the tenant's aggregator, whose alarm re-enqueues them to the real queue, counted once", async () => {
+		const tenant = await createTenant();
+		const stub = env.AGGREGATOR.getByName(tenant.id);
+		const minute = previousHour(start) + 15 * MINUTE;
+		const { wire, queued } = threeEvents(minute);
+		const queue = FlakyQueue.alwaysFailing();
+
+		const response = await postThrough(queue, eventsRequest(wire, tenant.writeKey));
+
+		expect(response.status).toBe(202);
+		expect(await response.json()).toEqual({ accepted: 3, ids: ["p1", "p2", "p3"] });
+		// The first send and its three retries, each of the same one message.
+		expect(queue.calls).toEqual(Array.from({ length: 4 }, () => [{ v: 1, tenant: tenant.id, events: queued }]));
+		expect(queue.delivered).toBe(0);
+		expect(await spilledChunks(tenant.id)).toEqual([{ events: queued, spilledAt: start }]);
+		expect(await alarmOf(tenant.id)).toBe(start);
+		expect(await healthOf(tenant.id)).toEqual({ failingFlushes: [], spills: [{ tenant: tenant.id, at: start, events: 3 }] });
+		expect(await metricsOf(tenant)).toEqual(metricsWith(tenant, { received: 3, enqueueFailures: 3, spilled: 3, spillPending: expect.any(Number) }));
+		// A spill in the last five minutes means the queue is refusing sends now.
+		const health = await call("/v1/health");
+		expect(health.status).toBe(503);
+		expect(await health.json()).toEqual({
+			status: "critical",
+			checks: {
+				d1: { ok: true },
+				monitor: { ok: true },
+				flushes: { retryingTenants: 0, failingOverThreshold: [], oldestFailureSince: null },
+				deadLetters: { lastHour: 0 },
+				spills: { lastHour: 3, lastFiveMinutes: 3 },
+			},
+		});
+
+		// The aggregator's alarm sends them through its own, real, EVENTS binding.
+		expect(await runDurableObjectAlarm(stub)).toBe(true);
+		expect(await spilledChunks(tenant.id)).toEqual([]);
+		await metricsBecome(tenant, { received: 3, enqueueFailures: 3, spilled: 3, respooled: 3, consumed: 3, aggregated: 3 });
+
+		expect(await (await flushVia(tenant)).json()).toEqual({ flushed: 3 });
+		await expectThreeEventsReported(tenant, minute);
+		expect(await metricsOf(tenant)).toEqual(
+			metricsWith(tenant, { received: 3, enqueueFailures: 3, spilled: 3, respooled: 3, consumed: 3, aggregated: 3, flushedRows: 3 }),
+		);
+		// Later than five minutes after the spill, it only degrades the pipeline, for the hour.
+		advanceClock(5 * MINUTE + 1);
+		const later = await call("/v1/health");
+		expect(later.status).toBe(200);
+		expect(await later.json()).toMatchObject({ status: "degraded", checks: { spills: { lastHour: 3, lastFiveMinutes: 0 } } });
+	});
+
+	it("spills only the events of the sendBatch calls the queue refused", async () => {
+		const tenant = await createTenant();
+		const stub = env.AGGREGATOR.getByName(tenant.id);
+		const minute = previousHour(start) + 16 * MINUTE;
+		// 1000 events of about 800 bytes each: several messages, in several sendBatch calls.
+		const wire = Array.from({ length: 1000 }, (_, i) => ({
+			id: `b${String(i).padStart(4, "0")}`,
+			event: "bulk",
+			timestamp: minute,
+			usage: { sku: "rows", quantity: 1 },
+			properties: { pad: "x".repeat(700 + ((i * 37) % 50)) },
+		}));
+		// The queue takes the first sendBatch and refuses every later one.
+		const queue = FlakyQueue.failingAfter(1);
+
+		expect((await postThrough(queue, eventsRequest(wire, tenant.writeKey))).status).toBe(202);
+
+		const ids = wire.map((event) => event.id);
+		const enqueued = queue.eventsOfCall(1).map((event) => event.id);
+		const [chunk, ...more] = await spilledChunks(tenant.id);
+		expect(more).toEqual([]);
+		const spilled = chunk!.events.map((event) => event.id);
+		// The second sendBatch was tried four times; what it and the calls after it held is spilled, in order.
+		expect(queue.calls).toHaveLength(5);
+		expect([queue.delivered, queue.failed]).toEqual([1, 4]);
+		expect(queue.calls.slice(2)).toEqual([queue.calls[1], queue.calls[1], queue.calls[1]]);
+		expect(spilled.slice(0, queue.eventsOfCall(2).length)).toEqual(queue.eventsOfCall(2).map((event) => event.id));
+		expect(spilled.length).toBeGreaterThan(queue.eventsOfCall(2).length);
+		expect([...enqueued, ...spilled]).toEqual(ids);
+		expect(await healthOf(tenant.id)).toEqual({ failingFlushes: [], spills: [{ tenant: tenant.id, at: start, events: spilled.length }] });
+		// The events the queue took arrive first; the alarm flushes them (2 rows) and re-enqueues the rest.
+		const before = { received: 1000, enqueued: enqueued.length, enqueueFailures: spilled.length, spilled: spilled.length, spillPending: expect.any(Number) };
+		await metricsBecome(tenant, { ...before, consumed: enqueued.length, aggregated: enqueued.length });
+
+		expect(await runDurableObjectAlarm(stub)).toBe(true);
+		await metricsBecome(tenant, {
+			received: 1000,
+			enqueued: enqueued.length,
+			enqueueFailures: spilled.length,
+			spilled: spilled.length,
+			respooled: spilled.length,
+			consumed: 1000,
+			aggregated: 1000,
+			flushedRows: 2,
+		});
+		expect(await (await flushVia(tenant)).json()).toEqual({ flushed: 2 });
+		const hour = previousHour(start);
+		expect(await usageOf(tenant, hour, hour + HOUR)).toEqual([{ sku: "rows", unit: "unit", period: iso(hour), quantity: 1000, events: 1000 }]);
+		expect(await statsOf(tenant, hour, hour + HOUR)).toEqual([countOnly("bulk", minute, 1000)]);
+		expect((await metricsOf(tenant)).flushedRows).toBe(4);
+	});
+
+	it("keeps a spilled chunk whose re-enqueue fails, and re-enqueues it 5 s later", async () => {
+		const tenant = await createTenant();
+		const stub = env.AGGREGATOR.getByName(tenant.id);
+		const minute = previousHour(start) + 17 * MINUTE;
+		const tokens = (id: string, quantity: number) => ({ id, event: "api_call", timestamp: minute, usage: { sku: "tokens", quantity } });
+		const down = FlakyQueue.alwaysFailing();
+		expect((await postThrough(down, eventsRequest([tokens("c1", 1), tokens("c2", 2)], tenant.writeKey))).status).toBe(202);
+		expect((await postThrough(down, eventsRequest([tokens("c3", 4)], tenant.writeKey))).status).toBe(202);
+		expect((await spilledChunks(tenant.id)).map((chunk) => chunk.events.map((event) => event.id))).toEqual([["c1", "c2"], ["c3"]]);
+		// The aggregator's queue takes the first chunk, refuses the second once, then takes it.
+		const respool = new FlakyQueue((n) => n === 2);
+		await wrapAggregatorQueue(tenant.id, respool);
+
+		expect(await runDurableObjectAlarm(stub)).toBe(true);
+
+		expect(respool.calls.map((batch) => batch.flatMap((body) => body.events.map((event) => event.id)))).toEqual([["c1", "c2"], ["c3"]]);
+		expect((await spilledChunks(tenant.id)).map((chunk) => chunk.events.map((event) => event.id))).toEqual([["c3"]]);
+		expect(await alarmOf(tenant.id)).toBe(start + 5_000);
+		await metricsBecome(tenant, { received: 3, enqueueFailures: 3, spilled: 3, respooled: 2, consumed: 2, aggregated: 2, spillPending: expect.any(Number) });
+
+		// Before the pause ends the alarm flushes what arrived, and leaves the chunk alone.
+		vi.setSystemTime(start + 4_999);
+		expect(await runDurableObjectAlarm(stub)).toBe(true);
+		expect(respool.calls).toHaveLength(2);
+		expect(await alarmOf(tenant.id)).toBe(start + 5_000);
+
+		vi.setSystemTime(start + 5_000);
+		expect(await runDurableObjectAlarm(stub)).toBe(true);
+		expect(respool.calls).toHaveLength(3);
+		expect(await spilledChunks(tenant.id)).toEqual([]);
+		await metricsBecome(tenant, { received: 3, enqueueFailures: 3, spilled: 3, respooled: 3, consumed: 3, aggregated: 3, flushedRows: 2 });
+
+		expect(await (await flushVia(tenant)).json()).toEqual({ flushed: 2 });
+		const hour = previousHour(start);
+		expect(await usageOf(tenant, hour, hour + HOUR)).toEqual([{ sku: "tokens", unit: "unit", period: iso(hour), quantity: 7, events: 3 }]);
+		expect(await statsOf(tenant, hour, hour + HOUR)).toEqual([countOnly("api_call", minute, 3)]);
+		expect((await metricsOf(tenant)).flushedRows).toBe(4);
+	});
+
+	it("counts the events as lost when the tenant's aggregator refuses the spill too", async () => {
+		const tenant = await createTenant();
+		const { wire } = threeEvents(previousHour(start) + 18 * MINUTE);
+		const spill = await failAggregatorWrites(tenant.id, Infinity, "before-commit");
+		const queue = FlakyQueue.alwaysFailing();
+
+		expect((await postThrough(queue, eventsRequest(wire, tenant.writeKey))).status).toBe(202);
+
+		expect(queue.calls).toHaveLength(4);
+		expect(spill).toEqual({ calls: 1, failed: 1 });
+		expect(await spilledChunks(tenant.id)).toEqual([]);
+		expect(await alarmOf(tenant.id)).toBeNull();
+		expect(await healthOf(tenant.id)).toEqual({ failingFlushes: [], spills: [] });
+		expect(await metricsOf(tenant)).toEqual(metricsWith(tenant, { received: 3, enqueueFailures: 3, lost: 3 }));
+	});
+
+	it("reports spillPending as the number of spilled events still waiting, like spilled and respooled", async () => {
+		const tenant = await createTenant();
+		const { wire } = threeEvents(previousHour(start) + 19 * MINUTE);
+
+		expect((await postThrough(FlakyQueue.alwaysFailing(), eventsRequest(wire, tenant.writeKey))).status).toBe(202);
+
+		// One chunk of three events is waiting: spillPending counts events (AggregatorMetrics.spillPending).
+		expect(await spilledChunks(tenant.id)).toHaveLength(1);
+		const metrics = await metricsOf(tenant);
+		expect({ spilled: metrics.spilled, respooled: metrics.respooled, spillPending: metrics.spillPending }).toEqual({ spilled: 3, respooled: 0, spillPending: 3 });
+	});
+});
+
+describe("a send that fails twice and then succeeds", () => {
+	it("is retried inside waitUntil and enqueued, with nothing spilled", async () => {
+		const tenant = await createTenant();
+		const minute = previousHour(start) + 20 * MINUTE;
+		const { wire, queued } = threeEvents(minute);
+		const queue = FlakyQueue.failingFirst(2);
+
+		expect((await postThrough(queue, eventsRequest(wire, tenant.writeKey))).status).toBe(202);
+
+		expect(queue.calls).toEqual(Array.from({ length: 3 }, () => [{ v: 1, tenant: tenant.id, events: queued }]));
+		expect([queue.failed, queue.delivered]).toEqual([2, 1]);
+		expect(await spilledChunks(tenant.id)).toEqual([]);
+		expect(await healthOf(tenant.id)).toEqual({ failingFlushes: [], spills: [] });
+		await metricsBecome(tenant, { received: 3, enqueued: 3, consumed: 3, aggregated: 3 });
+		expect(await (await flushVia(tenant)).json()).toEqual({ flushed: 3 });
+		await expectThreeEventsReported(tenant, minute);
+	});
+});
+
+describe("?ack=durable", () => {
+	it("answers 202 only once the queue has accepted the events", async () => {
+		const tenant = await createTenant();
+		const minute = previousHour(start) + 21 * MINUTE;
+		const { wire } = threeEvents(minute);
+		const gate = deferred();
+		const queue = new FlakyQueue(() => false, gate.promise);
+		const ctx = createExecutionContext();
+		let answered = false;
+
+		const answer = worker
+			.fetch(eventsRequest(wire, tenant.writeKey, "?ack=durable") as Request<unknown, IncomingRequestCfProperties>, { ...env, EVENTS: queue }, ctx)
+			.then((response) => {
+				answered = true;
+				return response;
+			});
+		await vi.waitFor(() => expect(queue.calls).toHaveLength(1));
+		// Give a handler that did not wait every chance to answer.
+		await new Promise((resolve) => setTimeout(resolve, 50));
+		expect(answered).toBe(false);
+		expect(queue.delivered).toBe(0);
+
+		gate.resolve();
+		const response = await answer;
+		await waitOnExecutionContext(ctx);
+
+		expect(response.status).toBe(202);
+		expect(await response.json()).toEqual({ accepted: 3, ids: ["p1", "p2", "p3"] });
+		expect(queue.delivered).toBe(1);
+		await metricsBecome(tenant, { received: 3, enqueued: 3, consumed: 3, aggregated: 3 });
+		expect(await (await flushVia(tenant)).json()).toEqual({ flushed: 3 });
+		await expectThreeEventsReported(tenant, minute);
+	});
+
+	it("answers 202 after two refused sends, once the third is accepted", async () => {
+		const tenant = await createTenant();
+		const { wire } = threeEvents(previousHour(start) + 22 * MINUTE);
+		const queue = FlakyQueue.failingFirst(2);
+
+		const response = await postThrough(queue, eventsRequest(wire, tenant.writeKey, "?ack=durable"));
+
+		expect(response.status).toBe(202);
+		expect([queue.calls.length, queue.failed, queue.delivered]).toEqual([3, 2, 1]);
+		await metricsBecome(tenant, { received: 3, enqueued: 3, consumed: 3, aggregated: 3 });
+	});
+
+	it("answers 503 with Retry-After 5 when the queue refuses every send, spills nothing, and a resend counts once", async () => {
+		const tenant = await createTenant();
+		const minute = previousHour(start) + 23 * MINUTE;
+		const { wire } = threeEvents(minute);
+		const queue = FlakyQueue.alwaysFailing();
+
+		const response = await postThrough(queue, eventsRequest(wire, tenant.writeKey, "?ack=durable"));
+
+		expect(response.status).toBe(503);
+		expect(response.headers.get("retry-after")).toBe("5");
+		expect(await response.json()).toEqual({
+			error: { code: "unavailable", message: "The queue is unavailable; retry the same events later (their ids make a retry safe)" },
+		});
+		expect(queue.calls).toHaveLength(4);
+		expect(queue.delivered).toBe(0);
+		expect(await spilledChunks(tenant.id)).toEqual([]);
+		expect(await alarmOf(tenant.id)).toBeNull();
+		expect(await healthOf(tenant.id)).toEqual({ failingFlushes: [], spills: [] });
+		expect(await metricsOf(tenant)).toEqual(metricsWith(tenant, { received: 3, enqueueFailures: 3 }));
+
+		// The caller resends the same events once the queue is back.
+		const resent = await postJson("/v1/events?ack=durable", { events: wire }, tenant.writeKey);
+		expect(resent.status).toBe(202);
+		await metricsBecome(tenant, { received: 6, enqueued: 3, enqueueFailures: 3, consumed: 3, aggregated: 3 });
+		expect(await (await flushVia(tenant)).json()).toEqual({ flushed: 3 });
+		await expectThreeEventsReported(tenant, minute);
+	});
+});

@@ -1,0 +1,161 @@
+// GET /v1/health: healthy, degraded (flush retries, recent dead letters or spills) and critical
+// (flushes failing over 5 minutes, spills within 5 minutes), with the exact checks behind each.
+// The health monitor is one pipeline-wide Durable Object shared by every test in this file, so the
+// tests run in order on a frozen clock and each leaves the monitor and dead_letters as it found them.
+import { runInDurableObject } from "cloudflare:test";
+import { env } from "cloudflare:workers";
+import { afterEach, beforeEach, describe, expect, it, vi } from "vitest";
+import { advanceClock, aggregator, failD1, freezeClock, FROZEN_AT, makeEvent, settle } from "../aggregator/fixtures";
+import { call, createTenant, uniqueTenantId, type TestTenant } from "../helpers/api";
+import { expectError } from "./helpers";
+
+const MINUTE = 60_000;
+const HOUR = 60 * MINUTE;
+
+const monitor = () => env.HEALTH.getByName("pipeline");
+
+const HEALTHY_CHECKS = {
+	d1: { ok: true },
+	monitor: { ok: true },
+	flushes: { retryingTenants: 0, failingOverThreshold: [] as string[], oldestFailureSince: null as string | null },
+	deadLetters: { lastHour: 0 },
+	spills: { lastHour: 0, lastFiveMinutes: 0 },
+};
+type Checks = typeof HEALTHY_CHECKS;
+
+async function health(): Promise<{ status: number; body: { status: string; checks: Checks } }> {
+	const response = await call("/v1/health");
+	return { status: response.status, body: await response.json() };
+}
+
+/** The answer GET /v1/health must give: HTTP status, health status, and the checks that differ from healthy. */
+function expected(httpStatus: number, status: string, changes: Partial<Checks> = {}) {
+	return { status: httpStatus, body: { status, checks: { ...HEALTHY_CHECKS, ...changes } } };
+}
+
+/** A tenant whose aggregator holds one pending event row and whose next D1 flush fails. */
+async function tenantWithFailingFlush(): Promise<TestTenant> {
+	const tenant = await createTenant();
+	await aggregator(tenant.id).ingest(tenant.id, [makeEvent()]);
+	await runInDurableObject(aggregator(tenant.id), (instance) => {
+		failD1(instance, 1);
+	});
+	return tenant;
+}
+
+async function flush(tenant: TestTenant): Promise<Response> {
+	return call("/v1/flush", { method: "POST", key: tenant.writeKey });
+}
+
+async function insertDeadLetter(lastFailedAt: number): Promise<string> {
+	const id = `health-${uniqueTenantId()}`;
+	await env.DB.prepare(
+		"INSERT INTO dead_letters (id, tenant, body, error, attempts, first_failed_at, last_failed_at) VALUES (?1, NULL, ?2, 'test', 1, ?3, ?3)",
+	)
+		.bind(id, '{"json":"poison"}', new Date(lastFailedAt).toISOString())
+		.run();
+	return id;
+}
+
+beforeEach(() => {
+	freezeClock();
+});
+
+afterEach(async () => {
+	vi.useRealTimers();
+	// A safety net for a test that failed half-way: this file owns the monitor and dead_letters.
+	await runInDurableObject(monitor(), (_, state) => {
+		state.storage.sql.exec("DELETE FROM failing_flushes");
+		state.storage.sql.exec("DELETE FROM spills");
+	});
+	await env.DB.prepare("DELETE FROM dead_letters").run();
+});
+
+describe("GET /v1/health", () => {
+	it("is healthy (200) when nothing is wrong", async () => {
+		expect(await health()).toEqual(expected(200, "healthy"));
+	});
+
+	it("is degraded (200) while a tenant's flush is being retried, and healthy once it succeeds", async () => {
+		const tenant = await tenantWithFailingFlush();
+		const failed = await flush(tenant);
+		expect(failed.headers.get("retry-after")).toBe("5");
+		await expectError(failed, 503, "unavailable");
+
+		expect((await settle(monitor().snapshot())).failingFlushes).toEqual([{ tenant: tenant.id, since: FROZEN_AT, failures: 1 }]);
+		expect(await health()).toEqual(
+			expected(200, "degraded", { flushes: { retryingTenants: 1, failingOverThreshold: [], oldestFailureSince: new Date(FROZEN_AT).toISOString() } }),
+		);
+
+		const recovered = await flush(tenant);
+		expect(recovered.status).toBe(200);
+		expect(await recovered.json()).toEqual({ flushed: 1 });
+		expect((await settle(monitor().snapshot())).failingFlushes).toEqual([]);
+		expect(await health()).toEqual(expected(200, "healthy"));
+	});
+
+	it("is critical (503) once a tenant's flushes have failed for over 5 minutes", async () => {
+		const tenant = await tenantWithFailingFlush();
+		expect((await flush(tenant)).status).toBe(503);
+		const since = new Date(FROZEN_AT).toISOString();
+
+		advanceClock(5 * MINUTE);
+		expect(await health()).toEqual(expected(200, "degraded", { flushes: { retryingTenants: 1, failingOverThreshold: [], oldestFailureSince: since } }));
+
+		advanceClock(1);
+		expect(await health()).toEqual(expected(503, "critical", { flushes: { retryingTenants: 1, failingOverThreshold: [tenant.id], oldestFailureSince: since } }));
+
+		// Another failed retry keeps the failure's start: the outage is still over 5 minutes old.
+		await runInDurableObject(aggregator(tenant.id), (instance) => {
+			failD1(instance, 1);
+		});
+		expect((await flush(tenant)).status).toBe(503);
+		expect((await settle(monitor().snapshot())).failingFlushes).toEqual([{ tenant: tenant.id, since: FROZEN_AT, failures: 2 }]);
+		expect(await health()).toEqual(expected(503, "critical", { flushes: { retryingTenants: 1, failingOverThreshold: [tenant.id], oldestFailureSince: since } }));
+
+		expect((await flush(tenant)).status).toBe(200);
+		expect(await health()).toEqual(expected(200, "healthy"));
+	});
+
+	it("is degraded (200) while a dead letter arrived within the last hour", async () => {
+		const id = await insertDeadLetter(Date.now());
+		expect(await health()).toEqual(expected(200, "degraded", { deadLetters: { lastHour: 1 } }));
+
+		advanceClock(HOUR);
+		expect(await health()).toEqual(expected(200, "degraded", { deadLetters: { lastHour: 1 } }));
+		advanceClock(1);
+		expect(await health()).toEqual(expected(200, "healthy"));
+
+		await env.DB.prepare("DELETE FROM dead_letters WHERE id = ?1").bind(id).run();
+	});
+
+	it("is critical (503) while a spill happened within 5 minutes, then degraded for the rest of the hour", async () => {
+		const tenant = uniqueTenantId("spill");
+		await settle(monitor().spilled(tenant, 3));
+		expect(await health()).toEqual(expected(503, "critical", { spills: { lastHour: 3, lastFiveMinutes: 3 } }));
+
+		advanceClock(5 * MINUTE);
+		expect(await health()).toEqual(expected(503, "critical", { spills: { lastHour: 3, lastFiveMinutes: 3 } }));
+		advanceClock(1);
+		expect(await health()).toEqual(expected(200, "degraded", { spills: { lastHour: 3, lastFiveMinutes: 0 } }));
+		advanceClock(HOUR - 5 * MINUTE);
+		expect(await health()).toEqual(expected(200, "healthy"));
+
+		await runInDurableObject(monitor(), (_, state) => {
+			state.storage.sql.exec("DELETE FROM spills WHERE tenant = ?", tenant);
+		});
+	});
+
+	it("is critical (503) when a recent spill and a dead letter come together", async () => {
+		const tenant = uniqueTenantId("spill");
+		await settle(monitor().spilled(tenant, 2));
+		const id = await insertDeadLetter(Date.now() - 10 * MINUTE);
+		expect(await health()).toEqual(expected(503, "critical", { deadLetters: { lastHour: 1 }, spills: { lastHour: 2, lastFiveMinutes: 2 } }));
+
+		await env.DB.prepare("DELETE FROM dead_letters WHERE id = ?1").bind(id).run();
+		await runInDurableObject(monitor(), (_, state) => {
+			state.storage.sql.exec("DELETE FROM spills WHERE tenant = ?", tenant);
+		});
+		expect(await health()).toEqual(expected(200, "healthy"));
+	});
+});

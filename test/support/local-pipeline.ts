@@ -1,0 +1,115 @@
+// Starts the whole pipeline locally from Node (workerd through wrangler's programmatic dev server)
+// on a fresh state folder, for the real-SDK tests and the benchmark.
+import { spawnSync } from "node:child_process";
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { createRequire } from "node:module";
+import { tmpdir } from "node:os";
+import path from "node:path";
+import { unstable_dev, type Unstable_DevWorker } from "wrangler";
+
+const root = path.resolve(import.meta.dirname, "../..");
+const wranglerBin = path.join(path.dirname(createRequire(import.meta.url).resolve("wrangler/package.json")), "bin/wrangler.js");
+
+export interface TenantKeys {
+	id: string;
+	writeKey: string;
+	readKey: string;
+}
+
+export interface LocalPipeline {
+	url: string;
+	adminToken: string;
+	persistTo: string;
+	/** fetch against the pipeline, with an optional bearer key. */
+	call(pathname: string, init?: RequestInit & { key?: string }): Promise<Response>;
+	createTenant(id: string): Promise<TenantKeys>;
+	stop(): Promise<void>;
+}
+
+export interface PipelineOptions {
+	/** Extra vars, e.g. FLUSH_INTERVAL_MS. */
+	vars?: Record<string, string>;
+	/**
+	 * Requests each tenant may send per period, instead of wrangler.toml's TENANT_RATE_LIMIT (1000
+	 * per 60 s), for load tests. The pipeline then starts from a temporary copy of wrangler.toml.
+	 */
+	tenantRateLimit?: number;
+}
+
+/**
+ * A copy of wrangler.toml in its own temporary folder with `limit` as TENANT_RATE_LIMIT's limit;
+ * `main` and `migrations_dir` become absolute so they still point into the project.
+ */
+function configWithRateLimit(limit: number): { config: string; dir: string } {
+	let toml = readFileSync(path.join(root, "wrangler.toml"), "utf8");
+	const rewrite = (pattern: RegExp, replacement: string) => {
+		const matches = toml.match(new RegExp(pattern.source, "gm"))?.length ?? 0;
+		if (matches !== 1) throw new Error(`wrangler.toml: expected one match of ${pattern}, found ${matches}`);
+		toml = toml.replace(new RegExp(pattern.source, "m"), replacement);
+	};
+	rewrite(/^main = ".*"$/, `main = ${JSON.stringify(path.join(root, "src/index.ts"))}`);
+	rewrite(/^migrations_dir = ".*"$/, `migrations_dir = ${JSON.stringify(path.join(root, "migrations"))}`);
+	rewrite(/^simple = \{ limit = \d+, period = (\d+) \}$/, `simple = { limit = ${Math.floor(limit)}, period = $1 }`);
+	const dir = mkdtempSync(path.join(tmpdir(), "meterline-config-"));
+	const config = path.join(dir, "wrangler.toml");
+	writeFileSync(config, toml);
+	return { config, dir };
+}
+
+export async function startLocalPipeline(options: PipelineOptions = {}): Promise<LocalPipeline> {
+	const persistTo = mkdtempSync(path.join(tmpdir(), "meterline-"));
+	const custom = options.tenantRateLimit === undefined ? undefined : configWithRateLimit(options.tenantRateLimit);
+	const config = custom?.config ?? path.join(root, "wrangler.toml");
+	const removeTemporary = () => {
+		rmSync(persistTo, { recursive: true, force: true });
+		if (custom) rmSync(custom.dir, { recursive: true, force: true });
+	};
+	const env = { ...process.env, CI: "true", WRANGLER_SEND_METRICS: "false" };
+	const migrate = spawnSync(process.execPath, [wranglerBin, "d1", "migrations", "apply", "DB", "--local", "--persist-to", persistTo, "--config", config], {
+		cwd: root,
+		env,
+		encoding: "utf8",
+	});
+	if (migrate.status !== 0) {
+		removeTemporary();
+		throw new Error(`D1 migrations failed: ${migrate.stdout}${migrate.stderr}`);
+	}
+	const adminToken = `admin-${crypto.randomUUID()}`;
+	let worker: Unstable_DevWorker;
+	try {
+		worker = await unstable_dev(path.join(root, "src/index.ts"), {
+			config,
+			persistTo,
+			ip: "127.0.0.1",
+			vars: { ADMIN_TOKEN: adminToken, ...options.vars },
+			logLevel: "error",
+			experimental: { disableExperimentalWarning: true },
+		});
+	} catch (err) {
+		removeTemporary();
+		throw err;
+	}
+	const url = `http://${worker.address}:${worker.port}`;
+	const call = (pathname: string, init: RequestInit & { key?: string } = {}) => {
+		const headers = new Headers(init.headers);
+		if (init.key) headers.set("authorization", `Bearer ${init.key}`);
+		if (typeof init.body === "string" && !headers.has("content-type")) headers.set("content-type", "application/json");
+		return fetch(url + pathname, { ...init, headers });
+	};
+	return {
+		url,
+		adminToken,
+		persistTo,
+		call,
+		async createTenant(id) {
+			const response = await call("/v1/admin/tenants", { method: "POST", key: adminToken, body: JSON.stringify({ id }) });
+			if (response.status !== 201) throw new Error(`creating tenant ${id}: ${response.status} ${await response.text()}`);
+			const body = (await response.json()) as { writeKey: string; readKey: string };
+			return { id, writeKey: body.writeKey, readKey: body.readKey };
+		},
+		async stop() {
+			await worker.stop();
+			removeTemporary();
+		},
+	};
+}
