@@ -1,10 +1,11 @@
 // The flush alarm: armed after ingest, pulled forward when full, idempotent, and pruning the dedupe window.
 import { runDurableObjectAlarm, runInDurableObject } from "cloudflare:test";
-import { afterEach, beforeEach, describe, expect, it, vi } from "vitest";
+import { describe, expect, it } from "vitest";
 import { uniqueTenantId } from "../helpers/api";
+import { advanceClock, useFrozenClock } from "../helpers/clock";
 import {
-	advanceClock,
 	aggregator,
+	aggregatorWith,
 	AT,
 	countOnly,
 	d1Events,
@@ -21,12 +22,7 @@ import {
 	seenIds,
 } from "./fixtures";
 
-beforeEach(() => {
-	freezeClock();
-});
-afterEach(() => {
-	vi.useRealTimers();
-});
+useFrozenClock(freezeClock);
 
 async function alarmOf(stub: ReturnType<typeof aggregator>): Promise<number | null> {
 	return runInDurableObject(stub, (_instance, state) => state.storage.getAlarm());
@@ -50,9 +46,7 @@ describe("arming", () => {
 	});
 
 	it("does not move the alarm later on a second ingest", async () => {
-		const tenant = uniqueTenantId();
-		const stub = aggregator(tenant);
-		await stub.ingest(tenant, [makeEvent()]);
+		const { tenant, stub } = await aggregatorWith([makeEvent()]);
 
 		advanceClock(3_000);
 		await stub.ingest(tenant, [makeEvent({ event: "other" })]);
@@ -109,9 +103,7 @@ describe("arming", () => {
 
 describe("running", () => {
 	it("flushes the deltas and re-arms only to prune the dedupe window", async () => {
-		const tenant = uniqueTenantId();
-		const stub = aggregator(tenant);
-		await stub.ingest(tenant, [makeEvent({ usage: { sku: "tokens", unit: "token", micros: 7 } })]);
+		const { tenant, stub } = await aggregatorWith([makeEvent({ usage: { sku: "tokens", unit: "token", micros: 7 } })]);
 
 		expect(await runDurableObjectAlarm(stub)).toBe(true);
 
@@ -124,9 +116,7 @@ describe("running", () => {
 	});
 
 	it("changes nothing when it fires a second time", async () => {
-		const tenant = uniqueTenantId();
-		const stub = aggregator(tenant);
-		await stub.ingest(tenant, [makeEvent({ usage: { sku: "tokens", unit: "token", micros: 7 } }), makeEvent({ event: "page_view" })]);
+		const { tenant, stub } = await aggregatorWith([makeEvent({ usage: { sku: "tokens", unit: "token", micros: 7 } }), makeEvent({ event: "page_view" })]);
 		expect(await runDurableObjectAlarm(stub)).toBe(true);
 		const inc = await runInDurableObject(stub, (_instance, state) => incarnation(state));
 
@@ -145,9 +135,7 @@ describe("running", () => {
 
 	// Fails against the current src: armAfterIngest() keeps the far-off prune alarm (see report).
 	it("flushes deltas ingested after an earlier flush within FLUSH_INTERVAL_MS", async () => {
-		const tenant = uniqueTenantId();
-		const stub = aggregator(tenant);
-		await stub.ingest(tenant, [makeEvent()]);
+		const { tenant, stub } = await aggregatorWith([makeEvent()]);
 		await runDurableObjectAlarm(stub);
 		expect(await alarmOf(stub)).toBe(FROZEN_AT + DEDUPE_WINDOW_MS + 1);
 
@@ -160,9 +148,7 @@ describe("running", () => {
 
 describe("dedupe window", () => {
 	it("prunes ids older than DEDUPE_WINDOW_MS and keeps the rest", async () => {
-		const tenant = uniqueTenantId();
-		const stub = aggregator(tenant);
-		await stub.ingest(tenant, [makeEvent({ id: "recent" })]);
+		const { tenant, stub } = await aggregatorWith([makeEvent({ id: "recent" })]);
 		await runInDurableObject(stub, (_instance, state) => {
 			state.storage.sql.exec("INSERT INTO seen_events (id, seen_at) VALUES ('old', ?), ('edge', ?)", FROZEN_AT - DEDUPE_WINDOW_MS - 1, FROZEN_AT - DEDUPE_WINDOW_MS);
 		});
@@ -182,9 +168,7 @@ describe("dedupe window", () => {
 	});
 
 	it("disarms once every id has left the window and nothing else is pending", async () => {
-		const tenant = uniqueTenantId();
-		const stub = aggregator(tenant);
-		await stub.ingest(tenant, [makeEvent({ id: "a" })]);
+		const { stub } = await aggregatorWith([makeEvent({ id: "a" })]);
 		await runDurableObjectAlarm(stub);
 		expect(await alarmOf(stub)).toBe(FROZEN_AT + DEDUPE_WINDOW_MS + 1);
 

@@ -1,17 +1,21 @@
 // Analytics Engine: one point per flushed rollup row, ≤ 250 per invocation, written once, never in D1's way.
 import { runDurableObjectAlarm, runInDurableObject } from "cloudflare:test";
-import { afterEach, beforeEach, describe, expect, it, vi } from "vitest";
+import { describe, expect, it, vi } from "vitest";
 import type { TenantAggregator } from "../../src/aggregator/aggregator";
 import { POINT_COLUMNS, type DataPoint } from "../../src/sinks/analytics";
 import { uniqueTenantId } from "../helpers/api";
+import { useFrozenClock } from "../helpers/clock";
 import {
 	aggregator,
+	aggregatorWith,
 	countOnly,
 	crashAfterD1Commit,
 	d1Events,
 	d1Flushes,
 	d1Usage,
 	DEDUPE_WINDOW_MS,
+	EVENT_HOUR,
+	EVENT_MINUTE,
 	freezeClock,
 	FROZEN_AT,
 	internals,
@@ -21,16 +25,7 @@ import {
 	settle,
 } from "./fixtures";
 
-beforeEach(() => {
-	freezeClock();
-});
-afterEach(() => {
-	vi.useRealTimers();
-	vi.restoreAllMocks();
-});
-
-const HOUR = "2026-03-10T13:00:00.000Z";
-const MINUTE = "2026-03-10T13:59:00.000Z";
+useFrozenClock(freezeClock);
 
 /** Observes what reaches the real Analytics Engine binding (a no-op locally). */
 function spyOnAnalytics(instance: TenantAggregator) {
@@ -39,6 +34,15 @@ function spyOnAnalytics(instance: TenantAggregator) {
 
 function pointsOf(spy: ReturnType<typeof spyOnAnalytics>): DataPoint[] {
 	return spy.mock.calls.map(([point]) => point as DataPoint);
+}
+
+/** The points the binding is given while `run` drives the live aggregator. */
+function pointsWrittenDuring(stub: ReturnType<typeof aggregator>, run: (instance: TenantAggregator) => Promise<unknown>): Promise<DataPoint[]> {
+	return runInDurableObject(stub, async (instance: TenantAggregator) => {
+		const spy = spyOnAnalytics(instance);
+		await run(instance);
+		return pointsOf(spy);
+	});
 }
 
 /** Sorted by blobs: the order of rows within one rollup is not part of the contract. */
@@ -68,45 +72,36 @@ function slice() {
 	];
 }
 
+/** The slice's one usage row in D1. */
+const sliceUsage = [{ sku: "tokens", unit: "token", hour: EVENT_HOUR, micros: "2500000", events: 2 }];
+
 function slicePoints(tenant: string): DataPoint[] {
 	return byBlobs([
-		{ indexes: [tenant], blobs: ["event", "api_call", "", MINUTE], doubles: [3, 0, 1, 2, 30.5, 10, 20.5] },
-		{ indexes: [tenant], blobs: ["event", "page_view", "", MINUTE], doubles: [1, 0, 0, 0, 0, 0, 0] },
-		{ indexes: [tenant], blobs: ["usage", "tokens", "token", HOUR], doubles: [2, 2.5, 0, 0, 0, 0, 0] },
+		{ indexes: [tenant], blobs: ["event", "api_call", "", EVENT_MINUTE], doubles: [3, 0, 1, 2, 30.5, 10, 20.5] },
+		{ indexes: [tenant], blobs: ["event", "page_view", "", EVENT_MINUTE], doubles: [1, 0, 0, 0, 0, 0, 0] },
+		{ indexes: [tenant], blobs: ["usage", "tokens", "token", EVENT_HOUR], doubles: [2, 2.5, 0, 0, 0, 0, 0] },
 	]);
 }
 
 describe("data points", () => {
 	it("writes one point per flushed row with the tenant as the only index", async () => {
-		const tenant = uniqueTenantId();
-		const stub = aggregator(tenant);
-		await stub.ingest(tenant, slice());
+		const { tenant, stub } = await aggregatorWith(slice());
 
-		const points = await runInDurableObject(stub, async (instance) => {
-			const spy = spyOnAnalytics(instance);
-			expect(await instance.flush()).toBe(3);
-			return pointsOf(spy);
-		});
+		const points = await pointsWrittenDuring(stub, async (instance) => expect(await instance.flush()).toBe(3));
 
 		expect(byBlobs(points)).toEqual(slicePoints(tenant));
 	});
 
 	it("puts every field in the column POINT_COLUMNS names", async () => {
-		const tenant = uniqueTenantId();
-		const stub = aggregator(tenant);
-		await stub.ingest(tenant, slice());
+		const { tenant, stub } = await aggregatorWith(slice());
 
-		const points = await runInDurableObject(stub, async (instance) => {
-			const spy = spyOnAnalytics(instance);
-			await instance.flush();
-			return pointsOf(spy);
-		});
+		const points = await pointsWrittenDuring(stub, (instance) => instance.flush());
 
 		expect(byBlobs(points)).toEqual(
 			byBlobs([
-				pointFromColumns(tenant, { kind: "event", name: "api_call", period: MINUTE, count: 3, errors: 1, durationCount: 2, durationSum: 30.5, durationMin: 10, durationMax: 20.5 }),
-				pointFromColumns(tenant, { kind: "event", name: "page_view", period: MINUTE, count: 1 }),
-				pointFromColumns(tenant, { kind: "usage", name: "tokens", unit: "token", period: HOUR, count: 2, quantity: 2.5 }),
+				pointFromColumns(tenant, { kind: "event", name: "api_call", period: EVENT_MINUTE, count: 3, errors: 1, durationCount: 2, durationSum: 30.5, durationMin: 10, durationMax: 20.5 }),
+				pointFromColumns(tenant, { kind: "event", name: "page_view", period: EVENT_MINUTE, count: 1 }),
+				pointFromColumns(tenant, { kind: "usage", name: "tokens", unit: "token", period: EVENT_HOUR, count: 2, quantity: 2.5 }),
 			]),
 		);
 	});
@@ -142,15 +137,13 @@ describe("the per-invocation limit", () => {
 			expect(outbox(state)).toEqual([]);
 			expect(await state.storage.getAlarm()).toBe(FROZEN_AT + DEDUPE_WINDOW_MS + 1);
 		});
-		expect(await d1Events(tenant)).toEqual(names.map((event) => countOnly(event, MINUTE, 1)));
+		expect(await d1Events(tenant)).toEqual(names.map((event) => countOnly(event, EVENT_MINUTE, 1)));
 	});
 });
 
 describe("failures and races", () => {
 	it("never lets an Analytics Engine failure block or undo the D1 flush", async () => {
-		const tenant = uniqueTenantId();
-		const stub = aggregator(tenant);
-		await stub.ingest(tenant, slice());
+		const { tenant, stub } = await aggregatorWith(slice());
 
 		await runInDurableObject(stub, async (instance, state) => {
 			const sinks = internals(instance).sinks;
@@ -164,10 +157,10 @@ describe("failures and races", () => {
 			expect(await state.storage.getAlarm()).toBe(FROZEN_AT);
 			sinks.analytics = real;
 		});
-		expect(await d1Usage(tenant)).toEqual([{ sku: "tokens", unit: "token", hour: HOUR, micros: "2500000", events: 2 }]);
+		expect(await d1Usage(tenant)).toEqual(sliceUsage);
 		expect(await d1Events(tenant)).toEqual([
-			{ event: "api_call", minute: MINUTE, count: 3, errors: 1, duration_count: 2, duration_sum: 30.5, duration_min: 10, duration_max: 20.5 },
-			countOnly("page_view", MINUTE, 1),
+			{ event: "api_call", minute: EVENT_MINUTE, count: 3, errors: 1, duration_count: 2, duration_sum: 30.5, duration_min: 10, duration_max: 20.5 },
+			countOnly("page_view", EVENT_MINUTE, 1),
 		]);
 
 		// Once Analytics Engine is back, the next alarm writes the kept points, and D1 stays as it was.
@@ -176,30 +169,22 @@ describe("failures and races", () => {
 
 		expect(byBlobs(pointsOf(spy))).toEqual(slicePoints(tenant));
 		await runInDurableObject(stub, (_instance, state) => expect(outbox(state)).toEqual([]));
-		expect(await d1Usage(tenant)).toEqual([{ sku: "tokens", unit: "token", hour: HOUR, micros: "2500000", events: 2 }]);
+		expect(await d1Usage(tenant)).toEqual(sliceUsage);
 		expect(await d1Flushes(tenant)).toHaveLength(1);
 	});
 
 	it("writes D1 and each point once when flush() races the alarm", async () => {
-		const tenant = uniqueTenantId();
-		const stub = aggregator(tenant);
-		await stub.ingest(tenant, slice());
+		const { tenant, stub } = await aggregatorWith(slice());
 
-		const points = await runInDurableObject(stub, async (instance) => {
-			const spy = spyOnAnalytics(instance);
-			await Promise.all([instance.flush(), instance.alarm(), instance.flush()]);
-			return pointsOf(spy);
-		});
+		const points = await pointsWrittenDuring(stub, (instance) => Promise.all([instance.flush(), instance.alarm(), instance.flush()]));
 
 		expect(byBlobs(points)).toEqual(slicePoints(tenant));
-		expect(await d1Usage(tenant)).toEqual([{ sku: "tokens", unit: "token", hour: HOUR, micros: "2500000", events: 2 }]);
+		expect(await d1Usage(tenant)).toEqual(sliceUsage);
 		expect(await d1Flushes(tenant)).toHaveLength(1);
 	});
 
 	it("writes a batch's points once when it is retried after a crash that followed D1's commit", async () => {
-		const tenant = uniqueTenantId();
-		const stub = aggregator(tenant);
-		await stub.ingest(tenant, slice());
+		const { tenant, stub } = await aggregatorWith(slice());
 		const spy = await runInDurableObject(stub, (instance) => {
 			crashAfterD1Commit(instance, 1);
 			return spyOnAnalytics(instance);

@@ -1,15 +1,11 @@
 // ingest(): event-id dedupe, per-minute counters, per-hour usage sums, and exact integer quantities.
 import { runInDurableObject } from "cloudflare:test";
-import { afterEach, beforeEach, describe, expect, it, vi } from "vitest";
+import { describe, expect, it } from "vitest";
 import { uniqueTenantId } from "../helpers/api";
+import { useFrozenClock } from "../helpers/clock";
 import { aggregator, AT, countOnly, d1Events, d1Usage, freezeClock, FROZEN_AT, makeEvent, pendingUsage, seenIds } from "./fixtures";
 
-beforeEach(() => {
-	freezeClock();
-});
-afterEach(() => {
-	vi.useRealTimers();
-});
+useFrozenClock(freezeClock);
 
 const usage = (micros: number, sku = "tokens", unit = "token") => ({ sku, unit, micros });
 

@@ -1,9 +1,10 @@
 // Aggregator test fixtures: events, a frozen clock, fault-injecting sinks, and exact reads of DO and D1 state.
 import { env } from "cloudflare:workers";
-import { vi } from "vitest";
 import type { FlushSinks, TenantAggregator } from "../../src/aggregator/aggregator";
 import type { QueuedEvent } from "../../src/events/schema";
 import type { DataPoint } from "../../src/sinks/analytics";
+import { uniqueTenantId } from "../helpers/api";
+import { freezeClockAt } from "../helpers/clock";
 
 export const FLUSH_INTERVAL_MS = Number(env.FLUSH_INTERVAL_MS);
 export const FLUSH_MAX_ROWS = Number(env.FLUSH_MAX_ROWS);
@@ -18,13 +19,7 @@ export const FROZEN_AT = Math.ceil((Date.now() + 365 * 24 * HOUR_MS) / HOUR_MS) 
 
 /** Freezes Date (in the test and in the Durable Object: they share one isolate). */
 export function freezeClock(at = FROZEN_AT): number {
-	vi.useFakeTimers({ toFake: ["Date"], now: at });
-	return at;
-}
-
-export function advanceClock(ms: number): number {
-	vi.setSystemTime(Date.now() + ms);
-	return Date.now();
+	return freezeClockAt(at);
 }
 
 /** Event timestamps: two minutes before and after a UTC hour boundary. */
@@ -37,6 +32,10 @@ export const AT = {
 	"14:01:30.000": Date.UTC(2026, 2, 10, 14, 1, 30, 0),
 } as const;
 
+/** The rollup buckets of makeEvent's default timestamp. */
+export const EVENT_HOUR = "2026-03-10T13:00:00.000Z";
+export const EVENT_MINUTE = "2026-03-10T13:59:00.000Z";
+
 let nextId = 0;
 export function makeEvent(overrides: Partial<QueuedEvent> = {}): QueuedEvent {
 	return { id: `ev-${nextId++}`, event: "api_call", timestamp: AT["13:59:30.000"], ...overrides };
@@ -44,6 +43,14 @@ export function makeEvent(overrides: Partial<QueuedEvent> = {}): QueuedEvent {
 
 export function aggregator(tenant: string) {
 	return env.AGGREGATOR.getByName(tenant);
+}
+
+/** A fresh tenant, and its aggregator once it has taken in `events`. */
+export async function aggregatorWith(events: QueuedEvent[]): Promise<{ tenant: string; stub: ReturnType<typeof aggregator> }> {
+	const tenant = uniqueTenantId();
+	const stub = aggregator(tenant);
+	await stub.ingest(tenant, events);
+	return { tenant, stub };
 }
 
 /** The members TypeScript keeps protected or private, reached for inspection. */
@@ -141,13 +148,14 @@ export interface UsageTotal {
 	events: number;
 }
 
-export async function d1Usage(tenant: string): Promise<UsageTotal[]> {
-	const { results } = await env.DB.prepare(
-		"SELECT sku, unit, hour, CAST(quantity_micros AS TEXT) AS micros, events FROM usage_rollups WHERE tenant = ?1 ORDER BY sku, unit, hour",
-	)
-		.bind(tenant)
-		.all<UsageTotal>();
+/** D1 rows for a query with numbered binds. */
+export async function d1Rows<T>(query: string, ...binds: unknown[]): Promise<T[]> {
+	const { results } = await env.DB.prepare(query).bind(...binds).all<T>();
 	return results;
+}
+
+export function d1Usage(tenant: string): Promise<UsageTotal[]> {
+	return d1Rows("SELECT sku, unit, hour, CAST(quantity_micros AS TEXT) AS micros, events FROM usage_rollups WHERE tenant = ?1 ORDER BY sku, unit, hour", tenant);
 }
 
 export interface EventTotal {
@@ -161,20 +169,15 @@ export interface EventTotal {
 	duration_max: number | null;
 }
 
-export async function d1Events(tenant: string): Promise<EventTotal[]> {
-	const { results } = await env.DB.prepare(
+export function d1Events(tenant: string): Promise<EventTotal[]> {
+	return d1Rows(
 		"SELECT event, minute, count, errors, duration_count, duration_sum, duration_min, duration_max FROM event_rollups WHERE tenant = ?1 ORDER BY event, minute",
-	)
-		.bind(tenant)
-		.all<EventTotal>();
-	return results;
+		tenant,
+	);
 }
 
-export async function d1Flushes(tenant: string): Promise<{ flush_id: string; rows: number }[]> {
-	const { results } = await env.DB.prepare("SELECT flush_id, rows FROM flushes WHERE tenant = ?1 ORDER BY flush_id")
-		.bind(tenant)
-		.all<{ flush_id: string; rows: number }>();
-	return results;
+export function d1Flushes(tenant: string): Promise<{ flush_id: string; rows: number }[]> {
+	return d1Rows("SELECT flush_id, rows FROM flushes WHERE tenant = ?1 ORDER BY flush_id", tenant);
 }
 
 /** An event rollup row with no performance data. */

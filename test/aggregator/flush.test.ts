@@ -1,18 +1,21 @@
 // Flushing to D1: one ledger-guarded batch, local deltas kept until D1 commits, retries with backoff, no double counting.
 import { runDurableObjectAlarm, runInDurableObject } from "cloudflare:test";
-import { afterEach, beforeEach, describe, expect, it, vi } from "vitest";
+import { describe, expect, it, vi } from "vitest";
 import { backoffMs } from "../../src/aggregator/aggregator";
 import type { QueuedEvent } from "../../src/events/schema";
 import { uniqueTenantId } from "../helpers/api";
+import { advanceClock, useFrozenClock } from "../helpers/clock";
 import {
-	advanceClock,
 	aggregator,
+	aggregatorWith,
 	countOnly,
 	crashAfterD1Commit,
 	d1Events,
 	d1Flushes,
 	d1Usage,
 	DEDUPE_WINDOW_MS,
+	EVENT_HOUR,
+	EVENT_MINUTE,
 	failD1,
 	flushMeta,
 	freezeClock,
@@ -26,16 +29,7 @@ import {
 	settle,
 } from "./fixtures";
 
-beforeEach(() => {
-	freezeClock();
-});
-afterEach(() => {
-	vi.useRealTimers();
-	vi.restoreAllMocks();
-});
-
-const HOUR = "2026-03-10T13:00:00.000Z";
-const MINUTE = "2026-03-10T13:59:00.000Z";
+useFrozenClock(freezeClock);
 
 /** Two usage rows and two event rows once rolled up. */
 function mixedSlice(): QueuedEvent[] {
@@ -47,32 +41,37 @@ function mixedSlice(): QueuedEvent[] {
 }
 
 const mixedUsage = [
-	{ sku: "storage", unit: "GB", hour: HOUR, micros: "2500000", events: 1 },
-	{ sku: "tokens", unit: "token", hour: HOUR, micros: "1500000", events: 2 },
+	{ sku: "storage", unit: "GB", hour: EVENT_HOUR, micros: "2500000", events: 1 },
+	{ sku: "tokens", unit: "token", hour: EVENT_HOUR, micros: "1500000", events: 2 },
 ];
 const mixedEvents = [
-	{ event: "api_call", minute: MINUTE, count: 2, errors: 1, duration_count: 2, duration_sum: 30, duration_min: 10, duration_max: 20 },
-	countOnly("page_view", MINUTE, 1),
+	{ event: "api_call", minute: EVENT_MINUTE, count: 2, errors: 1, duration_count: 2, duration_sum: 30, duration_min: 10, duration_max: 20 },
+	countOnly("page_view", EVENT_MINUTE, 1),
 ];
+
+/** D1 holds the mixed slice once, from the incarnation's first flush, and the aggregator holds nothing. */
+async function expectMixedSliceFlushedOnce(tenant: string): Promise<void> {
+	expect(await d1Usage(tenant)).toEqual(mixedUsage);
+	expect(await d1Events(tenant)).toEqual(mixedEvents);
+	const inc = await runInDurableObject(aggregator(tenant), (_instance, state) => {
+		expect(pendingRowCount(state)).toBe(0);
+		expect(flushMeta(state)).toEqual({});
+		return incarnation(state);
+	});
+	expect(await d1Flushes(tenant)).toEqual([{ flush_id: `${inc}:1`, rows: 4 }]);
+}
 
 describe("a successful flush", () => {
 	it("writes the rollups and a ledger row in one D1 batch, then clears the local deltas", async () => {
-		const tenant = uniqueTenantId();
-		const stub = aggregator(tenant);
-		await stub.ingest(tenant, mixedSlice());
+		const { tenant, stub } = await aggregatorWith(mixedSlice());
 
-		const inc = await runInDurableObject(stub, async (instance, state) => {
+		await runInDurableObject(stub, async (instance) => {
 			const batch = vi.spyOn(internals(instance).env.DB, "batch");
 			expect(await instance.flush()).toBe(4);
 			expect(batch).toHaveBeenCalledTimes(1);
-			expect(pendingRowCount(state)).toBe(0);
-			expect(flushMeta(state)).toEqual({});
-			return incarnation(state);
 		});
 
-		expect(await d1Usage(tenant)).toEqual(mixedUsage);
-		expect(await d1Events(tenant)).toEqual(mixedEvents);
-		expect(await d1Flushes(tenant)).toEqual([{ flush_id: `${inc}:1`, rows: 4 }]);
+		await expectMixedSliceFlushedOnce(tenant);
 	});
 
 	it("returns 0 and writes nothing when no deltas are pending", async () => {
@@ -85,7 +84,7 @@ describe("a successful flush", () => {
 		expect(await stub.flush()).toBe(1);
 		expect(await stub.flush()).toBe(0);
 		expect(await d1Flushes(tenant)).toHaveLength(1);
-		expect(await d1Events(tenant)).toEqual([countOnly("api_call", MINUTE, 1)]);
+		expect(await d1Events(tenant)).toEqual([countOnly("api_call", EVENT_MINUTE, 1)]);
 	});
 
 	it("splits more than 2000 pending rows into several ledger-guarded flushes", async () => {
@@ -104,15 +103,13 @@ describe("a successful flush", () => {
 			{ flush_id: `${inc}:1`, rows: 2000 },
 			{ flush_id: `${inc}:2`, rows: 1 },
 		]);
-		expect(await d1Events(tenant)).toEqual(names.map((event) => countOnly(event, MINUTE, 1)));
+		expect(await d1Events(tenant)).toEqual(names.map((event) => countOnly(event, EVENT_MINUTE, 1)));
 	});
 });
 
 describe("a D1 failure", () => {
 	it("keeps the sealed deltas, rejects flush() and records a backoff; the retry writes them once", async () => {
-		const tenant = uniqueTenantId();
-		const stub = aggregator(tenant);
-		await stub.ingest(tenant, mixedSlice());
+		const { tenant, stub } = await aggregatorWith(mixedSlice());
 		const d1 = await runInDurableObject(stub, (instance) => failD1(instance, 1));
 
 		await expect(settle(stub.flush())).rejects.toThrow("D1 unavailable");
@@ -129,20 +126,11 @@ describe("a D1 failure", () => {
 		expect(await stub.flush()).toBe(4);
 
 		expect(d1.calls).toBe(2);
-		expect(await d1Usage(tenant)).toEqual(mixedUsage);
-		expect(await d1Events(tenant)).toEqual(mixedEvents);
-		const inc = await runInDurableObject(stub, (_instance, state) => {
-			expect(pendingRowCount(state)).toBe(0);
-			expect(flushMeta(state)).toEqual({});
-			return incarnation(state);
-		});
-		expect(await d1Flushes(tenant)).toEqual([{ flush_id: `${inc}:1`, rows: 4 }]);
+		await expectMixedSliceFlushedOnce(tenant);
 	});
 
 	it("backs off 2 s, 4 s, 8 s across failing alarms and clears the backoff on success", async () => {
-		const tenant = uniqueTenantId();
-		const stub = aggregator(tenant);
-		await stub.ingest(tenant, mixedSlice());
+		const { tenant, stub } = await aggregatorWith(mixedSlice());
 		await runInDurableObject(stub, (instance) => failD1(instance, 3));
 
 		let now = FROZEN_AT;
@@ -163,20 +151,13 @@ describe("a D1 failure", () => {
 
 		expect(await runDurableObjectAlarm(stub)).toBe(true);
 
-		expect(await d1Usage(tenant)).toEqual(mixedUsage);
-		expect(await d1Events(tenant)).toEqual(mixedEvents);
-		await runInDurableObject(stub, async (_instance, state) => {
-			expect(flushMeta(state)).toEqual({});
-			expect(pendingRowCount(state)).toBe(0);
-			// Only the dedupe window is left to look after.
-			expect(await state.storage.getAlarm()).toBe(FROZEN_AT + DEDUPE_WINDOW_MS + 1);
-		});
+		await expectMixedSliceFlushedOnce(tenant);
+		// Only the dedupe window is left to look after.
+		expect(await runInDurableObject(stub, (_instance, state) => state.storage.getAlarm())).toBe(FROZEN_AT + DEDUPE_WINDOW_MS + 1);
 	});
 
 	it("keeps events ingested while a sealed batch fails apart, and flushes both exactly", async () => {
-		const tenant = uniqueTenantId();
-		const stub = aggregator(tenant);
-		await stub.ingest(tenant, [makeEvent({ usage: { sku: "tokens", unit: "token", micros: 1_500_000 }, performance: { duration: 10 } })]);
+		const { tenant, stub } = await aggregatorWith([makeEvent({ usage: { sku: "tokens", unit: "token", micros: 1_500_000 }, performance: { duration: 10 } })]);
 		await runInDurableObject(stub, (instance) => failD1(instance, 1));
 		await expect(settle(stub.flush())).rejects.toThrow("D1 unavailable");
 
@@ -187,22 +168,22 @@ describe("a D1 failure", () => {
 
 		await runInDurableObject(stub, (_instance, state) => {
 			expect(pendingUsage(state)).toEqual([
-				{ batch: 0, sku: "tokens", unit: "token", hour: HOUR, micros: "2500000", events: 1 },
-				{ batch: 1, sku: "tokens", unit: "token", hour: HOUR, micros: "1500000", events: 1 },
+				{ batch: 0, sku: "tokens", unit: "token", hour: EVENT_HOUR, micros: "2500000", events: 1 },
+				{ batch: 1, sku: "tokens", unit: "token", hour: EVENT_HOUR, micros: "1500000", events: 1 },
 			]);
 			expect(pendingEvents(state)).toEqual([
-				{ batch: 0, event: "api_call", minute: MINUTE, count: 1, errors: 0, duration_count: 1, duration_sum: 20, duration_min: 20, duration_max: 20 },
-				{ batch: 0, ...countOnly("page_view", MINUTE, 1) },
-				{ batch: 1, event: "api_call", minute: MINUTE, count: 1, errors: 0, duration_count: 1, duration_sum: 10, duration_min: 10, duration_max: 10 },
+				{ batch: 0, event: "api_call", minute: EVENT_MINUTE, count: 1, errors: 0, duration_count: 1, duration_sum: 20, duration_min: 20, duration_max: 20 },
+				{ batch: 0, ...countOnly("page_view", EVENT_MINUTE, 1) },
+				{ batch: 1, event: "api_call", minute: EVENT_MINUTE, count: 1, errors: 0, duration_count: 1, duration_sum: 10, duration_min: 10, duration_max: 10 },
 			]);
 		});
 
 		expect(await stub.flush()).toBe(5);
 
-		expect(await d1Usage(tenant)).toEqual([{ sku: "tokens", unit: "token", hour: HOUR, micros: "4000000", events: 2 }]);
+		expect(await d1Usage(tenant)).toEqual([{ sku: "tokens", unit: "token", hour: EVENT_HOUR, micros: "4000000", events: 2 }]);
 		expect(await d1Events(tenant)).toEqual([
-			{ event: "api_call", minute: MINUTE, count: 2, errors: 0, duration_count: 2, duration_sum: 30, duration_min: 10, duration_max: 20 },
-			countOnly("page_view", MINUTE, 1),
+			{ event: "api_call", minute: EVENT_MINUTE, count: 2, errors: 0, duration_count: 2, duration_sum: 30, duration_min: 10, duration_max: 20 },
+			countOnly("page_view", EVENT_MINUTE, 1),
 		]);
 		const inc = await runInDurableObject(stub, (_instance, state) => incarnation(state));
 		// The sealed batch goes first, as it was sealed; the new deltas get a batch of their own.
@@ -215,9 +196,7 @@ describe("a D1 failure", () => {
 
 describe("a crash between D1's commit and the local clear", () => {
 	it.each(["flush", "alarm"] as const)("does not double count when the %s runs again", async (retry) => {
-		const tenant = uniqueTenantId();
-		const stub = aggregator(tenant);
-		await stub.ingest(tenant, mixedSlice());
+		const { tenant, stub } = await aggregatorWith(mixedSlice());
 		const d1 = await runInDurableObject(stub, (instance) => crashAfterD1Commit(instance, 1));
 		const attempt = async () => {
 			if (retry === "flush") await stub.flush();
@@ -245,20 +224,11 @@ describe("a crash between D1's commit and the local clear", () => {
 		await attempt();
 
 		expect(d1.applied).toEqual([true, false]);
-		expect(await d1Usage(tenant)).toEqual(mixedUsage);
-		expect(await d1Events(tenant)).toEqual(mixedEvents);
-		const inc = await runInDurableObject(stub, (_instance, state) => {
-			expect(pendingRowCount(state)).toBe(0);
-			expect(flushMeta(state)).toEqual({});
-			return incarnation(state);
-		});
-		expect(await d1Flushes(tenant)).toEqual([{ flush_id: `${inc}:1`, rows: 4 }]);
+		await expectMixedSliceFlushedOnce(tenant);
 	});
 
 	it("flushes events ingested after the crash exactly once too", async () => {
-		const tenant = uniqueTenantId();
-		const stub = aggregator(tenant);
-		await stub.ingest(tenant, mixedSlice());
+		const { tenant, stub } = await aggregatorWith(mixedSlice());
 		const d1 = await runInDurableObject(stub, (instance) => crashAfterD1Commit(instance, 1));
 		await expect(settle(stub.flush())).rejects.toThrow("crashed after D1 commit");
 
@@ -267,12 +237,12 @@ describe("a crash between D1's commit and the local clear", () => {
 
 		expect(d1.applied).toEqual([true, false, true]);
 		expect(await d1Usage(tenant)).toEqual([
-			{ sku: "storage", unit: "GB", hour: HOUR, micros: "5000000", events: 2 },
-			{ sku: "tokens", unit: "token", hour: HOUR, micros: "3000000", events: 4 },
+			{ sku: "storage", unit: "GB", hour: EVENT_HOUR, micros: "5000000", events: 2 },
+			{ sku: "tokens", unit: "token", hour: EVENT_HOUR, micros: "3000000", events: 4 },
 		]);
 		expect(await d1Events(tenant)).toEqual([
-			{ event: "api_call", minute: MINUTE, count: 4, errors: 2, duration_count: 4, duration_sum: 60, duration_min: 10, duration_max: 20 },
-			countOnly("page_view", MINUTE, 2),
+			{ event: "api_call", minute: EVENT_MINUTE, count: 4, errors: 2, duration_count: 4, duration_sum: 60, duration_min: 10, duration_max: 20 },
+			countOnly("page_view", EVENT_MINUTE, 2),
 		]);
 	});
 });

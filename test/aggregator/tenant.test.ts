@@ -1,15 +1,11 @@
 // An aggregator belongs to one tenant: a slice for any other tenant is refused and changes nothing.
 import { runInDurableObject } from "cloudflare:test";
-import { afterEach, beforeEach, expect, it, vi } from "vitest";
+import { expect, it } from "vitest";
 import { uniqueTenantId } from "../helpers/api";
+import { useFrozenClock } from "../helpers/clock";
 import { aggregator, countOnly, d1Events, d1Flushes, freezeClock, makeEvent, pendingEvents, seenIds, settle } from "./fixtures";
 
-beforeEach(() => {
-	freezeClock();
-});
-afterEach(() => {
-	vi.useRealTimers();
-});
+useFrozenClock(freezeClock);
 
 it("refuses a slice for another tenant and records none of it", async () => {
 	const tenant = uniqueTenantId();

@@ -2,6 +2,7 @@
 // always through ctx.waitUntil; and what maxQueue drops. Time is fake and moved by hand.
 import { afterEach, beforeEach, describe, expect, it, vi } from "vitest";
 import { createAnalytics } from "../../src/client";
+import { deferred } from "../helpers/queues";
 import { errorLog, MemoryQueue, RecordingContext } from "./helpers";
 
 function setup(options: Parameters<typeof createAnalytics>[2] = {}) {
@@ -151,12 +152,11 @@ describe("maxQueue", () => {
 
 	it("holds events while a slow send is in flight, dropping the oldest held ones", async () => {
 		const ctx = new RecordingContext();
-		let release!: () => void;
-		const gate = new Promise<void>((resolve) => (release = resolve));
+		const gate = deferred();
 		const bodies: unknown[] = [];
 		const queue = {
 			async sendBatch(messages: Iterable<{ body: unknown }>) {
-				await gate;
+				await gate.promise;
 				for (const message of messages) bodies.push(message.body);
 			},
 		};
@@ -166,7 +166,7 @@ describe("maxQueue", () => {
 		await Promise.resolve();
 		track(analytics, 3, 7);
 		expect(analytics.stats()).toEqual({ queued: 5, sent: 0, dropped: 2, failed: 0 });
-		release();
+		gate.resolve();
 		analytics.flush();
 		await ctx.settle();
 

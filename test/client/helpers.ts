@@ -4,7 +4,7 @@ import { createExecutionContext, waitOnExecutionContext } from "cloudflare:test"
 import { expect, vi } from "vitest";
 import type { EventsMessage, QueuedEvent } from "../../src/events/schema";
 import type { ContextLike, ErrorInfo, QueueLike } from "../../src/client";
-import { call, type TestTenant } from "../helpers/api";
+import { call, getJson, type TestTenant } from "../helpers/api";
 
 /** A real ExecutionContext that also records each promise handed to waitUntil. */
 export class RecordingContext implements ContextLike {
@@ -53,12 +53,6 @@ export function errorLog(): { errors: { error: unknown; info: ErrorInfo }[]; onE
 	return { errors, onError: (error, info) => void errors.push({ error, info }) };
 }
 
-async function get<T>(path: string, key: string): Promise<T> {
-	const response = await call(path, { key });
-	if (response.status !== 200) throw new Error(`GET ${path}: ${response.status} ${await response.text()}`);
-	return response.json<T>();
-}
-
 export interface StatsItem {
 	event: string;
 	count: number;
@@ -82,11 +76,11 @@ export async function reports(tenant: TestTenant, events: number): Promise<{ sta
 	let result: Awaited<ReturnType<typeof reports>> | undefined;
 	await vi.waitFor(
 		async () => {
-			const metrics = await get<{ consumed: number; duplicatesDropped: number }>("/v1/metrics", tenant.readKey);
+			const metrics = await getJson<{ consumed: number; duplicatesDropped: number }>("/v1/metrics", tenant.readKey);
 			expect(metrics.consumed).toBeGreaterThanOrEqual(events);
 			expect((await call("/v1/flush", { method: "POST", key: tenant.writeKey })).status).toBe(200);
-			const stats = await get<{ items: StatsItem[] }>(`/v1/stats?granularity=day&${range}`, tenant.readKey);
-			const usage = await get<{ items: UsageItem[] }>("/v1/usage?granularity=month", tenant.readKey);
+			const stats = await getJson<{ items: StatsItem[] }>(`/v1/stats?granularity=day&${range}`, tenant.readKey);
+			const usage = await getJson<{ items: UsageItem[] }>("/v1/usage?granularity=month", tenant.readKey);
 			const byEvent: Record<string, Omit<StatsItem, "event">> = {};
 			// The range may straddle midnight: add up each event's day buckets.
 			for (const { event, count, errors, duration } of stats.items) {

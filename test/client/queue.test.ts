@@ -4,7 +4,7 @@ import { env } from "cloudflare:workers";
 import { describe, expect, it } from "vitest";
 import { createAnalytics } from "../../src/client";
 import { createTenant } from "../helpers/api";
-import { RecordingQueue } from "../producer/helpers";
+import { RecordingQueue } from "../helpers/queues";
 import { errorLog, RecordingContext, reports } from "./helpers";
 
 const none = { count: 0, sum: 0, min: null, max: null };

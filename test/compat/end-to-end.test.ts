@@ -1,19 +1,13 @@
 // Both compatible APIs end to end through the real local queue and aggregator: a resent messageId
 // or uuid, whichever endpoint carries it, is counted and metered once.
 import { describe, expect, it, vi } from "vitest";
-import { call, createTenant, type TestTenant } from "../helpers/api";
+import { call, createTenant, getJson, type TestTenant } from "../helpers/api";
 import { basicAuth, gzip } from "./helpers";
 
 interface Metrics {
 	consumed: number;
 	aggregated: number;
 	duplicatesDropped: number;
-}
-
-async function get<T>(path: string, key: string): Promise<T> {
-	const response = await call(path, { key });
-	if (response.status !== 200) throw new Error(`GET ${path}: ${response.status} ${await response.text()}`);
-	return response.json<T>();
 }
 
 /**
@@ -25,11 +19,11 @@ async function settled(tenant: TestTenant, sent: number) {
 	let result: { counts: Record<string, number>; usage: unknown[]; metrics: Metrics } | undefined;
 	await vi.waitFor(
 		async () => {
-			const metrics = await get<Metrics>("/v1/metrics", tenant.readKey);
+			const metrics = await getJson<Metrics>("/v1/metrics", tenant.readKey);
 			expect(metrics.consumed).toBeGreaterThanOrEqual(sent);
 			expect((await call("/v1/flush", { method: "POST", key: tenant.writeKey })).status).toBe(200);
-			const stats = await get<{ items: { event: string; count: number }[] }>(`/v1/stats?granularity=hour&${range}`, tenant.readKey);
-			const usage = await get<{ items: { sku: string; unit: string; quantity: number; events: number }[] }>(`/v1/usage?granularity=month`, tenant.readKey);
+			const stats = await getJson<{ items: { event: string; count: number }[] }>(`/v1/stats?granularity=hour&${range}`, tenant.readKey);
+			const usage = await getJson<{ items: { sku: string; unit: string; quantity: number; events: number }[] }>(`/v1/usage?granularity=month`, tenant.readKey);
 			const counts: Record<string, number> = {};
 			for (const item of stats.items) counts[item.event] = (counts[item.event] ?? 0) + item.count;
 			result = { counts, usage: usage.items.map(({ sku, unit, quantity, events }) => ({ sku, unit, quantity, events })), metrics };

@@ -1,9 +1,24 @@
-// Compat test plumbing: Segment and PostHog requests, gzip, and what reached the recording queue.
+// Compat test plumbing: Segment and PostHog requests, gzip, a client clock that runs behind, what
+// reached the recording queue, and the refusals both APIs answer alike.
 import { expect } from "vitest";
 import type { QueuedEvent } from "../../src/events/schema";
-import { ingest, RecordingQueue, type ErrorBody } from "../producer/helpers";
+import { freezeClockAt, useFrozenClock } from "../helpers/clock";
+import { RecordingQueue } from "../helpers/queues";
+import { ingest, type ErrorBody } from "../producer/helpers";
 
 export const BASE = "https://meterline.test";
+
+/** The frozen receive time; the client's clock runs 5 s behind it... */
+export const RECEIVED = Date.parse("2026-11-20T10:00:07.250Z");
+/** ...so an event it stamped 10:00:00 and sent at 10:00:05 happened at 10:00:02.250 server time. */
+export const TIMESTAMP = "2026-11-20T10:00:00.000Z";
+export const SENT_AT = "2026-11-20T10:00:05.000Z";
+export const CORRECTED = Date.parse("2026-11-20T10:00:02.250Z");
+
+/** Freezes Date at RECEIVED for each test of the calling describe block. */
+export function receiveAtFrozenTime(): void {
+	useFrozenClock(() => freezeClockAt(RECEIVED));
+}
 
 /** Segment's HTTP Basic credentials: base64("<writeKey>:"). */
 export function basicAuth(writeKey: string): string {
@@ -23,8 +38,16 @@ export async function gzip(data: string | object): Promise<Uint8Array> {
 	return new Uint8Array(await new Response(stream).arrayBuffer());
 }
 
+export interface SendResult {
+	status: number;
+	headers: Headers;
+	body: unknown;
+	tenants: string[];
+	events: QueuedEvent[];
+}
+
 /** Sends through the Worker with a recording queue; returns status, body and every enqueued event. */
-export async function send(request: Request): Promise<{ status: number; headers: Headers; body: unknown; tenants: string[]; events: QueuedEvent[] }> {
+export async function send(request: Request): Promise<SendResult> {
 	const { response, queue } = await ingest(request, new RecordingQueue());
 	expect(queue.failed).toBe(0);
 	return {
@@ -39,4 +62,47 @@ export async function send(request: Request): Promise<{ status: number; headers:
 /** The one error shape, built for exact comparison. */
 export function apiError(code: string, message: string, details?: NonNullable<ErrorBody["error"]["details"]>): ErrorBody {
 	return { error: details ? { code, message, details } : { code, message } };
+}
+
+/** Expects exactly this status and body, and nothing enqueued. */
+export async function expectRefused(request: Request, status: number, body: unknown): Promise<void> {
+	const result = await send(request);
+	expect({ status: result.status, body: result.body }).toEqual({ status, body });
+	expect(result.events).toEqual([]);
+}
+
+/** Expects a GET of `path` to be answered 405 with Allow: POST. */
+export async function expectPostOnly(path: string): Promise<void> {
+	const result = await send(new Request(BASE + path));
+	expect({ status: result.status, allow: result.headers.get("allow"), body: result.body }).toEqual({
+		status: 405,
+		allow: "POST",
+		body: apiError("method_not_allowed", "Method not allowed"),
+	});
+}
+
+/**
+ * Repeats `request` until the tenant is rate limited: at least 1000 answers of 400 that enqueue
+ * nothing, then 429 with Retry-After: 60.
+ */
+export async function expectRateLimited(request: () => Promise<SendResult>): Promise<void> {
+	let allowed = 0;
+	let limited: SendResult | undefined;
+	// The local limiter's window is aligned to the minute, so one rollover may grant a second 1000.
+	while (!limited && allowed <= 2000) {
+		const result = await request();
+		expect(result.events).toEqual([]);
+		if (result.status === 429) limited = result;
+		else {
+			expect(result.status).toBe(400);
+			allowed++;
+		}
+	}
+	expect(allowed).toBeGreaterThanOrEqual(1000);
+	expect(limited).toBeDefined();
+	expect({ status: limited!.status, retryAfter: limited!.headers.get("retry-after"), body: limited!.body }).toEqual({
+		status: 429,
+		retryAfter: "60",
+		body: apiError("rate_limited", "Rate limit exceeded; retry later"),
+	});
 }

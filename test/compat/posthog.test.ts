@@ -1,17 +1,10 @@
 // PostHog's capture API: every body shape posthog-node and posthog-js send becomes exactly these
 // Meterline events, gzip included, and every malformed request is refused exactly, enqueueing nothing.
-import { afterEach, beforeEach, describe, expect, it, vi } from "vitest";
+import { describe, expect, it } from "vitest";
 import type { QueuedEvent } from "../../src/events/schema";
 import { createTenant, type TestTenant } from "../helpers/api";
 import { jsonBytes } from "../producer/helpers";
-import { apiError, gzip, post, send } from "./helpers";
-
-/** The frozen receive time; the client's clock runs 5 s behind it... */
-const RECEIVED = Date.parse("2026-11-20T10:00:07.250Z");
-/** ...so an event it stamped 10:00:00 and sent at 10:00:05 happened at 10:00:02.250 server time. */
-const TIMESTAMP = "2026-11-20T10:00:00.000Z";
-const SENT_AT = "2026-11-20T10:00:05.000Z";
-const CORRECTED = Date.parse("2026-11-20T10:00:02.250Z");
+import { apiError, CORRECTED, expectPostOnly, expectRateLimited, expectRefused, gzip, post, receiveAtFrozenTime, RECEIVED, send, SENT_AT, TIMESTAMP } from "./helpers";
 
 const UUID_1 = "0192e4a0-0000-7000-8000-000000000001";
 const UUID_2 = "0192e4a0-0000-7000-8000-000000000002";
@@ -35,12 +28,7 @@ function nodeEvent(overrides: Record<string, unknown> = {}) {
 }
 
 describe("mapping", () => {
-	beforeEach(() => {
-		vi.useFakeTimers({ toFake: ["Date"], now: RECEIVED });
-	});
-	afterEach(() => {
-		vi.useRealTimers();
-	});
+	receiveAtFrozenTime();
 
 	it("maps a posthog-node /batch/ body, correcting each timestamp by sent_at", async () => {
 		const tenant = await createTenant();
@@ -156,12 +144,6 @@ describe("mapping", () => {
 });
 
 describe("validation", () => {
-	async function expectRefused(request: Request, status: number, body: unknown): Promise<void> {
-		const result = await send(request);
-		expect({ status: result.status, body: result.body }).toEqual({ status, body });
-		expect(result.events).toEqual([]);
-	}
-
 	const notJson = apiError("invalid_request", "Request body is not valid JSON", [{ path: "body", message: "invalid JSON" }]);
 	const notGzip = apiError("invalid_request", "Request body is not valid gzip", [{ path: "body", message: "invalid gzip" }]);
 	const notObject = apiError("invalid_request", "body: must be a JSON object or array", [{ path: "body", message: "must be a JSON object or array" }]);
@@ -316,12 +298,7 @@ describe("validation", () => {
 	});
 
 	it("answers 405 with Allow for a GET", async () => {
-		const result = await send(new Request("https://meterline.test/e/"));
-		expect({ status: result.status, allow: result.headers.get("allow"), body: result.body }).toEqual({
-			status: 405,
-			allow: "POST",
-			body: apiError("method_not_allowed", "Method not allowed"),
-		});
+		await expectPostOnly("/e/");
 	});
 });
 
@@ -329,24 +306,6 @@ describe("rate limit", () => {
 	it("answers 429 with Retry-After once the tenant passes 1000 requests a minute", async () => {
 		const tenant = await createTenant();
 		// Each request passes the key and the limiter, then fails validation: nothing is ever enqueued.
-		const request = () => send(post("/batch/", { api_key: tenant.writeKey, batch: [] }));
-		let allowed = 0;
-		let limited: Awaited<ReturnType<typeof request>> | undefined;
-		// The local limiter's window is aligned to the minute, so one rollover may grant a second 1000.
-		while (!limited && allowed <= 2000) {
-			const result = await request();
-			expect(result.events).toEqual([]);
-			if (result.status === 429) limited = result;
-			else {
-				expect(result.status).toBe(400);
-				allowed++;
-			}
-		}
-		expect(allowed).toBeGreaterThanOrEqual(1000);
-		expect({ status: limited?.status, retryAfter: limited?.headers.get("retry-after"), body: limited?.body }).toEqual({
-			status: 429,
-			retryAfter: "60",
-			body: apiError("rate_limited", "Rate limit exceeded; retry later"),
-		});
+		await expectRateLimited(() => send(post("/batch/", { api_key: tenant.writeKey, batch: [] })));
 	});
 });

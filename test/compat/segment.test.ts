@@ -1,17 +1,10 @@
 // Segment's HTTP Tracking API: each call type becomes exactly one Meterline event, and every
 // malformed request is refused with its exact status and body, enqueueing nothing.
-import { afterEach, beforeEach, describe, expect, it, vi } from "vitest";
+import { describe, expect, it } from "vitest";
 import type { QueuedEvent } from "../../src/events/schema";
 import { createTenant, type TestTenant } from "../helpers/api";
 import { jsonBytes, UUID_V7 } from "../producer/helpers";
-import { apiError, basicAuth, post, send } from "./helpers";
-
-/** The frozen receive time; the client's clock runs 5 s behind it... */
-const RECEIVED = Date.parse("2026-11-20T10:00:07.250Z");
-/** ...so an event it stamped 10:00:00 and sent at 10:00:05 happened at 10:00:02.250 server time. */
-const TIMESTAMP = "2026-11-20T10:00:00.000Z";
-const SENT_AT = "2026-11-20T10:00:05.000Z";
-const CORRECTED = Date.parse("2026-11-20T10:00:02.250Z");
+import { apiError, basicAuth, CORRECTED, expectPostOnly, expectRateLimited, expectRefused, post, receiveAtFrozenTime, RECEIVED, send, SENT_AT, TIMESTAMP } from "./helpers";
 
 const CONTEXT = { library: { name: "analytics-node", version: "3.1.0" }, ip: "203.0.113.9", locale: "en-GB" };
 const ALL_TYPES = "track, identify, page, screen, group, alias";
@@ -19,12 +12,7 @@ const ALL_TYPES = "track, identify, page, screen, group, alias";
 const auth = (tenant: TestTenant) => ({ authorization: basicAuth(tenant.writeKey) });
 
 describe("mapping", () => {
-	beforeEach(() => {
-		vi.useFakeTimers({ toFake: ["Date"], now: RECEIVED });
-	});
-	afterEach(() => {
-		vi.useRealTimers();
-	});
+	receiveAtFrozenTime();
 
 	const cases: [path: string, message: Record<string, unknown>, expected: QueuedEvent][] = [
 		[
@@ -148,13 +136,6 @@ describe("mapping", () => {
 });
 
 describe("validation", () => {
-	/** Expects exactly this status and body, and nothing enqueued. */
-	async function expectRefused(request: Request, status: number, body: unknown): Promise<void> {
-		const result = await send(request);
-		expect({ status: result.status, body: result.body }).toEqual({ status, body });
-		expect(result.events).toEqual([]);
-	}
-
 	it.each<[string, string, string, unknown]>([
 		["invalid JSON", "/v1/track", '{"event":', apiError("invalid_request", "Request body is not valid JSON", [{ path: "body", message: "invalid JSON" }])],
 		["an empty body", "/v1/track", "", apiError("invalid_request", "Request body is empty", [{ path: "body", message: "empty" }])],
@@ -316,12 +297,7 @@ describe("validation", () => {
 	});
 
 	it("answers 405 with Allow for a GET", async () => {
-		const result = await send(new Request("https://meterline.test/v1/track"));
-		expect({ status: result.status, allow: result.headers.get("allow"), body: result.body }).toEqual({
-			status: 405,
-			allow: "POST",
-			body: apiError("method_not_allowed", "Method not allowed"),
-		});
+		await expectPostOnly("/v1/track");
 	});
 });
 
@@ -329,25 +305,6 @@ describe("rate limit", () => {
 	it("answers 429 with Retry-After once the tenant passes 1000 requests a minute", async () => {
 		const tenant = await createTenant();
 		// Each request passes the key and the limiter, then fails validation: nothing is ever enqueued.
-		const request = () => send(post("/v1/track", { userId: "u" }, auth(tenant)));
-		let allowed = 0;
-		let limited: Awaited<ReturnType<typeof request>> | undefined;
-		// The local limiter's window is aligned to the minute, so one rollover may grant a second 1000.
-		while (!limited && allowed <= 2000) {
-			const result = await request();
-			expect(result.events).toEqual([]);
-			if (result.status === 429) limited = result;
-			else {
-				expect(result.status).toBe(400);
-				allowed++;
-			}
-		}
-		expect(allowed).toBeGreaterThanOrEqual(1000);
-		expect(limited).toBeDefined();
-		expect({ status: limited!.status, retryAfter: limited!.headers.get("retry-after"), body: limited!.body }).toEqual({
-			status: 429,
-			retryAfter: "60",
-			body: apiError("rate_limited", "Rate limit exceeded; retry later"),
-		});
+		await expectRateLimited(() => send(post("/v1/track", { userId: "u" }, auth(tenant))));
 	});
 });

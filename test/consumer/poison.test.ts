@@ -6,8 +6,9 @@ import { env } from "cloudflare:workers";
 import superjson from "superjson";
 import { afterEach, describe, expect, it, vi } from "vitest";
 import worker from "../../src/index";
+import { deadLetterRows, type DeadLetterRow } from "../faults/fixtures";
 import { uniqueTenantId } from "../helpers/api";
-import { deadLetterRows, FlakyQueue, type DeadLetterRow } from "../faults/fixtures";
+import { RecordingQueue } from "../helpers/queues";
 import { deliver, eventsMessage, QUEUE, queuedEvent, rawMessage, seenIds, type TestMessage } from "./fixtures";
 
 afterEach(() => {
@@ -123,7 +124,7 @@ describe("poison messages", () => {
 		const tenant = uniqueTenantId();
 		const body = { v: 1, tenant, events: [{ ...queuedEvent({ id: "p" }), timestamp: "yesterday" }] };
 		// The real dead-letter queue behind a wrapper that refuses the first send.
-		const deadLetters = new FlakyQueue((n) => n === 1, undefined, env.DEAD_LETTERS);
+		const deadLetters = new RecordingQueue({ fails: (n) => n === 1, target: env.DEAD_LETTERS });
 		// Jitter at its minimum: delay = max(1, step / 2), step = 2 s × 2^(attempts − 1).
 		vi.spyOn(Math, "random").mockReturnValue(0);
 		const deliverOnce = async (attempts: number) => {

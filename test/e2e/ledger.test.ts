@@ -1,7 +1,7 @@
 // End to end through the real local queue: thousands of events for two tenants, with duplicates,
 // POSTed to /v1/events, must come out of every report exactly as the ledger computed here says.
 import { describe, expect, it, vi } from "vitest";
-import { call, createTenant, postJson, type TestTenant } from "../helpers/api";
+import { call, createTenant, getJson, postJson, type TestTenant } from "../helpers/api";
 import { expectedStats, expectedUsage, generateEvents, mulberry32, sendPlan, type GeneratedEvent, type WireEvent } from "./ledger-model";
 
 /** Change it to replay another run; every assertion message names it. */
@@ -19,12 +19,6 @@ interface StatsReport {
 interface UsageReport {
 	tenant: string;
 	items: ReturnType<typeof expectedUsage>["items"];
-}
-
-async function get<T>(path: string, key: string): Promise<T> {
-	const response = await call(path, { key });
-	if (response.status !== 200) throw new Error(`GET ${path}: ${response.status} ${await response.text()}`);
-	return response.json<T>();
 }
 
 async function post(tenant: TestTenant, batch: WireEvent[]): Promise<void> {
@@ -65,8 +59,8 @@ describe("ledger", () => {
 				for (const { tenant, truths } of tenants) {
 					const flush = await call("/v1/flush", { method: "POST", key: tenant.writeKey });
 					expect(flush.status).toBe(200);
-					const stats = await get<StatsReport>(`/v1/stats?${range}&granularity=day`, tenant.readKey);
-					const usage = await get<UsageReport>(`/v1/usage?${range}&granularity=month`, tenant.readKey);
+					const stats = await getJson<StatsReport>(`/v1/stats?${range}&granularity=day`, tenant.readKey);
+					const usage = await getJson<UsageReport>(`/v1/usage?${range}&granularity=month`, tenant.readKey);
 					expect(sum(stats.items, "count"), `seed ${SEED}: events counted for ${tenant.id}`).toBeGreaterThanOrEqual(truths.length);
 					expect(sum(usage.items, "events"), `seed ${SEED}: metered events for ${tenant.id}`).toBeGreaterThanOrEqual(
 						truths.filter((truth) => truth.usage).length,
@@ -78,12 +72,12 @@ describe("ledger", () => {
 
 		for (const { tenant, truths } of tenants) {
 			for (const granularity of ["hour", "day", "month"] as const) {
-				const report = await get<UsageReport>(`/v1/usage?${range}&granularity=${granularity}`, tenant.readKey);
+				const report = await getJson<UsageReport>(`/v1/usage?${range}&granularity=${granularity}`, tenant.readKey);
 				expect(report.tenant).toBe(tenant.id);
 				expect(report.items, `seed ${SEED}: ${tenant.id} usage by ${granularity}`).toEqual(expectedUsage(truths, granularity).items);
 			}
 			for (const granularity of ["minute", "hour", "day"] as const) {
-				const report = await get<StatsReport>(`/v1/stats?${range}&granularity=${granularity}`, tenant.readKey);
+				const report = await getJson<StatsReport>(`/v1/stats?${range}&granularity=${granularity}`, tenant.readKey);
 				expect(report.tenant).toBe(tenant.id);
 				expect(report.items, `seed ${SEED}: ${tenant.id} stats by ${granularity}`).toEqual(expectedStats(truths, granularity));
 			}
@@ -95,7 +89,7 @@ describe("ledger", () => {
 		}
 
 		// A tenant that sent nothing sees nothing of the others'.
-		expect((await get<UsageReport>(`/v1/usage?${range}&granularity=month`, bystander.readKey)).items).toEqual([]);
-		expect((await get<StatsReport>(`/v1/stats?${range}&granularity=day`, bystander.readKey)).items).toEqual([]);
+		expect((await getJson<UsageReport>(`/v1/usage?${range}&granularity=month`, bystander.readKey)).items).toEqual([]);
+		expect((await getJson<StatsReport>(`/v1/stats?${range}&granularity=day`, bystander.readKey)).items).toEqual([]);
 	});
 });

@@ -1,9 +1,10 @@
 // The consumer's ingest RPC failing: the tenant's messages are retried with backoff (the rest of the
 // batch is acked), and the redelivery counts every event exactly once, whether the failed call had
 // committed or not. Then the same through the real local queue, whose broker redelivers.
-import { afterEach, beforeEach, describe, expect, it, vi } from "vitest";
+import { describe, expect, it, vi } from "vitest";
 import { deliver, eventsMessage, queuedEvent, seenIds } from "../consumer/fixtures";
 import { createTenant, postJson, type TestTenant } from "../helpers/api";
+import { useFrozenClock } from "../helpers/clock";
 import {
 	countOnly,
 	failAggregatorWrites,
@@ -17,19 +18,11 @@ import {
 	MINUTE,
 	previousHour,
 	statsOf,
+	tokens,
 	usageOf,
 } from "./fixtures";
 
-let start: number;
-beforeEach(() => {
-	start = freezeClock();
-});
-afterEach(() => {
-	vi.useRealTimers();
-	vi.restoreAllMocks();
-});
-
-const tokens = (micros: number) => ({ sku: "tokens", unit: "token", micros });
+const clock = useFrozenClock(freezeClock);
 
 /** Three metered events in one minute of the previous hour: 0.5 + 1.25 + 2 = 3.75 tokens. */
 function threeEvents(minute: number) {
@@ -41,7 +34,7 @@ function threeEvents(minute: number) {
 }
 
 async function expectThreeEventsReported(tenant: TestTenant, minute: number): Promise<void> {
-	const hour = previousHour(start);
+	const hour = previousHour(clock.start);
 	expect(await (await flushVia(tenant)).json()).toEqual({ flushed: 2 });
 	expect(await usageOf(tenant, hour, hour + HOUR)).toEqual([{ sku: "tokens", unit: "token", period: iso(hour), quantity: 3.75, events: 3 }]);
 	expect(await statsOf(tenant, hour, hour + HOUR)).toEqual([
@@ -52,7 +45,7 @@ async function expectThreeEventsReported(tenant: TestTenant, minute: number): Pr
 describe("through the consumer's queue handler", () => {
 	it("retries the failing tenant's messages with growing delays while acking the others, then counts them once", async () => {
 		const [tenant, healthy] = await Promise.all([createTenant(), createTenant()]);
-		const minute = previousHour(start) + 20 * MINUTE;
+		const minute = previousHour(clock.start) + 20 * MINUTE;
 		const [e1, e2, e3] = threeEvents(minute);
 		const rpc = await failAggregatorWrites(tenant.id, 2, "before-commit");
 		// Jitter at its midpoint: delay = round(step × 0.75), step = 2 s × 2^(attempts − 1).
@@ -93,7 +86,7 @@ describe("through the consumer's queue handler", () => {
 
 	it("drops the redelivered events when the failed call had already committed them", async () => {
 		const tenant = await createTenant();
-		const minute = previousHour(start) + 21 * MINUTE;
+		const minute = previousHour(clock.start) + 21 * MINUTE;
 		const rpc = await failAggregatorWrites(tenant.id, 1, "after-commit");
 		vi.spyOn(Math, "random").mockReturnValue(1);
 		const message = (attempts: number) => eventsMessage(`${tenant.id}/m`, tenant.id, threeEvents(minute), attempts);
@@ -128,7 +121,7 @@ describe("through the real local queue", () => {
 
 	it("lets the broker redeliver a message whose first ingest RPC failed, and counts it once", async () => {
 		const tenant = await createTenant();
-		const minute = previousHour(start) + 22 * MINUTE;
+		const minute = previousHour(clock.start) + 22 * MINUTE;
 		const rpc = await failAggregatorWrites(tenant.id, 1, "before-commit");
 		// Jitter at its minimum: the redelivery comes after 1 s.
 		vi.spyOn(Math, "random").mockReturnValue(0);
@@ -146,7 +139,7 @@ describe("through the real local queue", () => {
 
 	it("lets the broker redeliver a message whose ingest committed before the RPC failed, and drops the repeat", async () => {
 		const tenant = await createTenant();
-		const minute = previousHour(start) + 23 * MINUTE;
+		const minute = previousHour(clock.start) + 23 * MINUTE;
 		const rpc = await failAggregatorWrites(tenant.id, 1, "after-commit");
 		vi.spyOn(Math, "random").mockReturnValue(0);
 

@@ -2,22 +2,16 @@
 // the aggregator's outbox until Analytics Engine takes them, each written exactly once.
 import { runDurableObjectAlarm, runInDurableObject } from "cloudflare:test";
 import { env } from "cloudflare:workers";
-import { afterEach, beforeEach, describe, expect, it, vi, type MockInstance } from "vitest";
+import { describe, expect, it, vi, type MockInstance } from "vitest";
 import type { TenantAggregator } from "../../src/aggregator/aggregator";
 import { DEDUPE_WINDOW_MS, internals, outbox } from "../aggregator/fixtures";
 import type { DataPoint } from "../../src/sinks/analytics";
 import { deliver, eventsMessage, queuedEvent } from "../consumer/fixtures";
 import { createTenant } from "../helpers/api";
+import { useFrozenClock } from "../helpers/clock";
 import { alarmOf, countOnly, flushVia, freezeClock, HOUR, InjectedFault, iso, metricsOf, metricsWith, MINUTE, previousHour, statsOf, usageOf } from "./fixtures";
 
-let start: number;
-beforeEach(() => {
-	start = freezeClock();
-});
-afterEach(() => {
-	vi.useRealTimers();
-	vi.restoreAllMocks();
-});
+const clock = useFrozenClock(freezeClock);
 
 type WriteSpy = MockInstance<AnalyticsEngineDataset["writeDataPoint"]>;
 
@@ -39,7 +33,7 @@ describe("Analytics Engine failing", () => {
 	it("keeps D1 exact, keeps the points across failing alarms, and writes each once when it is back", async () => {
 		const tenant = await createTenant();
 		const stub = env.AGGREGATOR.getByName(tenant.id);
-		const hour = previousHour(start);
+		const hour = previousHour(clock.start);
 		const minute = hour + 42 * MINUTE;
 		await deliver([
 			eventsMessage(`${tenant.id}/m1`, tenant.id, [
@@ -72,13 +66,13 @@ describe("Analytics Engine failing", () => {
 		expect(written(spy)).toEqual([]);
 		await runInDurableObject(stub, (_instance, state) => expect(byBlobs(outbox(state))).toEqual(expected));
 		// The kept points are due at once.
-		expect(await alarmOf(tenant.id)).toBe(start);
+		expect(await alarmOf(tenant.id)).toBe(clock.start);
 
 		spy.mockImplementationOnce(unavailable);
 		expect(await runDurableObjectAlarm(stub)).toBe(true);
 		expect(written(spy)).toEqual([]);
 		await runInDurableObject(stub, (_instance, state) => expect(outbox(state)).toHaveLength(3));
-		expect(await alarmOf(tenant.id)).toBe(start);
+		expect(await alarmOf(tenant.id)).toBe(clock.start);
 
 		expect(await runDurableObjectAlarm(stub)).toBe(true);
 
@@ -86,7 +80,7 @@ describe("Analytics Engine failing", () => {
 		expect(byBlobs(written(spy))).toEqual(expected);
 		await runInDurableObject(stub, (_instance, state) => expect(outbox(state)).toEqual([]));
 		// Only pruning the dedupe window is left; that alarm writes nothing more.
-		expect(await alarmOf(tenant.id)).toBe(start + DEDUPE_WINDOW_MS + 1);
+		expect(await alarmOf(tenant.id)).toBe(clock.start + DEDUPE_WINDOW_MS + 1);
 		expect(await runDurableObjectAlarm(stub)).toBe(true);
 		expect(spy).toHaveBeenCalledTimes(5);
 		expect(await usageOf(tenant, hour, hour + HOUR)).toEqual([{ sku: "tokens", unit: "token", period: iso(hour), quantity: 2, events: 2 }]);
@@ -96,7 +90,7 @@ describe("Analytics Engine failing", () => {
 	it("keeps the points of several flushes while it is down, then drains them 250 per invocation, each once", async () => {
 		const tenant = await createTenant();
 		const stub = env.AGGREGATOR.getByName(tenant.id);
-		const minute = previousHour(start) + 5 * MINUTE;
+		const minute = previousHour(clock.start) + 5 * MINUTE;
 		const names = (from: number, count: number) => Array.from({ length: count }, (_, i) => `event-${String(from + i).padStart(3, "0")}`);
 		const spy = await watchAnalytics(tenant.id);
 		// The aggregator's Analytics Engine sink is down for its next three invocations.
@@ -124,7 +118,7 @@ describe("Analytics Engine failing", () => {
 		// Back: the oldest 250 points, then the other 70.
 		expect(await runDurableObjectAlarm(stub)).toBe(true);
 		expect(spy).toHaveBeenCalledTimes(250);
-		expect(await alarmOf(tenant.id)).toBe(start);
+		expect(await alarmOf(tenant.id)).toBe(clock.start);
 		expect(await runDurableObjectAlarm(stub)).toBe(true);
 		expect(spy).toHaveBeenCalledTimes(320);
 

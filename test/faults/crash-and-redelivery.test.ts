@@ -3,17 +3,17 @@
 // an alarm that fires twice. Each is counted once.
 import { runDurableObjectAlarm, runInDurableObject } from "cloudflare:test";
 import { env } from "cloudflare:workers";
-import { afterEach, beforeEach, describe, expect, it, vi } from "vitest";
+import { describe, expect, it, vi } from "vitest";
 import type { TenantAggregator } from "../../src/aggregator/aggregator";
 import { crashAfterD1Commit, d1Flushes, failD1, flushMeta, incarnation, pendingRowCount } from "../aggregator/fixtures";
 import { deliver, eventsMessage, queuedEvent, seenIds } from "../consumer/fixtures";
 import { createTenant, type TestTenant } from "../helpers/api";
+import { advanceClock, useFrozenClock } from "../helpers/clock";
+import { RecordingQueue } from "../helpers/queues";
 import {
-	advanceClock,
 	alarmOf,
 	countOnly,
 	eventsRequest,
-	FlakyQueue,
 	flushVia,
 	freezeClock,
 	HOUR,
@@ -24,19 +24,11 @@ import {
 	postThrough,
 	previousHour,
 	statsOf,
+	tokens,
 	usageOf,
 } from "./fixtures";
 
-let start: number;
-beforeEach(() => {
-	start = freezeClock();
-});
-afterEach(() => {
-	vi.useRealTimers();
-	vi.restoreAllMocks();
-});
-
-const tokens = (micros: number) => ({ sku: "tokens", unit: "token", micros });
+const clock = useFrozenClock(freezeClock);
 
 /** Two metered api calls and a page view in one minute: one usage row and two event rows. */
 function slice(minute: number) {
@@ -48,7 +40,7 @@ function slice(minute: number) {
 }
 
 async function expectSliceReported(tenant: TestTenant, minute: number, extra: { micros: number; minute: number } | null = null): Promise<void> {
-	const hour = previousHour(start);
+	const hour = previousHour(clock.start);
 	const quantity = (1_000_001 + (extra?.micros ?? 0)) / 1_000_000;
 	expect(await usageOf(tenant, hour, hour + HOUR)).toEqual([{ sku: "tokens", unit: "token", period: iso(hour), quantity, events: extra ? 3 : 2 }]);
 	const stats = [
@@ -63,7 +55,7 @@ describe("a crash between D1's commit and the local clear", () => {
 	it("answers 503, and the retried flush adds nothing to what D1 already has, nor to events ingested since", async () => {
 		const tenant = await createTenant();
 		const stub = env.AGGREGATOR.getByName(tenant.id);
-		const minute = previousHour(start) + 7 * MINUTE;
+		const minute = previousHour(clock.start) + 7 * MINUTE;
 		await deliver([eventsMessage(`${tenant.id}/m1`, tenant.id, slice(minute))]);
 		const d1 = await runInDurableObject(stub, (instance) => crashAfterD1Commit(instance, 1));
 
@@ -74,7 +66,7 @@ describe("a crash between D1's commit and the local clear", () => {
 		await expectSliceReported(tenant, minute);
 		await runInDurableObject(stub, (_instance, state) => {
 			expect(pendingRowCount(state)).toBe(3);
-			expect(flushMeta(state)).toEqual({ sealed_batch: "1", flush_failures: "1", retry_at: String(start + 2_000) });
+			expect(flushMeta(state)).toEqual({ sealed_batch: "1", flush_failures: "1", retry_at: String(clock.start + 2_000) });
 		});
 		expect(await metricsOf(tenant)).toEqual(metricsWith(tenant, { consumed: 3, aggregated: 3, flushFailures: 1, oldestUnflushedAgeMs: 0 }));
 
@@ -102,13 +94,13 @@ describe("a crash between D1's commit and the local clear", () => {
 	it("leaves the sealed batch to the alarm after the backoff, which adds nothing", async () => {
 		const tenant = await createTenant();
 		const stub = env.AGGREGATOR.getByName(tenant.id);
-		const minute = previousHour(start) + 8 * MINUTE;
+		const minute = previousHour(clock.start) + 8 * MINUTE;
 		await deliver([eventsMessage(`${tenant.id}/m1`, tenant.id, slice(minute))]);
 		const d1 = await runInDurableObject(stub, (instance) => crashAfterD1Commit(instance, 1));
 
 		expect(await runDurableObjectAlarm(stub)).toBe(true);
 		expect(d1.applied).toEqual([true]);
-		expect(await alarmOf(tenant.id)).toBe(start + 2_000);
+		expect(await alarmOf(tenant.id)).toBe(clock.start + 2_000);
 		advanceClock(2_000);
 		expect(await runDurableObjectAlarm(stub)).toBe(true);
 
@@ -122,7 +114,7 @@ describe("a crash between D1's commit and the local clear", () => {
 describe("duplicate delivery", () => {
 	it("acks a message delivered again, and a second message repeating its events, counting each event once", async () => {
 		const tenant = await createTenant();
-		const minute = previousHour(start) + 9 * MINUTE;
+		const minute = previousHour(clock.start) + 9 * MINUTE;
 		const events = slice(minute);
 		const m1 = (attempts: number) => eventsMessage(`${tenant.id}/m1`, tenant.id, events, attempts);
 
@@ -144,8 +136,8 @@ describe("duplicate delivery", () => {
 
 	it("counts once the events of a send the real queue took although the producer saw it fail", async () => {
 		const tenant = await createTenant();
-		const minute = previousHour(start) + 10 * MINUTE;
-		const queue = FlakyQueue.losingFirstAcks(1);
+		const minute = previousHour(clock.start) + 10 * MINUTE;
+		const queue = RecordingQueue.losingFirstAcks(1);
 		const wire = [
 			{ id: "s1", event: "api_call", timestamp: minute, usage: { sku: "tokens", unit: "token", quantity: 0.7 }, performance: { duration: 3, statusCode: 500 } },
 			{ id: "s2", event: "api_call", timestamp: minute, usage: { sku: "tokens", unit: "token", quantity: 0.300001 } },
@@ -171,7 +163,7 @@ describe("an alarm that fires twice", () => {
 	it("flushes once when two alarms run together, and a later alarm leaves the totals unchanged", async () => {
 		const tenant = await createTenant();
 		const stub = env.AGGREGATOR.getByName(tenant.id);
-		const minute = previousHour(start) + 11 * MINUTE;
+		const minute = previousHour(clock.start) + 11 * MINUTE;
 		await deliver([eventsMessage(`${tenant.id}/m1`, tenant.id, slice(minute))]);
 		const d1 = await runInDurableObject(stub, (instance) => failD1(instance, 0));
 

@@ -2,12 +2,12 @@
 // 8 s, keeps events that arrive meanwhile apart, and writes everything to D1 exactly once.
 import { runDurableObjectAlarm, runInDurableObject } from "cloudflare:test";
 import { env } from "cloudflare:workers";
-import { afterEach, beforeEach, describe, expect, it, vi } from "vitest";
+import { describe, expect, it } from "vitest";
 import { d1Events, d1Flushes, d1Usage, failD1, flushMeta, incarnation, pendingRowCount } from "../aggregator/fixtures";
 import { deliver, eventsMessage, queuedEvent } from "../consumer/fixtures";
 import { call, createTenant } from "../helpers/api";
+import { advanceClock, useFrozenClock } from "../helpers/clock";
 import {
-	advanceClock,
 	alarmOf,
 	countOnly,
 	flushVia,
@@ -20,25 +20,18 @@ import {
 	MINUTE,
 	previousHour,
 	statsOf,
+	tokens,
 	usageOf,
 } from "./fixtures";
 
-let start: number;
-beforeEach(() => {
-	start = freezeClock();
-});
-afterEach(() => {
-	vi.useRealTimers();
-	vi.restoreAllMocks();
-});
+const clock = useFrozenClock(freezeClock);
 
 describe("D1 failing for three flushes", () => {
 	it("backs off, keeps the deltas and the outage's events, and writes each exactly once when D1 is back", async () => {
 		const tenant = await createTenant();
 		const stub = env.AGGREGATOR.getByName(tenant.id);
-		const hour = previousHour(start);
+		const hour = previousHour(clock.start);
 		const minute = hour + 30 * MINUTE;
-		const tokens = (micros: number) => ({ sku: "tokens", unit: "token", micros });
 
 		// Before the outage: two usage rows' worth of api calls and a page view (3 pending rows).
 		const before = await deliver([
@@ -54,10 +47,10 @@ describe("D1 failing for three flushes", () => {
 		// Failure 1: the flush alarm.
 		expect(await runDurableObjectAlarm(stub)).toBe(true);
 		await runInDurableObject(stub, (_instance, state) => {
-			expect(flushMeta(state)).toEqual({ sealed_batch: "1", flush_failures: "1", retry_at: String(start + 2_000) });
+			expect(flushMeta(state)).toEqual({ sealed_batch: "1", flush_failures: "1", retry_at: String(clock.start + 2_000) });
 			expect(pendingRowCount(state)).toBe(3);
 		});
-		expect(await alarmOf(tenant.id)).toBe(start + 2_000);
+		expect(await alarmOf(tenant.id)).toBe(clock.start + 2_000);
 
 		// Events arriving during the outage, one of them a resent id, open a batch of their own.
 		const during = await deliver([
@@ -73,11 +66,11 @@ describe("D1 failing for three flushes", () => {
 		advanceClock(2_000);
 		expect(await runDurableObjectAlarm(stub)).toBe(true);
 		await runInDurableObject(stub, (_instance, state) => {
-			expect(flushMeta(state)).toEqual({ sealed_batch: "1", flush_failures: "2", retry_at: String(start + 6_000) });
+			expect(flushMeta(state)).toEqual({ sealed_batch: "1", flush_failures: "2", retry_at: String(clock.start + 6_000) });
 			// 3 sealed rows, 4 open ones: the retry resends exactly what the first attempt sent.
 			expect(pendingRowCount(state)).toBe(7);
 		});
-		expect(await alarmOf(tenant.id)).toBe(start + 6_000);
+		expect(await alarmOf(tenant.id)).toBe(clock.start + 6_000);
 
 		// Failure 3: an explicit flush does not wait for the backoff, and answers 503.
 		advanceClock(4_000);
@@ -86,7 +79,7 @@ describe("D1 failing for three flushes", () => {
 		expect(refused.headers.get("retry-after")).toBe("5");
 		expect(await refused.json()).toEqual({ error: { code: "unavailable", message: "Flush failed; the deltas are kept and retried" } });
 		await runInDurableObject(stub, (_instance, state) => {
-			expect(flushMeta(state)).toEqual({ sealed_batch: "1", flush_failures: "3", retry_at: String(start + 14_000) });
+			expect(flushMeta(state)).toEqual({ sealed_batch: "1", flush_failures: "3", retry_at: String(clock.start + 14_000) });
 		});
 		expect(d1.calls).toBe(3);
 
@@ -96,13 +89,13 @@ describe("D1 failing for three flushes", () => {
 		expect(await metricsOf(tenant)).toEqual(
 			metricsWith(tenant, { consumed: 6, duplicatesDropped: 1, aggregated: 5, flushFailures: 3, oldestUnflushedAgeMs: 6_000 }),
 		);
-		expect(await healthOf(tenant.id)).toEqual({ failingFlushes: [{ tenant: tenant.id, since: start, failures: 3 }], spills: [] });
+		expect(await healthOf(tenant.id)).toEqual({ failingFlushes: [{ tenant: tenant.id, since: clock.start, failures: 3 }], spills: [] });
 
 		// An alarm that fires before the 8 s backoff ends leaves D1 alone.
 		advanceClock(7_999);
 		expect(await runDurableObjectAlarm(stub)).toBe(true);
 		expect(d1.calls).toBe(3);
-		expect(await alarmOf(tenant.id)).toBe(start + 14_000);
+		expect(await alarmOf(tenant.id)).toBe(clock.start + 14_000);
 
 		// D1 is back: the alarm at the end of the backoff writes the sealed batch, then the open one.
 		advanceClock(1);
@@ -145,7 +138,7 @@ describe("D1 failing for three flushes", () => {
 	it("reports the tenant critical once its flushes have failed for over 5 minutes, and healthy again after recovery", async () => {
 		const tenant = await createTenant();
 		const stub = env.AGGREGATOR.getByName(tenant.id);
-		const minute = previousHour(start) + 10 * MINUTE;
+		const minute = previousHour(clock.start) + 10 * MINUTE;
 		await deliver([eventsMessage(`${tenant.id}/m1`, tenant.id, [queuedEvent({ id: "e1", timestamp: minute })])]);
 		const d1 = await runInDurableObject(stub, (instance) => failD1(instance, 2));
 
@@ -154,7 +147,7 @@ describe("D1 failing for three flushes", () => {
 		expect(degraded.status).toBe(200);
 		expect(await degraded.json()).toMatchObject({
 			status: "degraded",
-			checks: { flushes: { retryingTenants: 1, failingOverThreshold: [], oldestFailureSince: iso(start) } },
+			checks: { flushes: { retryingTenants: 1, failingOverThreshold: [], oldestFailureSince: iso(clock.start) } },
 		});
 
 		// Five minutes and a millisecond of failing: critical, naming the tenant.
@@ -164,9 +157,9 @@ describe("D1 failing for three flushes", () => {
 		expect(critical.status).toBe(503);
 		expect(await critical.json()).toMatchObject({
 			status: "critical",
-			checks: { flushes: { retryingTenants: 1, failingOverThreshold: [tenant.id], oldestFailureSince: iso(start) } },
+			checks: { flushes: { retryingTenants: 1, failingOverThreshold: [tenant.id], oldestFailureSince: iso(clock.start) } },
 		});
-		expect(await healthOf(tenant.id)).toEqual({ failingFlushes: [{ tenant: tenant.id, since: start, failures: 2 }], spills: [] });
+		expect(await healthOf(tenant.id)).toEqual({ failingFlushes: [{ tenant: tenant.id, since: clock.start, failures: 2 }], spills: [] });
 
 		expect(await (await flushVia(tenant)).json()).toEqual({ flushed: 1 });
 		expect(d1.calls).toBe(3);

@@ -4,11 +4,11 @@
 // A poison message arrives with its reason and a superjson body that keeps its typed values.
 import { env } from "cloudflare:workers";
 import superjson from "superjson";
-import { afterEach, beforeEach, describe, expect, it, vi } from "vitest";
+import { describe, expect, it, vi } from "vitest";
 import { breakAggregatorOf, deliver, rawMessage } from "../consumer/fixtures";
 import { ADMIN_TOKEN, call, createTenant, postJson, type TestTenant } from "../helpers/api";
+import { useFrozenClock } from "../helpers/clock";
 import {
-	countOnly,
 	deadLetterRows,
 	failAggregatorWrites,
 	flushVia,
@@ -28,14 +28,7 @@ import {
 } from "./fixtures";
 import type { TenantMetrics } from "../../src/health/metrics";
 
-let start: number;
-beforeEach(() => {
-	start = freezeClock();
-});
-afterEach(() => {
-	vi.useRealTimers();
-	vi.restoreAllMocks();
-});
+const clock = useFrozenClock(freezeClock);
 
 const ISO_INSTANT = /^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}\.\d{3}Z$/;
 const MAX_RETRIES_EXHAUSTED = "delivery failed on every retry (max_retries exhausted)";
@@ -70,7 +63,7 @@ function twoEvents(minute: number) {
 }
 
 async function expectTwoEventsReported(tenant: TestTenant, minute: number): Promise<void> {
-	const hour = previousHour(start);
+	const hour = previousHour(clock.start);
 	expect(await usageOf(tenant, hour, hour + HOUR)).toEqual([{ sku: "tokens", unit: "token", period: iso(hour), quantity: 3, events: 2 }]);
 	expect(await statsOf(tenant, hour, hour + HOUR)).toEqual([
 		{ event: "api_call", period: iso(minute), count: 2, errors: 1, duration: { count: 1, sum: 7, min: 7, max: 7 } },
@@ -80,7 +73,7 @@ async function expectTwoEventsReported(tenant: TestTenant, minute: number): Prom
 describe("a message that fails every delivery", () => {
 	it("reaches dead_letters after max_retries, and replaying it by id counts it once, even twice", async () => {
 		const tenant = await createTenant();
-		const minute = previousHour(start) + 40 * MINUTE;
+		const minute = previousHour(clock.start) + 40 * MINUTE;
 		const { wire, queued } = twoEvents(minute);
 		await breakAggregatorOf(tenant.id);
 		// Jitter at its minimum: redeliveries after 1 s and 2 s, then the dead-letter queue.
@@ -122,7 +115,7 @@ describe("a message that fails every delivery", () => {
 
 	it("is replayed by tenant once its aggregator works again, after exactly three failed deliveries", async () => {
 		const tenant = await createTenant();
-		const minute = previousHour(start) + 41 * MINUTE;
+		const minute = previousHour(clock.start) + 41 * MINUTE;
 		const { wire, queued } = twoEvents(minute);
 		// The aggregator refuses its next three ingests: the first delivery and both retries.
 		const rpc = await failAggregatorWrites(tenant.id, 3, "before-commit");
@@ -148,7 +141,7 @@ describe("a message that fails every delivery", () => {
 describe("a poison message", () => {
 	it("arrives in dead_letters with its reason and a superjson body that keeps its Date, and is not replayable", async () => {
 		const tenant = await createTenant();
-		const minute = previousHour(start) + 42 * MINUTE;
+		const minute = previousHour(clock.start) + 42 * MINUTE;
 		// A body no producer of ours sends: a Date where epoch milliseconds belong (the v8 content type keeps it a Date).
 		const body = { v: 1, tenant: tenant.id, events: [{ id: "x1", event: "api_call", timestamp: new Date(minute), properties: { plan: "pro" } }] };
 

@@ -1,16 +1,18 @@
-// Fault-test plumbing: a frozen clock that only moves forward, a queue wrapper that fails some sends
-// and passes the rest to the real queue, failures inside the real aggregator, and exact reads of
-// reports, metrics, dead letters and the health monitor.
-import { createExecutionContext, runInDurableObject, waitOnExecutionContext } from "cloudflare:test";
+// Fault-test plumbing: a frozen clock that only moves forward, the Worker called with a queue that
+// fails some sends, failures inside the real aggregator, and exact reads of reports, metrics, dead
+// letters and the health monitor.
+import { runInDurableObject } from "cloudflare:test";
 import { env } from "cloudflare:workers";
-import { vi } from "vitest";
 import type { TenantAggregator } from "../../src/aggregator/aggregator";
-import type { EventsMessage, QueuedEvent } from "../../src/events/schema";
+import type { QueuedEvent } from "../../src/events/schema";
 import type { TenantMetrics } from "../../src/health/metrics";
 import { HEALTH_MONITOR, type HealthSnapshot } from "../../src/health/monitor";
-import worker from "../../src/index";
-import { FROZEN_AT, InjectedFault } from "../aggregator/fixtures";
-import { ADMIN_TOKEN, call, postJson, type TestTenant } from "../helpers/api";
+import { d1Rows, FROZEN_AT, InjectedFault } from "../aggregator/fixtures";
+import type { StatsItem, UsageItem } from "../e2e/ledger-model";
+import { ADMIN_TOKEN, call, getJson, postJson, type TestTenant } from "../helpers/api";
+import { freezeClockAt } from "../helpers/clock";
+import type { RecordingQueue } from "../helpers/queues";
+import { EVENTS_URL, ingest } from "../producer/helpers";
 
 export { InjectedFault };
 
@@ -26,13 +28,7 @@ let frozenDays = 0;
  * moves a faked Date forward by its interval at each poll.
  */
 export function freezeClock(): number {
-	vi.useFakeTimers({ toFake: ["Date"], now: FROZEN_AT + frozenDays++ * DAY });
-	return Date.now();
-}
-
-export function advanceClock(ms: number): number {
-	vi.setSystemTime(Date.now() + ms);
-	return Date.now();
+	return freezeClockAt(FROZEN_AT + frozenDays++ * DAY);
 }
 
 /** The start of the UTC hour before `now`: event timestamps well inside the accepted window. */
@@ -42,92 +38,12 @@ export function previousHour(now: number): number {
 
 export const iso = (ms: number) => new Date(ms).toISOString();
 
+/** A usage of `micros` millionths of a token. */
+export const tokens = (micros: number) => ({ sku: "tokens", unit: "token", micros });
+
 // ---- The producer, with a queue that fails ----
 
-/** A promise the test resolves by hand. */
-export function deferred(): { promise: Promise<void>; resolve: () => void } {
-	let resolve!: () => void;
-	const promise = new Promise<void>((r) => (resolve = r));
-	return { promise, resolve };
-}
-
-/**
- * Wraps the real EVENTS queue: call n (from 1) throws if `fails(n)`, else waits for the optional
- * gate and delegates to the real local queue. With `failAfterSend`, a failing call first sends for
- * real and then throws: the queue has the messages but the sender believes it failed (a lost
- * acknowledgement). Records the message bodies of every call.
- */
-export class FlakyQueue implements Queue {
-	/** Message bodies per send or sendBatch call, failed ones included, in call order. */
-	readonly calls: EventsMessage[][] = [];
-	failed = 0;
-	delivered = 0;
-
-	constructor(
-		private readonly fails: (call: number) => boolean,
-		private readonly gate: Promise<void> = Promise.resolve(),
-		private readonly target: Queue = env.EVENTS,
-		private readonly failAfterSend = false,
-	) {}
-
-	static failingFirst(times: number): FlakyQueue {
-		return new FlakyQueue((n) => n <= times);
-	}
-
-	static failingAfter(successes: number): FlakyQueue {
-		return new FlakyQueue((n) => n > successes);
-	}
-
-	static alwaysFailing(): FlakyQueue {
-		return new FlakyQueue(() => true);
-	}
-
-	/** Sends every call for real, but reports the first `times` as failed. */
-	static losingFirstAcks(times: number): FlakyQueue {
-		return new FlakyQueue((n) => n <= times, undefined, env.EVENTS, true);
-	}
-
-	metrics(): Promise<QueueMetrics> {
-		return this.target.metrics();
-	}
-
-	send(body: unknown, options?: QueueSendOptions): Promise<QueueSendResponse> {
-		return this.forward([body], () => this.target.send(body, options));
-	}
-
-	sendBatch(messages: Iterable<MessageSendRequest>, options?: QueueSendBatchOptions): Promise<QueueSendBatchResponse> {
-		const list = [...messages];
-		return this.forward(
-			list.map((message) => message.body),
-			() => this.target.sendBatch(list, options),
-		);
-	}
-
-	/** The events call n (from 1) carried, whether it failed or not. */
-	eventsOfCall(n: number): QueuedEvent[] {
-		return this.calls[n - 1]!.flatMap((body) => body.events);
-	}
-
-	private async forward<T>(bodies: unknown[], send: () => Promise<T>): Promise<T> {
-		this.calls.push(bodies.map((body) => structuredClone(body) as EventsMessage));
-		const fail = this.fails(this.calls.length);
-		if (fail && !this.failAfterSend) {
-			this.failed++;
-			throw new InjectedFault("queue unavailable");
-		}
-		await this.gate;
-		const result = await send();
-		this.delivered++;
-		if (fail) {
-			this.failed++;
-			throw new InjectedFault("queue acknowledgement lost");
-		}
-		return result;
-	}
-}
-
-export const EVENTS_URL = "https://meterline.test/v1/events";
-
+/** A POST /v1/events of `events` with `key`, `query` appended to the URL. */
 export function eventsRequest(events: unknown[], key: string, query = ""): Request {
 	return new Request(EVENTS_URL + query, {
 		method: "POST",
@@ -137,11 +53,8 @@ export function eventsRequest(events: unknown[], key: string, query = ""): Reque
 }
 
 /** POSTs events through the Worker's own fetch handler with EVENTS wrapped; waits for its waitUntil work. */
-export async function postThrough(queue: Queue, request: Request): Promise<Response> {
-	const ctx = createExecutionContext();
-	const response = await worker.fetch(request as Request<unknown, IncomingRequestCfProperties>, { ...env, EVENTS: queue }, ctx);
-	await waitOnExecutionContext(ctx);
-	return response;
+export async function postThrough(queue: RecordingQueue, request: Request): Promise<Response> {
+	return (await ingest(request, queue)).response;
 }
 
 // ---- Failures inside the real aggregator ----
@@ -222,18 +135,12 @@ export function alarmOf(tenant: string): Promise<number | null> {
 
 // ---- Reading what the pipeline reports ----
 
-async function getJson<T>(path: string, key: string): Promise<T> {
-	const response = await call(path, { key });
-	if (response.status !== 200) throw new Error(`GET ${path}: ${response.status} ${await response.text()}`);
-	return response.json<T>();
-}
-
 export function metricsOf(tenant: TestTenant): Promise<TenantMetrics> {
 	return getJson<TenantMetrics>("/v1/metrics", tenant.readKey);
 }
 
 /** The metrics of a tenant nothing has happened to, overridden by what a test expects. */
-export function metricsWith(tenant: TestTenant, counts: Partial<TenantMetrics>): TenantMetrics {
+export function metricsWith(tenant: TestTenant, counts: Partial<TenantMetrics> = {}): TenantMetrics {
 	return {
 		tenant: tenant.id,
 		received: 0,
@@ -253,22 +160,6 @@ export function metricsWith(tenant: TestTenant, counts: Partial<TenantMetrics>):
 		spillPending: 0,
 		...counts,
 	};
-}
-
-export interface UsageItem {
-	sku: string;
-	unit: string;
-	period: string;
-	quantity: number;
-	events: number;
-}
-
-export interface StatsItem {
-	event: string;
-	period: string;
-	count: number;
-	errors: number;
-	duration: { count: number; sum: number; min: number | null; max: number | null };
 }
 
 export async function usageOf(tenant: TestTenant, from: number, to: number, granularity = "hour"): Promise<UsageItem[]> {
@@ -333,11 +224,9 @@ export interface DeadLetterRow {
 }
 
 /** D1's dead_letters rows whose id starts with `prefix`, by id. */
-export async function deadLetterRows(prefix: string): Promise<DeadLetterRow[]> {
-	const { results } = await env.DB.prepare(
+export function deadLetterRows(prefix: string): Promise<DeadLetterRow[]> {
+	return d1Rows(
 		"SELECT id, tenant, body, error, attempts, first_failed_at, last_failed_at, replayed_at FROM dead_letters WHERE substr(id, 1, length(?1)) = ?1 ORDER BY id",
-	)
-		.bind(prefix)
-		.all<DeadLetterRow>();
-	return results;
+		prefix,
+	);
 }

@@ -4,16 +4,17 @@
 // would), acked ones sometimes again. Every report must equal the ledger computed independently.
 import { runDurableObjectAlarm, runInDurableObject } from "cloudflare:test";
 import { env } from "cloudflare:workers";
-import { afterEach, beforeEach, describe, expect, it, vi } from "vitest";
+import { describe, expect, it, vi } from "vitest";
 import type { TenantAggregator } from "../../src/aggregator/aggregator";
 import { parseEventsBody, type EventsMessage } from "../../src/events/schema";
 import { packMessages, QUEUE_LIMITS } from "../../src/producer/pack";
 import type { DataPoint } from "../../src/sinks/analytics";
 import { d1Flushes, flushMeta, internals, outbox, pendingRowCount, settle } from "../aggregator/fixtures";
 import { deliver, eventsMessage } from "../consumer/fixtures";
-import { expectedStats, expectedUsage, generateEvents, mulberry32, sendPlan, type Random, type TrueEvent } from "../e2e/ledger-model";
-import { call, createTenant, type TestTenant } from "../helpers/api";
-import { advanceClock, flushVia, freezeClock, HOUR, InjectedFault, iso, metricsOf, metricsWith, type StatsItem, type UsageItem } from "./fixtures";
+import { expectedStats, expectedUsage, generateEvents, mulberry32, sendPlan, type Random, type StatsItem, type TrueEvent, type UsageItem } from "../e2e/ledger-model";
+import { call, createTenant, getJson, type TestTenant } from "../helpers/api";
+import { advanceClock, useFrozenClock } from "../helpers/clock";
+import { flushVia, freezeClock, HOUR, InjectedFault, iso, metricsOf, metricsWith } from "./fixtures";
 
 /**
  * The run's seed: every assertion message names it. Tests run inside workerd, where no environment
@@ -36,14 +37,7 @@ const P_ANALYTICS_FAIL = 0.3;
 const P_REDELIVER_ACKED = 0.05;
 const P_FLUSH_ACTION = 0.5;
 
-let start: number;
-beforeEach(() => {
-	start = freezeClock();
-});
-afterEach(() => {
-	vi.useRealTimers();
-	vi.restoreAllMocks();
-});
+const clock = useFrozenClock(freezeClock);
 
 const int = (random: Random, below: number) => Math.floor(random() * below);
 
@@ -141,18 +135,12 @@ interface TenantRun {
 	consumed: number;
 }
 
-async function get<T>(path: string, key: string): Promise<T> {
-	const response = await call(path, { key });
-	if (response.status !== 200) throw new Error(`GET ${path}: ${response.status} ${await response.text()}`);
-	return response.json<T>();
-}
-
 const byText = (a: string, b: string) => (a < b ? -1 : a > b ? 1 : 0);
 
 describe("randomized ledger under faults", () => {
 	it("reports exactly the ledger, once per event id, whatever fails and is retried", { timeout: 120_000 }, async () => {
 		const random = mulberry32(SEED);
-		const first = start - (start % HOUR) - SPAN;
+		const first = clock.start - (clock.start % HOUR) - SPAN;
 		const tenants = await Promise.all(Array.from({ length: TENANTS }, () => createTenant()));
 		// The consumer's retry jitter, fixed at its midpoint so every delay is exact.
 		vi.spyOn(Math, "random").mockReturnValue(0.5);
@@ -274,13 +262,13 @@ describe("randomized ledger under faults", () => {
 		for (const { tenant, truths, faults, consumed } of runs) {
 			const label = `seed ${SEED}: ${tenant.id}`;
 			for (const granularity of ["hour", "day", "month"] as const) {
-				const report = await get<{ items: UsageItem[] }>(`/v1/usage?${range}&granularity=${granularity}`, tenant.readKey);
+				const report = await getJson<{ items: UsageItem[] }>(`/v1/usage?${range}&granularity=${granularity}`, tenant.readKey);
 				expect(report.items, `${label} usage by ${granularity}`).toEqual(expectedUsage(truths, granularity).items);
 			}
 			const csv = await call(`/v1/usage?${range}&granularity=day`, { key: tenant.readKey, headers: { accept: "text/csv" } });
 			expect(await csv.text(), `${label} CSV usage by day`).toBe(expectedUsage(truths, "day").csv);
 			for (const granularity of ["minute", "hour", "day"] as const) {
-				const report = await get<{ items: StatsItem[] }>(`/v1/stats?${range}&granularity=${granularity}`, tenant.readKey);
+				const report = await getJson<{ items: StatsItem[] }>(`/v1/stats?${range}&granularity=${granularity}`, tenant.readKey);
 				expect(report.items, `${label} stats by ${granularity}`).toEqual(expectedStats(truths, granularity));
 			}
 

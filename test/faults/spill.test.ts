@@ -3,19 +3,18 @@
 // the caller wait for the queue instead. Every accepted event ends up counted exactly once.
 import { createExecutionContext, runDurableObjectAlarm, waitOnExecutionContext } from "cloudflare:test";
 import { env } from "cloudflare:workers";
-import { afterEach, beforeEach, describe, expect, it, vi } from "vitest";
+import { describe, expect, it, vi } from "vitest";
 import type { QueuedEvent } from "../../src/events/schema";
 import type { TenantMetrics } from "../../src/health/metrics";
-import worker from "../../src/index";
 import { call, createTenant, postJson, type TestTenant } from "../helpers/api";
+import { advanceClock, useFrozenClock } from "../helpers/clock";
+import { deferred, RecordingQueue } from "../helpers/queues";
+import { fetchWith } from "../producer/helpers";
 import {
-	advanceClock,
 	alarmOf,
 	countOnly,
-	deferred,
 	eventsRequest,
 	failAggregatorWrites,
-	FlakyQueue,
 	flushVia,
 	freezeClock,
 	healthOf,
@@ -32,14 +31,7 @@ import {
 	wrapAggregatorQueue,
 } from "./fixtures";
 
-let start: number;
-beforeEach(() => {
-	start = freezeClock();
-});
-afterEach(() => {
-	vi.useRealTimers();
-	vi.restoreAllMocks();
-});
+const clock = useFrozenClock(freezeClock);
 
 /** Three events as POSTed, and as the producer queues them. */
 function threeEvents(minute: number, prefix = "p") {
@@ -58,7 +50,7 @@ function threeEvents(minute: number, prefix = "p") {
 
 /** The reports once the three events are in D1: one usage row, two event rows. */
 async function expectThreeEventsReported(tenant: TestTenant, minute: number): Promise<void> {
-	const hour = previousHour(start);
+	const hour = previousHour(clock.start);
 	expect(await usageOf(tenant, hour, hour + HOUR)).toEqual([{ sku: "tokens", unit: "unit", period: iso(hour), quantity: 1.75, events: 2 }]);
 	expect(await statsOf(tenant, hour, hour + HOUR)).toEqual([
 		{ event: "api_call", period: iso(minute), count: 2, errors: 0, duration: { count: 1, sum: 12, min: 12, max: 12 } },
@@ -78,9 +70,9 @@ describe("a send that keeps failing after the 202", () => {
 	it("spills the events to the tenant's aggregator, whose alarm re-enqueues them to the real queue, counted once", async () => {
 		const tenant = await createTenant();
 		const stub = env.AGGREGATOR.getByName(tenant.id);
-		const minute = previousHour(start) + 15 * MINUTE;
+		const minute = previousHour(clock.start) + 15 * MINUTE;
 		const { wire, queued } = threeEvents(minute);
-		const queue = FlakyQueue.alwaysFailing();
+		const queue = RecordingQueue.alwaysFailing();
 
 		const response = await postThrough(queue, eventsRequest(wire, tenant.writeKey));
 
@@ -89,9 +81,9 @@ describe("a send that keeps failing after the 202", () => {
 		// The first send and its three retries, each of the same one message.
 		expect(queue.calls).toEqual(Array.from({ length: 4 }, () => [{ v: 1, tenant: tenant.id, events: queued }]));
 		expect(queue.delivered).toBe(0);
-		expect(await spilledChunks(tenant.id)).toEqual([{ events: queued, spilledAt: start }]);
-		expect(await alarmOf(tenant.id)).toBe(start);
-		expect(await healthOf(tenant.id)).toEqual({ failingFlushes: [], spills: [{ tenant: tenant.id, at: start, events: 3 }] });
+		expect(await spilledChunks(tenant.id)).toEqual([{ events: queued, spilledAt: clock.start }]);
+		expect(await alarmOf(tenant.id)).toBe(clock.start);
+		expect(await healthOf(tenant.id)).toEqual({ failingFlushes: [], spills: [{ tenant: tenant.id, at: clock.start, events: 3 }] });
 		expect(await metricsOf(tenant)).toEqual(metricsWith(tenant, { received: 3, enqueueFailures: 3, spilled: 3, spillPending: expect.any(Number) }));
 		// A spill in the last five minutes means the queue is refusing sends now.
 		const health = await call("/v1/health");
@@ -127,7 +119,7 @@ describe("a send that keeps failing after the 202", () => {
 	it("spills only the events of the sendBatch calls the queue refused", async () => {
 		const tenant = await createTenant();
 		const stub = env.AGGREGATOR.getByName(tenant.id);
-		const minute = previousHour(start) + 16 * MINUTE;
+		const minute = previousHour(clock.start) + 16 * MINUTE;
 		// 1000 events of about 800 bytes each: several messages, in several sendBatch calls.
 		const wire = Array.from({ length: 1000 }, (_, i) => ({
 			id: `b${String(i).padStart(4, "0")}`,
@@ -137,7 +129,7 @@ describe("a send that keeps failing after the 202", () => {
 			properties: { pad: "x".repeat(700 + ((i * 37) % 50)) },
 		}));
 		// The queue takes the first sendBatch and refuses every later one.
-		const queue = FlakyQueue.failingAfter(1);
+		const queue = RecordingQueue.failingAfter(1);
 
 		expect((await postThrough(queue, eventsRequest(wire, tenant.writeKey))).status).toBe(202);
 
@@ -153,7 +145,7 @@ describe("a send that keeps failing after the 202", () => {
 		expect(spilled.slice(0, queue.eventsOfCall(2).length)).toEqual(queue.eventsOfCall(2).map((event) => event.id));
 		expect(spilled.length).toBeGreaterThan(queue.eventsOfCall(2).length);
 		expect([...enqueued, ...spilled]).toEqual(ids);
-		expect(await healthOf(tenant.id)).toEqual({ failingFlushes: [], spills: [{ tenant: tenant.id, at: start, events: spilled.length }] });
+		expect(await healthOf(tenant.id)).toEqual({ failingFlushes: [], spills: [{ tenant: tenant.id, at: clock.start, events: spilled.length }] });
 		// The events the queue took arrive first; the alarm flushes them (2 rows) and re-enqueues the rest.
 		const before = { received: 1000, enqueued: enqueued.length, enqueueFailures: spilled.length, spilled: spilled.length, spillPending: expect.any(Number) };
 		await metricsBecome(tenant, { ...before, consumed: enqueued.length, aggregated: enqueued.length });
@@ -170,7 +162,7 @@ describe("a send that keeps failing after the 202", () => {
 			flushedRows: 2,
 		});
 		expect(await (await flushVia(tenant)).json()).toEqual({ flushed: 2 });
-		const hour = previousHour(start);
+		const hour = previousHour(clock.start);
 		expect(await usageOf(tenant, hour, hour + HOUR)).toEqual([{ sku: "rows", unit: "unit", period: iso(hour), quantity: 1000, events: 1000 }]);
 		expect(await statsOf(tenant, hour, hour + HOUR)).toEqual([countOnly("bulk", minute, 1000)]);
 		expect((await metricsOf(tenant)).flushedRows).toBe(4);
@@ -179,37 +171,37 @@ describe("a send that keeps failing after the 202", () => {
 	it("keeps a spilled chunk whose re-enqueue fails, and re-enqueues it 5 s later", async () => {
 		const tenant = await createTenant();
 		const stub = env.AGGREGATOR.getByName(tenant.id);
-		const minute = previousHour(start) + 17 * MINUTE;
+		const minute = previousHour(clock.start) + 17 * MINUTE;
 		const tokens = (id: string, quantity: number) => ({ id, event: "api_call", timestamp: minute, usage: { sku: "tokens", quantity } });
-		const down = FlakyQueue.alwaysFailing();
+		const down = RecordingQueue.alwaysFailing();
 		expect((await postThrough(down, eventsRequest([tokens("c1", 1), tokens("c2", 2)], tenant.writeKey))).status).toBe(202);
 		expect((await postThrough(down, eventsRequest([tokens("c3", 4)], tenant.writeKey))).status).toBe(202);
 		expect((await spilledChunks(tenant.id)).map((chunk) => chunk.events.map((event) => event.id))).toEqual([["c1", "c2"], ["c3"]]);
 		// The aggregator's queue takes the first chunk, refuses the second once, then takes it.
-		const respool = new FlakyQueue((n) => n === 2);
+		const respool = new RecordingQueue({ fails: (n) => n === 2 });
 		await wrapAggregatorQueue(tenant.id, respool);
 
 		expect(await runDurableObjectAlarm(stub)).toBe(true);
 
 		expect(respool.calls.map((batch) => batch.flatMap((body) => body.events.map((event) => event.id)))).toEqual([["c1", "c2"], ["c3"]]);
 		expect((await spilledChunks(tenant.id)).map((chunk) => chunk.events.map((event) => event.id))).toEqual([["c3"]]);
-		expect(await alarmOf(tenant.id)).toBe(start + 5_000);
+		expect(await alarmOf(tenant.id)).toBe(clock.start + 5_000);
 		await metricsBecome(tenant, { received: 3, enqueueFailures: 3, spilled: 3, respooled: 2, consumed: 2, aggregated: 2, spillPending: expect.any(Number) });
 
 		// Before the pause ends the alarm flushes what arrived, and leaves the chunk alone.
-		vi.setSystemTime(start + 4_999);
+		vi.setSystemTime(clock.start + 4_999);
 		expect(await runDurableObjectAlarm(stub)).toBe(true);
 		expect(respool.calls).toHaveLength(2);
-		expect(await alarmOf(tenant.id)).toBe(start + 5_000);
+		expect(await alarmOf(tenant.id)).toBe(clock.start + 5_000);
 
-		vi.setSystemTime(start + 5_000);
+		vi.setSystemTime(clock.start + 5_000);
 		expect(await runDurableObjectAlarm(stub)).toBe(true);
 		expect(respool.calls).toHaveLength(3);
 		expect(await spilledChunks(tenant.id)).toEqual([]);
 		await metricsBecome(tenant, { received: 3, enqueueFailures: 3, spilled: 3, respooled: 3, consumed: 3, aggregated: 3, flushedRows: 2 });
 
 		expect(await (await flushVia(tenant)).json()).toEqual({ flushed: 2 });
-		const hour = previousHour(start);
+		const hour = previousHour(clock.start);
 		expect(await usageOf(tenant, hour, hour + HOUR)).toEqual([{ sku: "tokens", unit: "unit", period: iso(hour), quantity: 7, events: 3 }]);
 		expect(await statsOf(tenant, hour, hour + HOUR)).toEqual([countOnly("api_call", minute, 3)]);
 		expect((await metricsOf(tenant)).flushedRows).toBe(4);
@@ -217,9 +209,9 @@ describe("a send that keeps failing after the 202", () => {
 
 	it("counts the events as lost when the tenant's aggregator refuses the spill too", async () => {
 		const tenant = await createTenant();
-		const { wire } = threeEvents(previousHour(start) + 18 * MINUTE);
+		const { wire } = threeEvents(previousHour(clock.start) + 18 * MINUTE);
 		const spill = await failAggregatorWrites(tenant.id, Infinity, "before-commit");
-		const queue = FlakyQueue.alwaysFailing();
+		const queue = RecordingQueue.alwaysFailing();
 
 		expect((await postThrough(queue, eventsRequest(wire, tenant.writeKey))).status).toBe(202);
 
@@ -233,9 +225,9 @@ describe("a send that keeps failing after the 202", () => {
 
 	it("reports spillPending as the number of spilled events still waiting, like spilled and respooled", async () => {
 		const tenant = await createTenant();
-		const { wire } = threeEvents(previousHour(start) + 19 * MINUTE);
+		const { wire } = threeEvents(previousHour(clock.start) + 19 * MINUTE);
 
-		expect((await postThrough(FlakyQueue.alwaysFailing(), eventsRequest(wire, tenant.writeKey))).status).toBe(202);
+		expect((await postThrough(RecordingQueue.alwaysFailing(), eventsRequest(wire, tenant.writeKey))).status).toBe(202);
 
 		// One chunk of three events is waiting: spillPending counts events (AggregatorMetrics.spillPending).
 		expect(await spilledChunks(tenant.id)).toHaveLength(1);
@@ -247,9 +239,9 @@ describe("a send that keeps failing after the 202", () => {
 describe("a send that fails twice and then succeeds", () => {
 	it("is retried inside waitUntil and enqueued, with nothing spilled", async () => {
 		const tenant = await createTenant();
-		const minute = previousHour(start) + 20 * MINUTE;
+		const minute = previousHour(clock.start) + 20 * MINUTE;
 		const { wire, queued } = threeEvents(minute);
-		const queue = FlakyQueue.failingFirst(2);
+		const queue = RecordingQueue.failingFirst(2);
 
 		expect((await postThrough(queue, eventsRequest(wire, tenant.writeKey))).status).toBe(202);
 
@@ -266,19 +258,17 @@ describe("a send that fails twice and then succeeds", () => {
 describe("?ack=durable", () => {
 	it("answers 202 only once the queue has accepted the events", async () => {
 		const tenant = await createTenant();
-		const minute = previousHour(start) + 21 * MINUTE;
+		const minute = previousHour(clock.start) + 21 * MINUTE;
 		const { wire } = threeEvents(minute);
 		const gate = deferred();
-		const queue = new FlakyQueue(() => false, gate.promise);
+		const queue = new RecordingQueue({ gate: gate.promise });
 		const ctx = createExecutionContext();
 		let answered = false;
 
-		const answer = worker
-			.fetch(eventsRequest(wire, tenant.writeKey, "?ack=durable") as Request<unknown, IncomingRequestCfProperties>, { ...env, EVENTS: queue }, ctx)
-			.then((response) => {
-				answered = true;
-				return response;
-			});
+		const answer = fetchWith(eventsRequest(wire, tenant.writeKey, "?ack=durable"), queue, ctx).then((response) => {
+			answered = true;
+			return response;
+		});
 		await vi.waitFor(() => expect(queue.calls).toHaveLength(1));
 		// Give a handler that did not wait every chance to answer.
 		await new Promise((resolve) => setTimeout(resolve, 50));
@@ -299,8 +289,8 @@ describe("?ack=durable", () => {
 
 	it("answers 202 after two refused sends, once the third is accepted", async () => {
 		const tenant = await createTenant();
-		const { wire } = threeEvents(previousHour(start) + 22 * MINUTE);
-		const queue = FlakyQueue.failingFirst(2);
+		const { wire } = threeEvents(previousHour(clock.start) + 22 * MINUTE);
+		const queue = RecordingQueue.failingFirst(2);
 
 		const response = await postThrough(queue, eventsRequest(wire, tenant.writeKey, "?ack=durable"));
 
@@ -311,9 +301,9 @@ describe("?ack=durable", () => {
 
 	it("answers 503 with Retry-After 5 when the queue refuses every send, spills nothing, and a resend counts once", async () => {
 		const tenant = await createTenant();
-		const minute = previousHour(start) + 23 * MINUTE;
+		const minute = previousHour(clock.start) + 23 * MINUTE;
 		const { wire } = threeEvents(minute);
-		const queue = FlakyQueue.alwaysFailing();
+		const queue = RecordingQueue.alwaysFailing();
 
 		const response = await postThrough(queue, eventsRequest(wire, tenant.writeKey, "?ack=durable"));
 

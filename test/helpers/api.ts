@@ -17,6 +17,13 @@ export function call(path: string, init: RequestInit & { key?: string; body?: Bo
 	return exports.default.fetch(new Request(BASE + path, { ...init, headers }));
 }
 
+/** GETs `path` as JSON with `key`, failing loudly on anything but 200. */
+export async function getJson<T>(path: string, key: string): Promise<T> {
+	const response = await call(path, { key });
+	if (response.status !== 200) throw new Error(`GET ${path}: ${response.status} ${await response.text()}`);
+	return response.json<T>();
+}
+
 export function postJson(path: string, body: unknown, key?: string, init: RequestInit = {}): Promise<Response> {
 	return call(path, { ...init, method: "POST", body: JSON.stringify(body), key });
 }

@@ -3,7 +3,8 @@ import { createExecutionContext } from "cloudflare:test";
 import { env } from "cloudflare:workers";
 import { describe, expect, it } from "vitest";
 import { ADMIN_TOKEN, call, createTenant, postJson, uniqueTenantId } from "../helpers/api";
-import { errorOf, eventsRequest, fetchWith, ingest, RecordingQueue } from "./helpers";
+import { RecordingQueue } from "../helpers/queues";
+import { errorOf, eventsRequest, fetchWith, ingest } from "./helpers";
 
 const EVENT = '{"event":"a"}';
 const KEY = /^ml_[wr]_[A-Za-z0-9_-]{32}$/;

@@ -4,7 +4,8 @@ import { describe, expect, it } from "vitest";
 import type { EventsMessage, QueuedEvent } from "../../src/events/schema";
 import { QUEUE_LIMITS } from "../../src/producer/pack";
 import { createTenant } from "../helpers/api";
-import { deferred, eventsRequest, fetchWith, ingest, jsonBytes, RecordingQueue, UUID_V7 } from "./helpers";
+import { deferred, RecordingQueue } from "../helpers/queues";
+import { eventsRequest, fetchWith, ingest, jsonBytes, UUID_V7 } from "./helpers";
 
 const MAX_BODY = 1_048_576;
 
@@ -16,7 +17,7 @@ describe("202 before the send", () => {
 	it("answers 202 with the ids while the queue send is still held back", { timeout: 10_000 }, async () => {
 		const tenant = await createTenant();
 		const gate = deferred();
-		const queue = new RecordingQueue(gate.promise);
+		const queue = new RecordingQueue({ gate: gate.promise });
 		const ctx = createExecutionContext();
 		const now = Date.now();
 		const events = [
@@ -31,12 +32,12 @@ describe("202 before the send", () => {
 		const body = await response.json<{ accepted: number; ids: string[] }>();
 		expect(body).toEqual({ accepted: 4, ids: ["order-1", expect.stringMatching(UUID_V7), "order-2", expect.stringMatching(UUID_V7)] });
 		expect(new Set(body.ids).size).toBe(4);
-		expect(queue.completed).toBe(0);
+		expect(queue.delivered).toBe(0);
 
 		gate.resolve();
 		await waitOnExecutionContext(ctx);
 		expect(queue.failed).toBe(0);
-		expect(queue.completed).toBe(queue.calls.length);
+		expect(queue.delivered).toBe(queue.calls.length);
 		// Events without a timestamp take the receive time, the same instant their UUIDv7 carries.
 		const received = uuidMs(body.ids[3]!);
 		expect(queue.messages).toEqual<EventsMessage[]>([

@@ -1,69 +1,11 @@
-// Producer test plumbing: call the Worker with a queue that records (and can hold back) its sends.
+// Producer test plumbing: call the Worker with a queue that records (and can hold back or fail) its sends.
 import { createExecutionContext, waitOnExecutionContext } from "cloudflare:test";
 import { env } from "cloudflare:workers";
 import { expect } from "vitest";
 import worker from "../../src/index";
-import type { EventsMessage } from "../../src/events/schema";
+import { RecordingQueue } from "../helpers/queues";
 
 export const EVENTS_URL = "https://meterline.test/v1/events";
-
-/** A promise the test resolves by hand. */
-export function deferred(): { promise: Promise<void>; resolve: () => void } {
-	let resolve!: () => void;
-	const promise = new Promise<void>((r) => (resolve = r));
-	return { promise, resolve };
-}
-
-/**
- * Wraps the real EVENTS queue: records every send (one entry per send or sendBatch call, holding
- * the message bodies) and delegates, after an optional gate, to the real local queue.
- */
-export class RecordingQueue implements Queue {
-	/** Message bodies per call, recorded when the call starts. */
-	readonly calls: EventsMessage[][] = [];
-	/** Calls whose real send resolved, and calls whose real send threw. */
-	completed = 0;
-	failed = 0;
-
-	constructor(
-		private readonly gate: Promise<void> = Promise.resolve(),
-		private readonly target: Queue = env.EVENTS,
-	) {}
-
-	metrics(): Promise<QueueMetrics> {
-		return this.target.metrics();
-	}
-
-	send(body: unknown, options?: QueueSendOptions): Promise<QueueSendResponse> {
-		return this.forward([body], () => this.target.send(body, options));
-	}
-
-	sendBatch(messages: Iterable<MessageSendRequest>, options?: QueueSendBatchOptions): Promise<QueueSendBatchResponse> {
-		const list = [...messages];
-		return this.forward(
-			list.map((message) => message.body),
-			() => this.target.sendBatch(list, options),
-		);
-	}
-
-	/** Every message body sent, in order. */
-	get messages(): EventsMessage[] {
-		return this.calls.flat();
-	}
-
-	private async forward<T>(bodies: unknown[], send: () => Promise<T>): Promise<T> {
-		this.calls.push(bodies.map((body) => structuredClone(body) as EventsMessage));
-		await this.gate;
-		try {
-			const result = await send();
-			this.completed++;
-			return result;
-		} catch (err) {
-			this.failed++;
-			throw err;
-		}
-	}
-}
 
 /** A request to POST /v1/events. A string body is sent as application/json unless told otherwise. */
 export function eventsRequest(body: BodyInit, key?: string, contentType: string | null = "application/json"): Request {

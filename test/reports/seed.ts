@@ -1,6 +1,5 @@
 // Seeds the real D1 rollup tables directly, as flushed aggregators would have left them.
 import { env } from "cloudflare:workers";
-import { call } from "../helpers/api";
 
 export interface UsageRow {
 	sku: string;
@@ -51,13 +50,6 @@ export async function seedEvents(tenant: string, rows: EventRow[]): Promise<void
 			),
 		),
 	);
-}
-
-/** GETs a report as JSON, failing loudly on anything but 200. */
-export async function getReport<T>(path: string, readKey: string): Promise<T> {
-	const response = await call(path, { key: readKey });
-	if (response.status !== 200) throw new Error(`GET ${path}: ${response.status} ${await response.text()}`);
-	return response.json<T>();
 }
 
 export interface UsageReport {

@@ -2,8 +2,8 @@
 import { env } from "cloudflare:workers";
 import { describe, expect, it } from "vitest";
 import { deliver, eventsMessage, queuedEvent } from "../consumer/fixtures";
-import { createTenant } from "../helpers/api";
-import { getReport, seedEvents, type StatsReport } from "./seed";
+import { createTenant, getJson } from "../helpers/api";
+import { seedEvents, type StatsReport } from "./seed";
 
 const MINUTE = 60_000;
 const iso = (ms: number) => new Date(ms).toISOString();
@@ -50,7 +50,7 @@ describe("GET /v1/stats", () => {
 		const tenant = await createTenant();
 		await seedEvents(tenant.id, rows);
 
-		const report = await getReport<StatsReport>(`/v1/stats?from=2026-03-10&to=2026-03-12&granularity=${granularity}`, tenant.readKey);
+		const report = await getJson<StatsReport>(`/v1/stats?from=2026-03-10&to=2026-03-12&granularity=${granularity}`, tenant.readKey);
 
 		expect(report).toEqual({ tenant: tenant.id, from: "2026-03-10T00:00:00.000Z", to: "2026-03-12T00:00:00.000Z", granularity, items });
 	});
@@ -59,7 +59,7 @@ describe("GET /v1/stats", () => {
 		const tenant = await createTenant();
 		await seedEvents(tenant.id, rows);
 
-		const report = await getReport<StatsReport>("/v1/stats?from=2026-03-10T10:59:00Z&to=2026-03-11T00:00:00Z&granularity=minute", tenant.readKey);
+		const report = await getJson<StatsReport>("/v1/stats?from=2026-03-10T10:59:00Z&to=2026-03-11T00:00:00Z&granularity=minute", tenant.readKey);
 
 		expect(report.items).toEqual([
 			{ event: "api_call", period: "2026-03-10T10:59:00.000Z", count: 2, errors: 0, duration: { count: 2, sum: 5.5, min: 1.25, max: 4.25 } },
@@ -79,7 +79,7 @@ describe("GET /v1/stats", () => {
 			{ event: "tomorrow", minute: iso(dayStart + 86_400_000), count: 4 },
 		]);
 
-		const report = await getReport<StatsReport>("/v1/stats", tenant.readKey);
+		const report = await getJson<StatsReport>("/v1/stats", tenant.readKey);
 
 		const hour = (ms: number) => `${iso(ms).slice(0, 13)}:00:00.000Z`;
 		expect(report).toEqual({
@@ -102,7 +102,7 @@ describe("GET /v1/stats", () => {
 			{ event: "secret", minute: "2026-03-10T10:00:00.000Z", count: 1 },
 		]);
 
-		const report = await getReport<StatsReport>("/v1/stats?from=2026-03-10&to=2026-03-11&granularity=day", mine.readKey);
+		const report = await getJson<StatsReport>("/v1/stats?from=2026-03-10&to=2026-03-11&granularity=day", mine.readKey);
 
 		expect(report.tenant).toBe(mine.id);
 		expect(report.items).toEqual([{ event: "api_call", period: "2026-03-10T00:00:00.000Z", count: 1, errors: 0, duration: none }]);
@@ -121,7 +121,7 @@ describe("GET /v1/stats", () => {
 		expect(result.explicitAcks).toEqual(["m1"]);
 		await env.AGGREGATOR.getByName(tenant.id).flush();
 
-		const report = await getReport<StatsReport>("/v1/stats?from=2026-03-10&to=2026-03-11&granularity=minute", tenant.readKey);
+		const report = await getJson<StatsReport>("/v1/stats?from=2026-03-10&to=2026-03-11&granularity=minute", tenant.readKey);
 
 		expect(report.items).toEqual([
 			{ event: "api_call", period: "2026-03-10T10:05:00.000Z", count: 9, errors: 3, duration: { count: 8, sum: 280.5, min: 0.5, max: 70 } },

@@ -1,7 +1,7 @@
 // GET /v1/usage: exact decimal sums per sku, unit and bucket from D1, as JSON or CSV.
 import { describe, expect, it } from "vitest";
-import { call, createTenant } from "../helpers/api";
-import { getReport, seedUsage, type UsageReport } from "./seed";
+import { call, createTenant, getJson } from "../helpers/api";
+import { seedUsage, type UsageReport } from "./seed";
 
 const HOUR = 3_600_000;
 const iso = (ms: number) => new Date(ms).toISOString();
@@ -17,7 +17,7 @@ describe("GET /v1/usage", () => {
 			{ sku: "storage", unit: "gb", hour: "2026-03-10T03:00:00.000Z", micros: "1", events: 4 },
 		]);
 
-		const report = await getReport<UsageReport>("/v1/usage?from=2026-03-10&to=2026-03-11&granularity=day", tenant.readKey);
+		const report = await getJson<UsageReport>("/v1/usage?from=2026-03-10&to=2026-03-11&granularity=day", tenant.readKey);
 
 		expect(report).toEqual({
 			tenant: tenant.id,
@@ -76,7 +76,7 @@ describe("GET /v1/usage", () => {
 			const tenant = await createTenant();
 			await seedUsage(tenant.id, rows);
 
-			const report = await getReport<UsageReport>(`/v1/usage?from=2026-01-01&to=2026-03-01&granularity=${granularity}`, tenant.readKey);
+			const report = await getJson<UsageReport>(`/v1/usage?from=2026-01-01&to=2026-03-01&granularity=${granularity}`, tenant.readKey);
 
 			expect(report).toEqual({ tenant: tenant.id, from: "2026-01-01T00:00:00.000Z", to: "2026-03-01T00:00:00.000Z", granularity, items });
 		});
@@ -90,7 +90,7 @@ describe("GET /v1/usage", () => {
 		);
 
 		// 12:00+02:00 is 10:00 UTC: the range is normalized to UTC.
-		const report = await getReport<UsageReport>(
+		const report = await getJson<UsageReport>(
 			`/v1/usage?granularity=hour&from=${encodeURIComponent("2026-03-10T12:00:00+02:00")}&to=2026-03-10T12:00:00Z`,
 			tenant.readKey,
 		);
@@ -116,7 +116,7 @@ describe("GET /v1/usage", () => {
 			{ sku: "after", hour: iso(nextMonth), micros: "4000000" },
 		]);
 
-		const report = await getReport<UsageReport>("/v1/usage", tenant.readKey);
+		const report = await getJson<UsageReport>("/v1/usage", tenant.readKey);
 
 		const day = (ms: number) => `${iso(ms).slice(0, 10)}T00:00:00.000Z`;
 		expect(report).toEqual({
@@ -140,7 +140,7 @@ describe("GET /v1/usage", () => {
 			{ sku: "secret", hour, micros: "1", events: 1 },
 		]);
 
-		const report = await getReport<UsageReport>("/v1/usage?from=2026-03-10&to=2026-03-11", mine.readKey);
+		const report = await getJson<UsageReport>("/v1/usage?from=2026-03-10&to=2026-03-11", mine.readKey);
 
 		expect(report.tenant).toBe(mine.id);
 		expect(report.items).toEqual([{ sku: "tokens", unit: "unit", period: "2026-03-10T00:00:00.000Z", quantity: 1, events: 1 }]);

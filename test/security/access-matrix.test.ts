@@ -5,6 +5,7 @@ import { env } from "cloudflare:workers";
 import { afterEach, describe, expect, it, vi } from "vitest";
 import worker from "../../src/index";
 import { aggregator, d1Usage, freezeClock, makeEvent, pendingRowCount } from "../aggregator/fixtures";
+import { metricsWith } from "../faults/fixtures";
 import { ADMIN_TOKEN, call, createTenant, postJson, uniqueTenantId, type TestTenant } from "../helpers/api";
 import { eventsRequest, ingest } from "../producer/helpers";
 import { seedEvents, seedUsage } from "../reports/seed";
@@ -346,25 +347,7 @@ describe("tenant isolation", () => {
 		freezeClock();
 		const [a, b] = [await createTenant(), await createTenant()];
 		await aggregator(a.id).ingest(a.id, [makeEvent(), makeEvent()]);
-		const zero = {
-			tenant: b.id,
-			received: 0,
-			enqueued: 0,
-			enqueueFailures: 0,
-			lost: 0,
-			spilled: 0,
-			respooled: 0,
-			consumed: 0,
-			duplicatesDropped: 0,
-			aggregated: 0,
-			flushedRows: 0,
-			flushFailures: 0,
-			deadLettered: 0,
-			replayed: 0,
-			oldestUnflushedAgeMs: null,
-			spillPending: 0,
-		};
-		expect(await json(`/v1/metrics`, b.readKey)).toEqual({ status: 200, body: zero });
+		expect(await json(`/v1/metrics`, b.readKey)).toEqual({ status: 200, body: metricsWith(b) });
 		await expectError(await call(`/v1/metrics?tenant=${a.id}`, { key: b.readKey }), 400, "invalid_request", [{ path: "tenant", message: "unknown query parameter" }]);
 		const own = await json<{ tenant: string; consumed: number; aggregated: number }>("/v1/metrics", a.readKey);
 		expect(own.body).toMatchObject({ tenant: a.id, consumed: 2, aggregated: 2 });

@@ -5,8 +5,9 @@
 import { runInDurableObject } from "cloudflare:test";
 import { env } from "cloudflare:workers";
 import { afterEach, beforeEach, describe, expect, it, vi } from "vitest";
-import { advanceClock, aggregator, failD1, freezeClock, FROZEN_AT, makeEvent, settle } from "../aggregator/fixtures";
+import { aggregator, failD1, freezeClock, FROZEN_AT, makeEvent, settle } from "../aggregator/fixtures";
 import { call, createTenant, uniqueTenantId, type TestTenant } from "../helpers/api";
+import { advanceClock } from "../helpers/clock";
 import { expectError } from "./helpers";
 
 const MINUTE = 60_000;

@@ -3,7 +3,8 @@
 import { describe, expect, it } from "vitest";
 import { aggregator, d1Usage } from "../aggregator/fixtures";
 import { ADMIN_TOKEN, call, createTenant, type TestTenant } from "../helpers/api";
-import { EVENTS_URL, ingest, RecordingQueue } from "../producer/helpers";
+import { RecordingQueue } from "../helpers/queues";
+import { EVENTS_URL, ingest } from "../producer/helpers";
 import { expectError, type Detail } from "./helpers";
 
 const MINUTE = 60_000;

@@ -3,7 +3,8 @@
 import { createExecutionContext, waitOnExecutionContext } from "cloudflare:test";
 import { describe, expect, it } from "vitest";
 import { call, createTenant } from "../helpers/api";
-import { eventsRequest, fetchWith, ingest, RecordingQueue } from "../producer/helpers";
+import { RecordingQueue } from "../helpers/queues";
+import { eventsRequest, fetchWith, ingest } from "../producer/helpers";
 import { expectError, issueKey } from "./helpers";
 
 const R = "[redacted]";
