@@ -1,6 +1,7 @@
 // 2. End-to-end throughput: events per second from the first POST until every event is in
 // /v1/usage, for one tenant and for 100, in batches of 100 from several concurrent senders.
 import type { LocalPipeline, TenantKeys } from "../support/local-pipeline.ts";
+import { sampleCpu, type CpuUse } from "./cpu.ts";
 import type { Progress } from "./progress.ts";
 import { batchBody, ControlPlane, countStatus, lanes, postEvents, sleep, type StatusCounts } from "./support.ts";
 
@@ -15,6 +16,12 @@ export interface EndToEndRun {
 	sendSeconds: number;
 	/** From the last answer until every event was in /v1/usage. */
 	settleSeconds: number;
+	/** Aggregator RPCs the consumer made for these events (the benchmark's flush calls left out). */
+	aggregatorRpcs: number;
+	eventsPerRpc: number;
+	/** CPU over the whole run, and over the sending only. */
+	cpu?: CpuUse;
+	sendCpu?: CpuUse;
 	non2xx: StatusCounts;
 }
 
@@ -41,6 +48,8 @@ export async function measureEndToEnd(pipeline: LocalPipeline, progress: Progres
 		const non2xx: StatusCounts = {};
 
 		const start = performance.now();
+		const cpu = sampleCpu();
+		const sendCpu = sampleCpu();
 		let next = 0;
 		await lanes(options.senders, async () => {
 			const r = next++;
@@ -53,9 +62,11 @@ export async function measureEndToEnd(pipeline: LocalPipeline, progress: Progres
 			return true;
 		});
 		const sent = performance.now();
+		const sendUsed = sendCpu.stop();
 
 		// Flush each tenant and read its usage until every accepted event is there.
 		const pending = new Set(tenants);
+		let flushes = 0;
 		while (pending.size > 0) {
 			if (performance.now() - sent > 300_000) throw new Error(`${label}: events still missing from /v1/usage after 5 minutes`);
 			const round = [...pending];
@@ -64,6 +75,7 @@ export async function measureEndToEnd(pipeline: LocalPipeline, progress: Progres
 				const tenant = round[at++];
 				if (!tenant) return false;
 				await control.flush(tenant);
+				flushes++;
 				const events = (await control.usageEvents(tenant, (s) => s === sku)).get(sku) ?? 0;
 				if (events >= accepted.get(tenant)!) pending.delete(tenant);
 				return true;
@@ -72,7 +84,10 @@ export async function measureEndToEnd(pipeline: LocalPipeline, progress: Progres
 			if (pending.size > 0) await sleep(50);
 		}
 		const visible = performance.now();
+		const used = cpu.stop();
 		const events = [...accepted.values()].reduce((a, b) => a + b, 0);
+		const ids = new Set(tenants.map((tenant) => tenant.id));
+		const rpcs = (await control.operations()).tenants.filter((t) => ids.has(t.tenant)).reduce((sum, t) => sum + t.rpc_calls, 0) - flushes;
 		runs.push({
 			tenants: count,
 			events,
@@ -82,6 +97,10 @@ export async function measureEndToEnd(pipeline: LocalPipeline, progress: Progres
 			eventsPerSecond: events / ((visible - start) / 1000),
 			sendSeconds: (sent - start) / 1000,
 			settleSeconds: (visible - sent) / 1000,
+			aggregatorRpcs: rpcs,
+			eventsPerRpc: events / rpcs,
+			cpu: used,
+			sendCpu: sendUsed,
 			non2xx,
 		});
 	}

@@ -1,6 +1,8 @@
 // 3. Freshness: how long after its POST an event is in /v1/usage, at low load and with the default
 // flush settings (no /v1/flush calls). Each sample has its own sku, so its arrival is unambiguous;
 // samples start staggered and overlap, and tinybench computes the percentiles of their durations.
+import { readFileSync } from "node:fs";
+import path from "node:path";
 import { Bench, type FnReturnedObject } from "tinybench";
 import type { LocalPipeline } from "../support/local-pipeline.ts";
 import type { Progress } from "./progress.ts";
@@ -11,6 +13,9 @@ export interface FreshnessResult {
 	staggerMs: number;
 	/** How often /v1/usage is read: the resolution of each sample. */
 	pollIntervalMs: number;
+	/** The settings an event waits on, from wrangler.toml. */
+	flushIntervalMs: number;
+	queueBatchTimeoutSeconds: number;
 	latencyMs: { p50: number; p99: number; min: number; max: number; mean: number };
 }
 
@@ -70,5 +75,15 @@ export async function measureFreshness(pipeline: LocalPipeline, progress: Progre
 	const result = bench.tasks[0]!.result;
 	if (result.state !== "completed") throw new Error(`freshness bench ended ${result.state}${"error" in result ? `: ${result.error.message}` : ""}`);
 	const { p50, p99, min, max, mean } = result.latency;
-	return { samples: result.latency.samplesCount, staggerMs: options.staggerMs, pollIntervalMs: options.pollIntervalMs, latencyMs: { p50, p99, min, max, mean } };
+	return { samples: result.latency.samplesCount, staggerMs: options.staggerMs, pollIntervalMs: options.pollIntervalMs, ...flushSettings(), latencyMs: { p50, p99, min, max, mean } };
+}
+
+/** FLUSH_INTERVAL_MS and the events queue's max_batch_timeout, as wrangler.toml sets them. */
+function flushSettings(): { flushIntervalMs: number; queueBatchTimeoutSeconds: number } {
+	const toml = readFileSync(path.resolve(import.meta.dirname, "../../wrangler.toml"), "utf8");
+	const consumer = toml.slice(toml.indexOf('queue = "meterline-events"', toml.indexOf("[[queues.consumers]]")));
+	return {
+		flushIntervalMs: Number(/^FLUSH_INTERVAL_MS = "(\d+)"/m.exec(toml)?.[1] ?? NaN),
+		queueBatchTimeoutSeconds: Number(/^max_batch_timeout = (\d+)/m.exec(consumer)?.[1] ?? NaN),
+	};
 }

@@ -2,8 +2,9 @@
 // with ?ack=durable, under autocannon at a fixed concurrency.
 import autocannon from "autocannon";
 import type { LocalPipeline } from "../support/local-pipeline.ts";
+import { sampleCpu, type CpuUse } from "./cpu.ts";
 import type { Progress } from "./progress.ts";
-import { batchBody, ControlPlane, sleep, waitFor } from "./support.ts";
+import { batchBody, ControlPlane, sleep, waitFor, type StatusCounts } from "./support.ts";
 
 export interface IngestRun {
 	batch: number;
@@ -17,12 +18,15 @@ export interface IngestRun {
 	errors: number;
 	timeouts: number;
 	statusCodes: Record<string, number>;
+	cpu?: CpuUse;
 }
 
 export interface IngestResult {
 	connections: number;
 	secondsPerRun: number;
 	runs: IngestRun[];
+	/** Non-2xx answers over every run, by status; connection errors and timeouts as "0". */
+	non2xx: StatusCounts;
 }
 
 export const INGEST_BATCHES = [1, 100, 1000] as const;
@@ -44,7 +48,7 @@ export async function measureIngest(pipeline: LocalPipeline, progress: Progress,
 				return settled;
 			},
 			120_000,
-			1200,
+			600,
 		);
 	};
 	const cannon = (batch: number, ack: (typeof ACKS)[number], seconds: number) =>
@@ -70,10 +74,12 @@ export async function measureIngest(pipeline: LocalPipeline, progress: Progress,
 			const step = runs.length;
 			const label = `batch ${batch}, ${ack}`;
 			progress.update(step / steps, label);
+			const cpu = sampleCpu();
 			const instance = cannon(batch, ack, options.seconds);
 			let ticks = 0;
 			instance.on("tick", () => progress.update((step + Math.min(1, ++ticks / options.seconds)) / steps, label));
 			const result = await instance;
+			const used = cpu.stop();
 			accepted += result["2xx"] * batch;
 			const statusCodes = Object.fromEntries(Object.entries(result.statusCodeStats).map(([status, { count }]) => [status, Number(count)]));
 			runs.push({
@@ -87,11 +93,17 @@ export async function measureIngest(pipeline: LocalPipeline, progress: Progress,
 				errors: result.errors,
 				timeouts: result.timeouts,
 				statusCodes,
+				cpu: used,
 			});
 			progress.update((step + 1) / steps, `${label}: draining the queue`);
 			await drain();
 			await sleep(200);
 		}
 	}
-	return { connections: options.connections, secondsPerRun: options.seconds, runs };
+	const non2xx: StatusCounts = {};
+	for (const run of runs) {
+		for (const [status, count] of Object.entries(run.statusCodes)) if (!status.startsWith("2")) non2xx[status] = (non2xx[status] ?? 0) + count;
+		if (run.errors + run.timeouts > 0) non2xx["0"] = (non2xx["0"] ?? 0) + run.errors + run.timeouts;
+	}
+	return { connections: options.connections, secondsPerRun: options.seconds, runs, non2xx };
 }

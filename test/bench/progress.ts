@@ -26,6 +26,8 @@ export function progressBar(phases: Phase[], stream: NodeJS.WriteStream = proces
 	let fraction = 0;
 	let detail = "";
 	let lastLine = "";
+	let lastPhase = "";
+	let lastPrinted = 0;
 
 	const elapsed = () => {
 		const seconds = Math.floor((Date.now() - started) / 1000);
@@ -44,8 +46,11 @@ export function progressBar(phases: Phase[], stream: NodeJS.WriteStream = proces
 			const line = `[${"█".repeat(filled)}${"░".repeat(WIDTH - filled)}] ${String(Math.round(share * 100)).padStart(3)}%  ${elapsed()}  ${text}`;
 			const columns = stream.columns || 100;
 			stream.write(`\r${line.slice(0, columns - 1).padEnd(columns - 1)}`);
-		} else if (text !== lastLine) {
+		} else if (name !== lastPhase || (text !== lastLine && Date.now() - lastPrinted >= 5000)) {
+			// Without a terminal: a line per phase, and at most one every 5 s within it.
+			lastPhase = name;
 			lastLine = text;
+			lastPrinted = Date.now();
 			stream.write(`bench ${String(Math.round(share * 100)).padStart(3)}% ${elapsed()} ${text}\n`);
 		}
 	};

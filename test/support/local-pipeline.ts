@@ -61,9 +61,13 @@ export async function startLocalPipeline(options: PipelineOptions = {}): Promise
 	const custom = options.tenantRateLimit === undefined ? undefined : configWithRateLimit(options.tenantRateLimit);
 	const config = custom?.config ?? path.join(root, "wrangler.toml");
 	const removeTemporary = () => {
+		process.off("exit", removeTemporary);
 		rmSync(persistTo, { recursive: true, force: true });
 		if (custom) rmSync(custom.dir, { recursive: true, force: true });
 	};
+	// If the process exits before stop() (Ctrl-C), the folders still go; first in line, ahead of
+	// exit listeners that may throw.
+	process.prependListener("exit", removeTemporary);
 	const env = { ...process.env, CI: "true", WRANGLER_SEND_METRICS: "false" };
 	const migrate = spawnSync(process.execPath, [wranglerBin, "d1", "migrations", "apply", "DB", "--local", "--persist-to", persistTo, "--config", config], {
 		cwd: root,

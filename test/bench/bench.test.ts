@@ -1,0 +1,118 @@
+// The benchmark as a CI smoke test: `node test/bench/run.ts --quick` runs every measurement against
+// the local pipeline and writes well-formed results. No timing is asserted: CI machines vary.
+import { spawnSync } from "node:child_process";
+import { existsSync, mkdtempSync, readFileSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import path from "node:path";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { PRICES } from "./cost";
+import type { BenchResults } from "./results";
+
+const root = path.resolve(import.meta.dirname, "../..");
+const dir = mkdtempSync(path.join(tmpdir(), "meterline-bench-"));
+const out = path.join(dir, "results.json");
+let run: { status: number | null; stdout: string; stderr: string };
+let results: BenchResults;
+
+const positive = (value: unknown) => typeof value === "number" && Number.isFinite(value) && value > 0;
+const finite = (value: unknown) => typeof value === "number" && Number.isFinite(value) && value >= 0;
+
+beforeAll(() => {
+	run = spawnSync(process.execPath, ["test/bench/run.ts", "--quick", `--out=${out}`], { cwd: root, encoding: "utf8", timeout: 240_000 });
+	if (existsSync(out)) results = JSON.parse(readFileSync(out, "utf8")) as BenchResults;
+}, 250_000);
+
+afterAll(() => rmSync(dir, { recursive: true, force: true }));
+
+describe("npm run bench -- --quick", () => {
+	it("runs every measurement without an error and prints the report", () => {
+		expect(run.status, run.stderr).toBe(0);
+		expect(results, `no ${out}`).toBeDefined();
+		expect(results.errors).toEqual({});
+		for (const heading of ["1. Ingest", "2. End-to-end", "3. Freshness", "4. Platform operations", "5. Cost per million events", "6. Client overhead", "7. Aggregator scale", "Design goals"]) {
+			expect(run.stdout).toContain(heading);
+		}
+	});
+
+	it("records the machine, the versions and the date", () => {
+		expect(results.mode).toBe("quick");
+		expect(positive(results.machine.cpus)).toBe(true);
+		expect(results.machine.cpuModel).not.toBe("");
+		expect(results.versions.node).toBe(process.version);
+		expect(results.versions.wrangler).toMatch(/^\d+\.\d+\.\d+/);
+		expect(Number.isNaN(Date.parse(results.date))).toBe(false);
+		expect(positive(results.durationSeconds)).toBe(true);
+	});
+
+	it("measures ingest at batch 1, 100 and 1000, fire-and-forget and durable, with no non-2xx answer", () => {
+		const runs = results.measurements.ingest!.runs;
+		expect(runs.map((r) => `${r.batch}/${r.ack}`).sort()).toEqual(["1/durable", "1/fire-and-forget", "100/durable", "100/fire-and-forget", "1000/durable", "1000/fire-and-forget"]);
+		for (const r of runs) {
+			for (const value of [r.latencyMs.p50, r.latencyMs.p99, r.latencyMs.max, r.requestsPerSecond, r.eventsPerSecond, r.requests]) expect(positive(value)).toBe(true);
+			expect(r.latencyMs.p50).toBeLessThanOrEqual(r.latencyMs.max);
+		}
+		expect(results.non2xx.total).toBe(0);
+	});
+
+	it("measures end-to-end throughput for 1 and 100 tenants", () => {
+		const runs = results.measurements.e2e!.runs;
+		expect(runs.map((r) => r.tenants)).toEqual([1, 100]);
+		for (const r of runs) for (const value of [r.events, r.seconds, r.eventsPerSecond, r.sendSeconds, r.aggregatorRpcs, r.eventsPerRpc]) expect(positive(value)).toBe(true);
+	});
+
+	it("measures freshness percentiles over every sample", () => {
+		const freshness = results.measurements.freshness!;
+		expect(freshness.samples).toBeGreaterThan(1);
+		for (const value of Object.values(freshness.latencyMs)) expect(positive(value)).toBe(true);
+		expect(freshness.latencyMs.p50).toBeLessThanOrEqual(freshness.latencyMs.p99);
+	});
+
+	it("counts platform operations at batch 1 and 100, consistent with what was sent", () => {
+		const scenarios = results.measurements.operations!.scenarios;
+		expect(scenarios.map((s) => s.batch)).toEqual([1, 100]);
+		for (const s of scenarios) {
+			expect(s.checks).toEqual({ httpRequestsMatchSent: true, queueMessagesMatchEstimate: true });
+			for (const name of ["workerRequests", "queueMessages", "queueChunks", "aggregatorRpcs", "alarms", "sqliteRowsWritten", "d1RowsWritten", "analyticsPoints"] as const) {
+				expect(positive(s.per1000[name]), name).toBe(true);
+			}
+		}
+	});
+
+	it("prices every cost line and names the dominant one", () => {
+		const cost = results.measurements.cost!;
+		for (const scenario of cost.scenarios) {
+			expect(Object.keys(scenario.perMillionEvents).sort()).toEqual(Object.keys(PRICES).sort());
+			for (const value of Object.values(scenario.perMillionEvents)) expect(finite(value)).toBe(true);
+			expect(positive(scenario.totalPerMillionEvents)).toBe(true);
+			expect(Object.keys(PRICES)).toContain(scenario.dominant);
+		}
+		expect(Object.keys(cost.peers).length).toBe(2);
+	});
+
+	it("times Meterline's track() beside posthog-node and Segment", () => {
+		const client = results.measurements.client!;
+		expect(client.sdks.map((sdk) => sdk.name)).toEqual(["Meterline", "posthog-node", "@segment/analytics-node"]);
+		for (const sdk of client.sdks) {
+			expect(positive(sdk.nsPerCall)).toBe(true);
+			expect(sdk.nsPerCallByRound).toHaveLength(client.rounds);
+			expect(sdk.errors).toBe(0);
+		}
+		expect(positive(client.ratio)).toBe(true);
+	});
+
+	it("measures the aggregator at each checkpoint, with its storage", () => {
+		const scale = results.measurements.aggregator!;
+		expect(scale.checkpoints.map((c) => c.events)).toEqual([10_000, 50_000]);
+		for (const c of scale.checkpoints) for (const value of [c.seconds, c.storageBytes, c.bytesPerEvent, c.segment.eventsPerSecond, c.segment.msPer10k]) expect(positive(value)).toBe(true);
+		expect(scale.chunkMs).toHaveLength(scale.events / scale.chunkEvents);
+		for (const value of [scale.growth, scale.slowestOverMean]) expect(positive(value)).toBe(true);
+	});
+
+	it("holds the figures against every design goal", () => {
+		expect(results.goals.map((goal) => goal.name)).toHaveLength(4);
+		for (const goal of results.goals) {
+			expect(typeof goal.met).toBe("boolean");
+			if (!goal.met) expect(goal.bottleneck).toBeTruthy();
+		}
+	});
+});
