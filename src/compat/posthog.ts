@@ -1,11 +1,11 @@
 // PostHog's capture API (/batch/, /capture/, /e/, /i/v0/e/), so posthog-node and posthog-js work
 // unchanged with only the host changed, gzip included.
 import { verifyKey } from "../auth/keys";
-import { EVENT_LIMITS, isPlainObject } from "../events/schema";
+import { EVENT_LIMITS, isPlainObject, validateEvents } from "../events/schema";
 import { parseJsonBytes, readMaybeGzip } from "../http/body";
 import { ApiError, invalidField, json } from "../http/errors";
-import { acceptEvents, enforceRateLimit } from "../producer/ingest";
-import { asId, correctClockSkew, validateMapped, withUsage, type RawEvent } from "./shared";
+import { acceptEvents, enforceRateLimit, redactionFor } from "../producer/ingest";
+import { asId, correctClockSkew, withUsage, type RawEvent } from "./shared";
 
 export const POSTHOG_PATHS = ["/batch", "/capture", "/e", "/i/v0/e"] as const;
 
@@ -58,7 +58,7 @@ export async function posthogCapture(request: Request, env: Env, ctx: ExecutionC
 		if (!isPlainObject(message)) throw invalidField(`batch[${index}]`, "must be an object");
 		return fromPostHog(message, sentAt, receivedAt);
 	});
-	const events = validateMapped(env, raws, receivedAt, (index) => `batch[${index}]`);
+	const events = validateEvents(raws, receivedAt, redactionFor(env), (index) => `batch[${index}]`);
 	await acceptEvents(env, ctx, tenant, events, false);
 	return json({ status: 1 });
 }

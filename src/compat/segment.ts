@@ -2,11 +2,11 @@
 // /v1/alias, /v1/batch), so Segment's SDKs work unchanged with only the host changed.
 import { verifyKey } from "../auth/keys";
 import { utf8Length } from "../events/bytes";
-import { isPlainObject } from "../events/schema";
+import { isPlainObject, validateEvents } from "../events/schema";
 import { parseJsonBytes, readMaybeGzip } from "../http/body";
 import { ApiError, invalidField, json } from "../http/errors";
-import { acceptEvents, enforceRateLimit } from "../producer/ingest";
-import { asId, correctClockSkew, validateMapped, withUsage, type RawEvent } from "./shared";
+import { acceptEvents, enforceRateLimit, redactionFor } from "../producer/ingest";
+import { asId, correctClockSkew, withUsage, type RawEvent } from "./shared";
 
 /** Segment's limits: 32 KB per message and 500 KB per batch, answered with a 400 it does not retry. */
 export const SEGMENT_LIMITS = { messageBytes: 32 * 1024, batchBytes: 500 * 1024 } as const;
@@ -93,7 +93,7 @@ export function segmentHandler(endpoint: SegmentType | "batch") {
 			}
 		});
 		const raws = messages.map(({ message, type }) => fromSegment(message, type, body.sentAt, receivedAt));
-		const events = validateMapped(env, raws, receivedAt, (index) => where(endpoint, index));
+		const events = validateEvents(raws, receivedAt, redactionFor(env), (index) => where(endpoint, index));
 		await acceptEvents(env, ctx, tenant, events, false);
 		return json({ success: true });
 	};

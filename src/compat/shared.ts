@@ -1,9 +1,7 @@
 // What the Segment- and PostHog-compatible APIs share: their events become Meterline events and go
 // through the one validator, with the same redaction, rate limit and delivery as POST /v1/events.
-import { ApiError, type FieldIssue } from "../http/errors";
-import { isPlainObject, validateEvent, type QueuedEvent } from "../events/schema";
+import { isPlainObject } from "../events/schema";
 import { parseIsoInstant } from "../events/time";
-import { redactionFor } from "../producer/ingest";
 
 /** A Meterline event built from a foreign message, before validation. */
 export type RawEvent = Record<string, unknown>;
@@ -18,24 +16,6 @@ export function withUsage(event: RawEvent, properties: unknown): RawEvent {
 	const out: RawEvent = { ...event, properties: rest };
 	if (usage !== undefined) out.usage = usage;
 	return out;
-}
-
-/**
- * Validates mapped events all-or-nothing, exactly as POST /v1/events does; `where` names each
- * event's place in the foreign body (e.g. "batch[3]") in the error details.
- */
-export function validateMapped(env: Env, raws: RawEvent[], now: number, where: (index: number) => string): QueuedEvent[] {
-	const issues: FieldIssue[] = [];
-	const events: QueuedEvent[] = [];
-	const redact = redactionFor(env);
-	raws.forEach((raw, index) => {
-		const before = issues.length;
-		const event = validateEvent(raw, now, issues, redact);
-		for (let i = before; i < issues.length; i++) issues[i] = { index, path: `${where(index)}.${issues[i]!.path}`, message: issues[i]!.message };
-		if (event) events.push(event);
-	});
-	if (issues.length > 0) throw new ApiError(400, `${issues.length} invalid field${issues.length === 1 ? "" : "s"}; nothing was accepted`, issues.slice(0, 100));
-	return events;
 }
 
 /**

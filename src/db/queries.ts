@@ -196,10 +196,6 @@ export async function listTenantIds(db: D1Database): Promise<string[]> {
 	return results.map((row) => row.id);
 }
 
-export function tenantExists(db: D1Database, tenant: string): Promise<{ id: string } | null> {
-	return db.prepare("SELECT id FROM tenants WHERE id = ?1").bind(tenant).first<{ id: string }>();
-}
-
 export interface DeadLetterRow {
 	seq: number;
 	id: string;

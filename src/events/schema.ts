@@ -64,13 +64,25 @@ export function isPlainObject(value: unknown): value is Record<string, unknown> 
  * Returns the normalized events, or throws a 400 with one detail per bad field.
  */
 export function parseEventsBody(body: unknown, now: number, redact: ReadonlySet<string> = NO_REDACTION): QueuedEvent[] {
-	const raw = isPlainObject(body) && "events" in body ? batchEntries(body) : [body];
+	return validateEvents(isPlainObject(body) && "events" in body ? batchEntries(body) : [body], now, redact);
+}
+
+/**
+ * Validates events all-or-nothing: a 400 with a detail (index and path) per bad field, or every
+ * event normalized. `where` prefixes each path with the event's place in a foreign body
+ * (e.g. "batch[3]"), for the Segment and PostHog APIs.
+ */
+export function validateEvents(raw: unknown[], now: number, redact: ReadonlySet<string>, where?: (index: number) => string): QueuedEvent[] {
 	const issues: Issues = [];
 	const events: QueuedEvent[] = [];
 	for (let index = 0; index < raw.length; index++) {
 		const before = issues.length;
 		const event = validateEvent(raw[index], now, issues, redact);
-		for (let i = before; i < issues.length; i++) issues[i]!.index = index;
+		for (let i = before; i < issues.length; i++) {
+			const issue = issues[i]!;
+			issue.index = index;
+			if (where) issue.path = `${where(index)}.${issue.path}`;
+		}
 		if (event) events.push(event);
 	}
 	if (issues.length > 0) {

@@ -55,6 +55,14 @@ export async function tenantMetrics(env: Env, tenant: string): Promise<TenantMet
 	};
 }
 
+/** Runs `ask` for every tenant, FAN_OUT at a time, in tenant order. */
+async function askEveryTenant<T>(env: Env, ask: (tenant: string) => Promise<T>): Promise<T[]> {
+	const ids = await listTenantIds(env.DB);
+	const answers: T[] = [];
+	for (let i = 0; i < ids.length; i += FAN_OUT) answers.push(...(await Promise.all(ids.slice(i, i + FAN_OUT).map(ask))));
+	return answers;
+}
+
 export async function getTenantMetrics(request: Request, env: Env): Promise<Response> {
 	const tenant = await authenticate(request, env, ["read"]);
 	onlyQuery(new URL(request.url), []);
@@ -64,9 +72,7 @@ export async function getTenantMetrics(request: Request, env: Env): Promise<Resp
 /** Every tenant's counters and their totals; asks each tenant's aggregator, FAN_OUT at a time. */
 export async function getAllMetrics(request: Request, env: Env): Promise<Response> {
 	await requireAdmin(request, env);
-	const ids = await listTenantIds(env.DB);
-	const tenants: TenantMetrics[] = [];
-	for (let i = 0; i < ids.length; i += FAN_OUT) tenants.push(...(await Promise.all(ids.slice(i, i + FAN_OUT).map((id) => tenantMetrics(env, id)))));
+	const tenants = await askEveryTenant(env, (tenant) => tenantMetrics(env, tenant));
 	const totals: Record<string, number | null> = {};
 	for (const metrics of tenants) {
 		for (const [name, value] of Object.entries(metrics)) {
@@ -85,12 +91,10 @@ export async function getAllMetrics(request: Request, env: Env): Promise<Respons
  */
 export async function getOperations(request: Request, env: Env): Promise<Response> {
 	await requireAdmin(request, env);
-	const ids = await listTenantIds(env.DB);
-	const tenants: ({ tenant: string } & AggregatorOperations)[] = [];
-	for (let i = 0; i < ids.length; i += FAN_OUT) {
-		const chunk = ids.slice(i, i + FAN_OUT);
-		tenants.push(...(await Promise.all(chunk.map(async (tenant) => ({ tenant, ...(await env.AGGREGATOR.getByName(tenant).operations()) })))));
-	}
+	const tenants = await askEveryTenant(env, async (tenant): Promise<{ tenant: string } & AggregatorOperations> => ({
+		tenant,
+		...(await env.AGGREGATOR.getByName(tenant).operations()),
+	}));
 	const aggregators: Record<string, number> = {};
 	for (const { tenant: _tenant, ...ops } of tenants) for (const [name, value] of Object.entries(ops)) aggregators[name] = (aggregators[name] ?? 0) + value;
 	return json({ pipeline: await pipelineOperations(env.DB), aggregators, tenants });

@@ -183,7 +183,7 @@ describe("validation", () => {
 			(t) => JSON.stringify({ api_key: t.writeKey, batch: [nodeEvent(), nodeEvent({ event: undefined, uuid: UUID_2 })] }),
 			{},
 			400,
-			apiError("invalid_request", "1 invalid field; nothing was accepted", [{ index: 1, path: "batch[1].event", message: "must be a string" }]),
+			apiError("invalid_request", "1 invalid event; nothing was accepted", [{ index: 1, path: "batch[1].event", message: "must be a string" }]),
 		],
 		[
 			"a single event whose name is a number",
@@ -191,7 +191,7 @@ describe("validation", () => {
 			(t) => JSON.stringify({ api_key: t.writeKey, event: 7, distinct_id: "u" }),
 			{},
 			400,
-			apiError("invalid_request", "1 invalid field; nothing was accepted", [{ index: 0, path: "batch[0].event", message: "must be a string" }]),
+			apiError("invalid_request", "1 invalid event; nothing was accepted", [{ index: 0, path: "batch[0].event", message: "must be a string" }]),
 		],
 		[
 			"a distinct_id that is an object",
@@ -199,7 +199,7 @@ describe("validation", () => {
 			(t) => JSON.stringify({ api_key: t.writeKey, event: "a", distinct_id: { id: 1 } }),
 			{},
 			400,
-			apiError("invalid_request", "1 invalid field; nothing was accepted", [{ index: 0, path: "batch[0].userId", message: "must be a string" }]),
+			apiError("invalid_request", "1 invalid event; nothing was accepted", [{ index: 0, path: "batch[0].userId", message: "must be a string" }]),
 		],
 		[
 			"a forbidden key in properties",
@@ -207,7 +207,7 @@ describe("validation", () => {
 			(t) => `{"api_key":"${t.writeKey}","event":"a","properties":{"$set":{"__proto__":{"admin":true}}}}`,
 			{},
 			400,
-			apiError("invalid_request", "1 invalid field; nothing was accepted", [{ index: 0, path: "batch[0].properties.$set.__proto__", message: "forbidden key" }]),
+			apiError("invalid_request", "1 invalid event; nothing was accepted", [{ index: 0, path: "batch[0].properties.$set.__proto__", message: "forbidden key" }]),
 		],
 		[
 			"a bad usage quantity",
@@ -215,7 +215,7 @@ describe("validation", () => {
 			(t) => JSON.stringify({ api_key: t.writeKey, batch: [nodeEvent({ properties: { usage: { sku: "tokens", quantity: -2 } } })] }),
 			{},
 			400,
-			apiError("invalid_request", "1 invalid field; nothing was accepted", [{ index: 0, path: "batch[0].usage.quantity", message: "must be ≥ 0" }]),
+			apiError("invalid_request", "1 invalid event; nothing was accepted", [{ index: 0, path: "batch[0].usage.quantity", message: "must be ≥ 0" }]),
 		],
 		[
 			"a usage without a sku",
@@ -223,7 +223,7 @@ describe("validation", () => {
 			(t) => JSON.stringify([{ event: "a", properties: { token: t.writeKey, usage: { quantity: 1 } } }]),
 			{},
 			400,
-			apiError("invalid_request", "1 invalid field; nothing was accepted", [{ index: 0, path: "batch[0].usage.sku", message: "must be a string" }]),
+			apiError("invalid_request", "1 invalid event; nothing was accepted", [{ index: 0, path: "batch[0].usage.sku", message: "must be a string" }]),
 		],
 		["no key", "/capture/", '{"event":"a","distinct_id":"u"}', {}, 401, apiError("unauthorized", "Missing api_key")],
 		["an empty api_key", "/batch/", JSON.stringify({ api_key: "", batch: [nodeEvent()] }), {}, 401, apiError("unauthorized", "Missing api_key")],

@@ -4,6 +4,7 @@
 import { runInDurableObject } from "cloudflare:test";
 import { env } from "cloudflare:workers";
 import type { TenantAggregator } from "../../src/aggregator/aggregator";
+import type { DeadLetterRow as StoredDeadLetter } from "../../src/db/queries";
 import type { QueuedEvent } from "../../src/events/schema";
 import type { TenantMetrics } from "../../src/health/metrics";
 import { HEALTH_MONITOR, type HealthSnapshot } from "../../src/health/monitor";
@@ -212,16 +213,8 @@ export async function replay(body: unknown): Promise<{ replayed: string[]; skipp
 	return response.json();
 }
 
-export interface DeadLetterRow {
-	id: string;
-	tenant: string | null;
-	body: string;
-	error: string;
-	attempts: number;
-	first_failed_at: string;
-	last_failed_at: string;
-	replayed_at: string | null;
-}
+/** A D1 dead_letters row as the tests read it (without its paging sequence number). */
+export type DeadLetterRow = Omit<StoredDeadLetter, "seq">;
 
 /** D1's dead_letters rows whose id starts with `prefix`, by id. */
 export function deadLetterRows(prefix: string): Promise<DeadLetterRow[]> {
