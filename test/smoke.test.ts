@@ -11,7 +11,7 @@ describe("smoke", () => {
 		await vi.waitFor(async () => {
 			const flushed = await call("/v1/flush", { method: "POST", key: tenant.writeKey });
 			const usage = await (await call("/v1/usage?granularity=month", { key: tenant.readKey })).json<any>();
-			expect(usage.items).toEqual([{ sku: "tokens", unit: "unit", period: expect.any(String), quantity: 1, events: 10 }]);
+			expect(usage.items).toEqual([{ sku: "tokens", unit: "unit", period: expect.any(String), quantity: 1, quantityDecimal: "1", events: 10 }]);
 		}, { timeout: 10_000, interval: 100 });
 	});
 });

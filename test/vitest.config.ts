@@ -3,6 +3,9 @@ import path from "node:path";
 import { cloudflareTest, readD1Migrations } from "@cloudflare/vitest-plugin";
 import { defineConfig } from "vitest/config";
 
+/** The tests' dead-letter consumer max_retries, also handed to the consumer as DEAD_LETTER_MAX_RETRIES (they must agree). */
+const DEAD_LETTER_MAX_RETRIES = 3;
+
 export default defineConfig(async () => {
 	const root = path.join(import.meta.dirname, "..");
 	const migrations = await readD1Migrations(path.join(root, "migrations"));
@@ -14,11 +17,16 @@ export default defineConfig(async () => {
 					// exports.default.queue() lets consumer tests call the real handler with a batch.
 					compatibilityFlags: ["service_binding_extra_handlers"],
 					// METRICS_REPORT_MS 0: each request reports its producer counters, so tests can read them.
-					bindings: { TEST_MIGRATIONS: migrations, ADMIN_TOKEN: "test-admin-token", METRICS_REPORT_MS: "0" },
+					bindings: {
+						TEST_MIGRATIONS: migrations,
+						ADMIN_TOKEN: "test-admin-token",
+						METRICS_REPORT_MS: "0",
+						DEAD_LETTER_MAX_RETRIES: String(DEAD_LETTER_MAX_RETRIES),
+					},
 					// Deliver fast, and give up after 2 retries, so tests do not wait on production timings.
 					queueConsumers: {
 						"meterline-events": { maxBatchTimeout: 0.05, maxBatchSize: 100, maxRetries: 2, retryDelay: 0, deadLetterQueue: "meterline-dead-letters" },
-						"meterline-dead-letters": { maxBatchTimeout: 0.05, maxBatchSize: 100, maxRetries: 3, retryDelay: 0 },
+						"meterline-dead-letters": { maxBatchTimeout: 0.05, maxBatchSize: 100, maxRetries: DEAD_LETTER_MAX_RETRIES, retryDelay: 0 },
 					},
 				},
 			}),

@@ -1,4 +1,4 @@
-// The dead-letter admin API: list, replay (safe: the aggregator drops ids it has seen), discard.
+// The dead-letter admin API: list, replay (once: a replayed row is skipped until it dies again), discard.
 import type { IRequest } from "itty-router";
 import superjson from "superjson";
 import { requireAdmin } from "../auth/keys";
@@ -64,6 +64,11 @@ export async function replayDeadLetters(request: IRequest, env: Env): Promise<Re
 	const replayed: string[] = [];
 	const skipped = missing.map((id) => ({ id, reason: "not found" }));
 	for (const row of rows) {
+		// Replays stay idempotent however often an id is named: a row replays again only once it died again (which clears replayed_at).
+		if (row.replayed_at !== null) {
+			skipped.push({ id: row.id, reason: `already replayed at ${row.replayed_at}` });
+			continue;
+		}
 		const message = superjson.parse(row.body);
 		const problem = checkEventsMessage(message);
 		if (problem) {

@@ -5,7 +5,8 @@ import { readJson } from "../http/body";
 import { ApiError, invalidField, json } from "../http/errors";
 import { isPlainObject } from "../events/schema";
 
-const TENANT_ID = /^[a-z0-9][a-z0-9_-]{0,63}$/;
+/** A tenant id: 1-64 of a-z, 0-9, _ and -, starting with a letter or digit. */
+export const TENANT_ID = /^[a-z0-9][a-z0-9_-]{0,63}$/;
 
 export async function createTenant(request: Request, env: Env): Promise<Response> {
 	await requireAdmin(request, env);

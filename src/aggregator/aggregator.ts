@@ -1,37 +1,35 @@
-// One SQLite-backed Durable Object per tenant: dedupes event ids, rolls events up, and flushes
-// the rollups to D1 (exactly once, via the flush ledger) and then to Analytics Engine.
+// One SQLite-backed Durable Object per tenant: dedupes event ids, rolls events up, and flushes the
+// rollups to D1 (exactly once, via the flush ledger) and then to Analytics Engine. This class is
+// the RPC surface and the alarm; each concern lives in its own module beside it.
 import { DurableObject } from "cloudflare:workers";
-import { applyFlush, type FlushBatch } from "../db/queries";
-import { enqueueEvents } from "../producer/pack";
-import type { QueuedEvent } from "../events/schema";
-import { toDataPoint, writeDataPoints, MAX_POINTS_PER_INVOCATION, type DataPoint } from "../sinks/analytics";
-import { HEALTH_MONITOR, type HealthMonitor } from "../health/monitor";
+import superjson from "superjson";
+import { applyFlush, compactEventMinutes, insertDeadLetters, type FlushBatch, type NewDeadLetter } from "../db/queries";
+import { DEDUPE_WINDOW_MS, type QueuedEvent } from "../events/schema";
+import { HEALTH_MONITOR } from "../health/monitor";
+import { backoffMs } from "../shared/backoff";
+import { toDataPoint, writeDataPoints, type DataPoint } from "../sinks/analytics";
+import { nextAlarm } from "./alarm";
+import { hourOf, HOUR_MS, IdMemory } from "./dedupe";
+import { batchRows, clearBatch, flushId, isDataError, openRows, quarantinedRows, sealedBatches, sealNext, splitBatch } from "./flush";
+import { addToOpen, fold } from "./fold";
 import { migrate } from "./local-schema";
-import { bucketStart, columnsOf, EVENT_ROLLUP, onConflictMerge, ROLLUPS, USAGE_ROLLUP, type RollupRow, type RollupSpec } from "./rollups";
+import { NameRegistry, skuName, type NameKind } from "./names";
+import { appendPoints, drainOutbox, outboxPoints } from "./outbox";
+import { EVENT_ROLLUP, fromSql, ROLLUPS, selectList, type RollupRow, type RollupSpec } from "./rollups";
+import { hasSpill, respool, spillPending, storeSpill } from "./spill";
+import { Store, type AggregatorCounters, type AggregatorOperationCounts } from "./state";
+
+export interface RefusedEvent {
+	id: string;
+	reason: string;
+}
 
 export interface IngestResult {
 	accepted: number;
 	duplicates: number;
+	/** Events not counted, with why: the consumer dead-letters them, so none is lost silently. */
+	refused: RefusedEvent[];
 }
-
-export type AggregatorCounters = {
-	consumed: number;
-	duplicates: number;
-	aggregated: number;
-	flushed_rows: number;
-	flush_failures: number;
-	spilled: number;
-	respooled: number;
-};
-
-export type AggregatorOperations = {
-	rpc_calls: number;
-	alarms: number;
-	sqlite_rows_written: number;
-	d1_rows_written: number;
-	analytics_points: number;
-	storageBytes: number;
-};
 
 export interface AggregatorMetrics {
 	counters: AggregatorCounters;
@@ -41,91 +39,130 @@ export interface AggregatorMetrics {
 	flushFailingSince: number | null;
 	/** Spilled events still waiting to be re-enqueued. */
 	spillPending: number;
+	/** Quarantined rows not yet stored as dead letters in D1. */
+	quarantinePending: number;
+	/** Analytics Engine points waiting in the outbox. */
+	outboxPoints: number;
 }
 
-/** Rows sealed into one flush, per rollup: bounds the size of one D1 transaction. */
-const MAX_ROWS_PER_FLUSH = 2000;
-/** Flushes one alarm runs before it yields and re-arms. */
-const MAX_FLUSHES_PER_ALARM = 10;
-const RETRY_BASE_MS = 1000;
-const RETRY_CAP_MS = 5 * 60_000;
-/** Spilled chunks re-enqueued per alarm, and the pause after a failed re-enqueue. */
-const RESPOOL_PER_ALARM = 20;
-const RESPOOL_RETRY_MS = 5000;
+export type AggregatorOperations = AggregatorOperationCounts & { storageBytes: number };
+
+/** The aggregator's unflushed rows in a range, for reads that merge them with D1 exactly once. */
+export interface PendingSnapshot {
+	incarnation: string | null;
+	/** Any batch numbered from here on was sealed after this snapshot. */
+	nextBatch: number;
+	/** Sealed batches, head (the one being sent) first. */
+	sealed: number[];
+	rows: Partial<Record<RollupSpec["name"], { batch: number; row: RollupRow }[]>>;
+}
 
 /** Where a flush writes. The aggregator's own seam: tests wrap these to inject faults. */
 export interface FlushSinks {
 	d1(tenant: string, batch: FlushBatch): Promise<boolean>;
 	analytics(points: DataPoint[]): number;
+	deadLetters(rows: NewDeadLetter[]): Promise<void>;
 }
 
-const upsertSql = new Map<RollupSpec, string>(
-	ROLLUPS.map((spec) => {
-		const columns = columnsOf(spec);
-		const values = columns.map((column) => (spec.exactIntegers.includes(column) ? "CAST(? AS INTEGER)" : "?"));
-		return [
-			spec,
-			`INSERT INTO ${spec.localTable} (batch, ${columns.join(", ")}) VALUES (0, ${values.join(", ")}) ${onConflictMerge(spec, ["batch", ...spec.keys])}`,
-		];
-	}),
-);
-
-const selectSql = new Map<RollupSpec, string>(
-	ROLLUPS.map((spec) => {
-		const columns = columnsOf(spec).map((column) => (spec.exactIntegers.includes(column) ? `CAST(${column} AS TEXT) AS ${column}` : column));
-		return [spec, `SELECT ${columns.join(", ")} FROM ${spec.localTable} WHERE batch = ?`];
-	}),
-);
+/** Flushes one alarm runs before it yields and re-arms. */
+const MAX_FLUSHES_PER_ALARM = 10;
+/** D1 flush retries: 2 s, 4 s, 8 s … at most 5 minutes. */
+export const FLUSH_BACKOFF = { baseMs: 2_000, capMs: 5 * 60_000 } as const;
+const REPORT_BACKOFF = { baseMs: 5_000, capMs: 5 * 60_000 } as const;
+/** Event stats stay per minute in D1 this long, then are folded into hours. */
+export const MINUTE_RETENTION_MS = 7 * 86_400_000;
+export const REFUSED_EXPIRED = "expired: the timestamp is older than the dedupe window, so a copy of it may already have been counted";
 
 export class TenantAggregator extends DurableObject<Env> {
-	private readonly sql: SqlStorage;
-	/** Rows written by statements since the counters row last took them. */
-	private unsavedRowsWritten = 0;
+	private store!: Store;
+	private ids!: IdMemory;
+	private names!: NameRegistry;
+	private closed!: Set<string>;
 	/** Serializes flushes: an alarm and a /v1/flush call must not seal or send the same batch twice. */
 	private flushing: Promise<unknown> = Promise.resolve();
 	readonly sinks: FlushSinks;
 
 	constructor(ctx: DurableObjectState, env: Env) {
 		super(ctx, env);
-		this.sql = ctx.storage.sql;
 		this.sinks = {
 			d1: (tenant, batch) => applyFlush(env.DB, tenant, batch, new Date().toISOString()),
 			analytics: (points) => writeDataPoints(env.ANALYTICS, points),
+			deadLetters: (rows) => insertDeadLetters(env.DB, rows),
 		};
-		void ctx.blockConcurrencyWhile(async () => migrate(this.sql));
+		void ctx.blockConcurrencyWhile(async () => {
+			migrate(ctx.storage);
+			this.store = new Store(ctx.storage);
+			this.ids = new IdMemory(this.store);
+			this.names = new NameRegistry(this.store, { event: positive(env.MAX_EVENT_NAMES, 1000), sku: positive(env.MAX_SKUS, 1000) });
+			this.closed = new Set(this.store.rows<{ period: string }>("SELECT period FROM closed_periods").map((row) => row.period));
+		});
 	}
 
 	/**
 	 * Takes one tenant's slice of a queue batch. Everything is durable when this resolves: the
-	 * consumer acks only then. Ids seen within the dedupe window are dropped, so a redelivered
-	 * message or a retried RPC changes nothing.
+	 * consumer acks only then. Ids already remembered are dropped, so a redelivered message or a
+	 * retried RPC changes nothing; events that cannot be counted come back as `refused`.
 	 */
 	async ingest(tenant: string, events: QueuedEvent[]): Promise<IngestResult> {
 		const now = Date.now();
-		const result = this.ctx.storage.transactionSync(() => {
-			this.claimTenant(tenant);
-			const rollups = new Map<RollupSpec, Map<string, RollupRow>>(ROLLUPS.map((spec) => [spec, new Map()]));
-			let accepted = 0;
-			for (const event of events) {
-				const inserted = this.exec("INSERT INTO seen_events (id, seen_at) VALUES (?, ?) ON CONFLICT DO NOTHING", event.id, now);
-				if (inserted.rowsWritten === 0) continue;
-				accepted++;
-				addEvent(rollups.get(EVENT_ROLLUP)!, event);
-				if (event.usage) addUsage(rollups.get(USAGE_ROLLUP)!, event);
-			}
-			for (const [spec, rows] of rollups) {
-				const sql = upsertSql.get(spec)!;
-				const columns = columnsOf(spec);
-				for (const row of rows.values()) this.exec(sql, ...columns.map((column) => row[column] ?? null));
-			}
-			const duplicates = events.length - accepted;
-			this.exec("UPDATE counters SET consumed = consumed + ?, duplicates = duplicates + ?, aggregated = aggregated + ?", events.length, duplicates, accepted);
-			if (accepted > 0 && this.meta("open_since") === null) this.setMeta("open_since", String(now));
-			this.countOperations({ rpc_calls: 1 });
-			return { accepted, duplicates };
+		const refused: RefusedEvent[] = [];
+		const inWindow = events.filter((event) => {
+			if (event.timestamp >= now - DEDUPE_WINDOW_MS) return true;
+			if (!refused.some((r) => r.id === event.id)) refused.push({ id: event.id, reason: REFUSED_EXPIRED });
+			return false;
 		});
+		const fresh = this.ids.fresh(inWindow, hourOf(now - DEDUPE_WINDOW_MS));
+		const names = { event: fresh.map((event) => event.event), sku: fresh.flatMap((event) => (event.usage ? [skuName(event.usage)] : [])) };
+		let outcome;
+		try {
+			outcome = this.store.transact(
+				(state) => {
+					this.claimTenant(tenant);
+					const admission = this.names.admit(names);
+					const admitted = fresh.filter((event) => NameRegistry.allows(admission, event));
+					for (const event of fresh) if (!NameRegistry.allows(admission, event)) refused.push({ id: event.id, reason: this.cappedReason() });
+					const chunks = this.ids.remember(admitted, () => state.nextChunk++);
+					addToOpen(this.store, fold(admitted, this.closed, now));
+					const duplicates = inWindow.length - fresh.length;
+					const counters = state.counters;
+					counters.consumed += events.length;
+					counters.duplicates += duplicates;
+					counters.aggregated += admitted.length;
+					counters.expired += events.length - inWindow.length;
+					counters.capped += fresh.length - admitted.length;
+					if (admitted.length > 0 && state.openSince === null) state.openSince = now;
+					return { admission, chunks, result: { accepted: admitted.length, duplicates, refused } };
+				},
+				{ rpc_calls: 1 },
+			);
+		} catch (err) {
+			this.names.reset();
+			throw err;
+		}
+		this.ids.indexed(outcome.chunks);
+		this.names.commit(outcome.admission);
 		await this.armAfterIngest(now);
-		return result;
+		return outcome.result;
+	}
+
+	/**
+	 * Registers event names and SKUs for the producer before it answers, so a request that would
+	 * pass the tenant's caps gets a 4xx. Returns the names that may be used; with `allOrNothing`
+	 * (a request refused whole) new ones are registered only if they all fit.
+	 */
+	async admitNames(tenant: string, names: Record<NameKind, string[]>, allOrNothing = false): Promise<Record<NameKind, string[]>> {
+		let admission;
+		try {
+			admission = this.store.transact(() => {
+				this.checkOwner(tenant);
+				return this.names.admit(names, allOrNothing);
+			}, { rpc_calls: 1 });
+		} catch (err) {
+			this.names.reset();
+			throw err;
+		}
+		this.names.commit(admission);
+		return { event: [...admission.admitted.event], sku: [...admission.admitted.sku] };
 	}
 
 	/**
@@ -134,38 +171,56 @@ export class TenantAggregator extends DurableObject<Env> {
 	 */
 	async spill(tenant: string, events: QueuedEvent[]): Promise<void> {
 		const now = Date.now();
-		this.ctx.storage.transactionSync(() => {
+		this.store.transact(() => {
 			this.claimTenant(tenant);
-			this.exec("INSERT INTO spilled_events (events, spilled_at) VALUES (?, ?)", JSON.stringify(events), now);
-			this.exec("UPDATE counters SET spilled = spilled + ?", events.length);
-			this.countOperations({ rpc_calls: 1 });
-		});
+			storeSpill(this.store, events, now);
+		}, { rpc_calls: 1 });
 		const current = await this.ctx.storage.getAlarm();
 		if (current === null || current > now) await this.ctx.storage.setAlarm(now);
 	}
 
+	/**
+	 * Closes a billing month: usage for it that arrives from now on is booked as an adjustment into
+	 * the month it arrives in. Then everything held is flushed, so D1 has the month complete.
+	 */
+	async closePeriod(tenant: string, period: string): Promise<number> {
+		this.store.transact(() => {
+			this.claimTenant(tenant);
+			this.store.exec("INSERT INTO closed_periods (period) VALUES (?) ON CONFLICT DO NOTHING", period);
+		}, { rpc_calls: 1 });
+		this.closed.add(period);
+		return this.flush();
+	}
+
+	/** The unflushed rows whose time lies in [from, to), with what a read needs to merge them exactly once. */
+	async pending(specs: RollupSpec["name"][], from: string, to: string): Promise<PendingSnapshot> {
+		const rows: PendingSnapshot["rows"] = {};
+		for (const spec of ROLLUPS.filter((s) => specs.includes(s.name))) {
+			rows[spec.name] = this.store
+				.rows<Record<string, SqlStorageValue>>(`SELECT batch, ${selectList(spec, false)} FROM ${spec.localTable} WHERE ${spec.time} >= ? AND ${spec.time} < ?`, from, to)
+				.map((raw) => ({ batch: raw.batch as number, row: fromSql(spec, raw) }));
+		}
+		const state = this.store.state;
+		return { incarnation: state.incarnation, nextBatch: state.nextBatch, sealed: sealedBatches(this.store).map((b) => b.batch), rows };
+	}
+
 	/** This tenant's pipeline counters, for /v1/metrics and /v1/health. */
 	async metrics(): Promise<AggregatorMetrics> {
-		const counters = this.sql.exec<AggregatorCounters>("SELECT consumed, duplicates, aggregated, flushed_rows, flush_failures, spilled, respooled FROM counters").one();
-		const since = this.meta("sealed_since") ?? this.meta("open_since");
-		const failing = this.meta("failing_since");
-		const spillPending = this.sql.exec<{ n: number }>("SELECT coalesce(sum(json_array_length(events)), 0) AS n FROM spilled_events").one().n;
+		const state = this.store.state;
+		const since = [state.openSince, ...sealedBatches(this.store).map((b) => b.since)].filter((t): t is number => t !== null);
 		return {
-			counters: { ...counters },
-			oldestUnflushedMs: since === null ? null : Math.max(0, Date.now() - Number(since)),
-			flushFailingSince: failing === null ? null : Number(failing),
-			spillPending,
+			counters: { ...state.counters },
+			oldestUnflushedMs: since.length === 0 ? null : Math.max(0, Date.now() - Math.min(...since)),
+			flushFailingSince: state.failingSince,
+			spillPending: spillPending(this.store),
+			quarantinePending: this.store.rows<{ n: number }>("SELECT count(*) AS n FROM quarantine")[0]!.n,
+			outboxPoints: outboxPoints(this.store),
 		};
 	}
 
 	/** The platform operations this aggregator caused, and its storage size, for the benchmark. */
 	async operations(): Promise<AggregatorOperations> {
-		return {
-			...this.sql
-				.exec<Omit<AggregatorOperations, "storageBytes">>("SELECT rpc_calls, alarms, sqlite_rows_written, d1_rows_written, analytics_points FROM counters")
-				.one(),
-			storageBytes: this.sql.databaseSize,
-		};
+		return { ...this.store.state.operations, storageBytes: this.ctx.storage.sql.databaseSize };
 	}
 
 	/** Flushes everything this aggregator holds to D1 and Analytics Engine; returns rows flushed. */
@@ -180,8 +235,8 @@ export class TenantAggregator extends DurableObject<Env> {
 				}
 			});
 		} finally {
-			this.drainAnalytics();
-			this.countOperations({ rpc_calls: 1 });
+			drainOutbox(this.store, (points) => this.sinks.analytics(points), Date.now());
+			this.store.transact(() => undefined, { rpc_calls: 1 });
 			await this.armAfterAlarm(Date.now());
 		}
 	}
@@ -190,7 +245,7 @@ export class TenantAggregator extends DurableObject<Env> {
 		const now = Date.now();
 		try {
 			// An alarm that fires before a D1 retry's backoff ends leaves the sealed batch alone.
-			if (now >= this.retryAt()) {
+			if (now >= this.store.state.retryAt) {
 				await this.exclusive(async () => {
 					for (let i = 0; i < MAX_FLUSHES_PER_ALARM; i++) if ((await this.flushOnce()) === null) break;
 				});
@@ -200,150 +255,204 @@ export class TenantAggregator extends DurableObject<Env> {
 			console.error("flush to D1 failed", err);
 		}
 		this.prune(now);
-		this.drainAnalytics();
-		await this.respool(now);
-		this.countOperations({ alarms: 1 });
+		await this.compact(now);
+		await this.storeQuarantine(now);
+		drainOutbox(this.store, (points) => this.sinks.analytics(points), now);
+		if (this.store.state.tenant !== null) await respool(this.store, this.env.EVENTS, now);
+		if (now >= this.store.state.healthRetryAt) await this.reportHealth(now);
+		this.store.transact(() => undefined, { alarms: 1 });
 		await this.armAfterAlarm(now);
-	}
-
-	/** Re-enqueues spilled events, oldest first; a failure keeps them for a later alarm. */
-	private async respool(now: number): Promise<void> {
-		if (now < Number(this.meta("respool_retry_at") ?? 0)) return;
-		const tenant = this.meta("tenant");
-		const chunks = this.sql.exec<{ id: number; events: string }>("SELECT id, events FROM spilled_events ORDER BY id LIMIT ?", RESPOOL_PER_ALARM).toArray();
-		for (const chunk of chunks) {
-			const events = JSON.parse(chunk.events) as QueuedEvent[];
-			try {
-				await enqueueEvents(this.env.EVENTS, tenant!, events);
-			} catch (err) {
-				console.error("re-enqueue of spilled events failed; kept for a later alarm", err);
-				this.setMeta("respool_retry_at", String(now + RESPOOL_RETRY_MS));
-				return;
-			}
-			this.ctx.storage.transactionSync(() => {
-				this.exec("DELETE FROM spilled_events WHERE id = ?", chunk.id);
-				this.exec("UPDATE counters SET respooled = respooled + ?", events.length);
-			});
-		}
-		this.exec("DELETE FROM meta WHERE key = 'respool_retry_at'");
 	}
 
 	/** Seals (or resumes) one batch and writes it to D1. Returns rows flushed, or null if idle. */
 	private async flushOnce(): Promise<number | null> {
-		const batch = this.sealBatch();
+		const now = Date.now();
+		const batch = sealNext(this.store, now);
 		if (batch === null) return null;
-		const tenant = this.meta("tenant")!;
-		const rows = new Map<RollupSpec, RollupRow[]>(ROLLUPS.map((spec) => [spec, this.sql.exec<RollupRow>(selectSql.get(spec)!, batch).toArray()]));
-		const flushId = `${this.meta("incarnation")}:${batch}`;
-		const flush: FlushBatch = { flushId, rows, stats: { rowsWritten: 0 } };
+		const tenant = this.store.state.tenant!;
+		const rows = batchRows(this.store, batch);
+		const id = flushId(this.store.state.incarnation!, batch);
+		const flush: FlushBatch = { flushId: id, rows, stats: { rowsWritten: 0 } };
 		try {
 			await this.sinks.d1(tenant, flush);
 		} catch (err) {
-			const now = Date.now();
-			const failures = Number(this.meta("flush_failures") ?? 0) + 1;
-			const failingSince = Number(this.meta("failing_since") ?? now);
-			this.ctx.storage.transactionSync(() => {
-				this.setMeta("flush_failures", String(failures));
-				this.setMeta("retry_at", String(now + backoffMs(failures)));
-				this.setMeta("failing_since", String(failingSince));
-				this.exec("UPDATE counters SET flush_failures = flush_failures + 1");
+			if (isDataError(err)) {
+				// D1's answer will not change for these rows: narrow it down, never block the rest.
+				const quarantined = splitBatch(this.store, batch, String(err), now);
+				console.error(quarantined ? "QUARANTINED: D1 refused a rollup row" : "D1 refused a flush for a data reason; split in halves", { tenant, flushId: id }, err);
+				return 0;
+			}
+			this.store.transact((state) => {
+				state.flushFailures++;
+				state.retryAt = now + backoffMs(state.flushFailures, FLUSH_BACKOFF);
+				state.failingSince ??= now;
+				state.counters.flush_failures++;
 			});
-			await this.tellHealth((health) => health.flushFailing(tenant, failingSince, failures));
+			await this.reportHealth(now, true);
 			throw err;
 		}
 		// D1 has the batch: only now may the local copy go. Dashboards get their points from an
 		// outbox in the same transaction, so an Analytics Engine failure cannot touch D1's result.
 		let count = 0;
-		this.ctx.storage.transactionSync(() => {
-			for (const [spec, specRows] of rows) {
-				this.exec(`DELETE FROM ${spec.localTable} WHERE batch = ?`, batch);
-				for (const row of specRows) this.exec("INSERT INTO analytics_outbox (point) VALUES (?)", JSON.stringify(toDataPoint(tenant, spec, row)));
-				count += specRows.length;
-			}
-			this.exec("UPDATE counters SET flushed_rows = flushed_rows + ?", count);
-			this.countOperations({ d1_rows_written: flush.stats?.rowsWritten ?? 0 });
-			this.exec("DELETE FROM meta WHERE key IN ('sealed_batch', 'sealed_since', 'flush_failures', 'retry_at')");
-		});
-		if (this.meta("failing_since") !== null) {
-			this.exec("DELETE FROM meta WHERE key = 'failing_since'");
-			await this.tellHealth((health) => health.flushRecovered(tenant));
-		}
+		this.store.transact(
+			(state) => {
+				clearBatch(this.store, batch);
+				const points: DataPoint[] = [];
+				for (const [spec, specRows] of rows) {
+					for (const row of specRows) points.push(toDataPoint(tenant, spec, row));
+					count += specRows.length;
+				}
+				appendPoints(this.store, points);
+				for (const row of rows.get(EVENT_ROLLUP)!) {
+					const minute = Date.parse(row.minute as string);
+					state.uncompacted = { oldest: Math.min(minute, state.uncompacted?.oldest ?? minute), newest: Math.max(minute, state.uncompacted?.newest ?? minute) };
+				}
+				state.counters.flushed_rows += count;
+				state.lastFlushId = id;
+				state.flushFailures = 0;
+				state.retryAt = 0;
+				state.failingSince = null;
+			},
+			{ d1_rows_written: flush.stats?.rowsWritten ?? 0 },
+		);
+		await this.reportHealth(now);
 		return count;
 	}
 
-	/** The batch to send: the one still sealed from a failed or interrupted flush, else a new one. */
-	private sealBatch(): number | null {
-		return this.ctx.storage.transactionSync(() => {
-			const sealed = this.meta("sealed_batch");
-			if (sealed !== null) return Number(sealed);
-			if (this.openRows() === 0) return null;
-			const batch = Number(this.meta("next_batch") ?? 1);
-			for (const spec of ROLLUPS) {
-				this.exec(
-					`UPDATE ${spec.localTable} SET batch = ? WHERE rowid IN (SELECT rowid FROM ${spec.localTable} WHERE batch = 0 LIMIT ?)`,
-					batch,
-					MAX_ROWS_PER_FLUSH,
-				);
-			}
-			this.setMeta("next_batch", String(batch + 1));
-			this.setMeta("sealed_batch", String(batch));
-			this.setMeta("sealed_since", this.meta("open_since") ?? String(Date.now()));
-			if (this.openRows() === 0) this.exec("DELETE FROM meta WHERE key = 'open_since'");
-			return batch;
+	/**
+	 * Tells the health monitor when flushes start failing (and each further failure) and when they
+	 * recover. The state remembers what the monitor acknowledged, so a report that does not get
+	 * through is retried from the alarm, and health never sticks at a state that has passed.
+	 */
+	private async reportHealth(now: number, force = false): Promise<void> {
+		const state = this.store.state;
+		const truth = state.failingSince === null ? "healthy" : "failing";
+		if (!force && truth === state.healthReported) return;
+		try {
+			const monitor = this.env.HEALTH.getByName(HEALTH_MONITOR);
+			if (truth === "failing") await monitor.flushFailing(state.tenant!, state.failingSince!, state.flushFailures);
+			else await monitor.flushRecovered(state.tenant!);
+		} catch (err) {
+			console.error("health monitor unreachable; the report is retried", err);
+			this.store.transact((s) => {
+				s.healthFailures++;
+				s.healthRetryAt = now + backoffMs(s.healthFailures, REPORT_BACKOFF);
+			});
+			return;
+		}
+		this.store.transact((s) => {
+			s.healthReported = truth;
+			s.healthFailures = 0;
+			s.healthRetryAt = 0;
 		});
 	}
 
-	/** Writes queued dashboard points, at most the per-invocation limit. Failures only log. */
-	private drainAnalytics(): void {
-		const queued = this.sql
-			.exec<{ id: number; point: string }>("SELECT id, point FROM analytics_outbox ORDER BY id LIMIT ?", MAX_POINTS_PER_INVOCATION)
-			.toArray();
-		if (queued.length === 0) return;
-		try {
-			this.sinks.analytics(queued.map((row) => JSON.parse(row.point) as DataPoint));
-		} catch (err) {
-			console.error("Analytics Engine write failed; points kept for the next alarm", err);
-			return;
-		}
-		this.exec("DELETE FROM analytics_outbox WHERE id <= ?", queued[queued.length - 1]!.id);
-		this.countOperations({ analytics_points: queued.length });
+	/** Deletes remembered ids whose hour has left the dedupe window. */
+	private prune(now: number): void {
+		const oldest = hourOf(now - DEDUPE_WINDOW_MS);
+		const stored = this.ids.oldestHour();
+		if (stored !== null && stored < oldest) this.store.transact(() => this.ids.prune(oldest));
 	}
 
-	private prune(now: number): void {
-		this.exec("DELETE FROM seen_events WHERE seen_at < ?", now - this.dedupeWindowMs);
+	/** Folds D1's event minutes older than MINUTE_RETENTION_MS into hours, for this tenant. */
+	private async compact(now: number): Promise<void> {
+		const state = this.store.state;
+		const due = this.compactAt();
+		if (due === null || now < due || now < state.compactRetryAt) return;
+		const cutoff = now - MINUTE_RETENTION_MS - ((now - MINUTE_RETENTION_MS) % HOUR_MS);
+		let written: number;
+		try {
+			written = await compactEventMinutes(this.env.DB, state.tenant!, new Date(cutoff).toISOString());
+		} catch (err) {
+			console.error("folding event minutes into hours failed; retried later", err);
+			this.store.transact((s) => {
+				s.compactFailures++;
+				s.compactRetryAt = now + backoffMs(s.compactFailures, REPORT_BACKOFF);
+			});
+			return;
+		}
+		this.store.transact(
+			(s) => {
+				s.uncompacted = s.uncompacted!.newest < cutoff ? null : { oldest: cutoff, newest: s.uncompacted!.newest };
+				s.compactFailures = 0;
+				s.compactRetryAt = 0;
+			},
+			{ d1_rows_written: written },
+		);
+	}
+
+	private compactAt(): number | null {
+		const oldest = this.store.state.uncompacted?.oldest;
+		return oldest === undefined ? null : oldest - (oldest % HOUR_MS) + HOUR_MS + MINUTE_RETENTION_MS;
+	}
+
+	/** Stores quarantined rows as dead letters in D1, where the admin API lists them; kept here until D1 has them. */
+	private async storeQuarantine(now: number): Promise<void> {
+		const state = this.store.state;
+		if (now < state.quarantineRetryAt) return;
+		const rows = quarantinedRows(this.store, 100);
+		if (rows.length === 0) return;
+		const letters: NewDeadLetter[] = rows.map((q) => ({
+			id: `quarantine:${state.tenant}:${q.flushId}:${q.id}`,
+			tenant: state.tenant,
+			body: superjson.stringify({ quarantined: { rollup: q.rollup, flushId: q.flushId, row: q.row } }),
+			error: `D1 refused this ${q.rollup} rollup row: ${q.error}`,
+			attempts: 1,
+			first_failed_at: new Date(q.at).toISOString(),
+			last_failed_at: new Date(now).toISOString(),
+		}));
+		try {
+			await this.sinks.deadLetters(letters);
+		} catch (err) {
+			console.error("storing quarantined rows in D1 failed; kept for a later alarm", err);
+			this.store.transact((s) => {
+				s.quarantineFailures++;
+				s.quarantineRetryAt = now + backoffMs(s.quarantineFailures, REPORT_BACKOFF);
+			});
+			return;
+		}
+		this.store.transact((s) => {
+			this.store.exec("DELETE FROM quarantine WHERE id <= ?", rows[rows.length - 1]!.id);
+			s.quarantineFailures = 0;
+			s.quarantineRetryAt = 0;
+		});
 	}
 
 	/** Arms the flush alarm if none is set, or pulls it forward once enough rows are pending. */
 	private async armAfterIngest(now: number): Promise<void> {
 		const current = await this.ctx.storage.getAlarm();
-		const full = this.openRows() >= this.maxRows;
+		const full = openRows(this.store) >= this.maxRows;
 		// Never later than the flush interval (an alarm set only for pruning may be days away),
 		// and never before a D1 retry's backoff ends.
-		const due = Math.max(full ? now : now + this.intervalMs, this.retryAt());
+		const due = Math.max(full ? now : now + this.intervalMs, this.store.state.retryAt);
 		if (current === null || due < current) await this.ctx.storage.setAlarm(due);
 	}
 
-	/** Re-arms only if work remains: deltas to flush, points to write, or ids to prune. */
+	/** Re-arms only if work remains. */
 	private async armAfterAlarm(now: number): Promise<void> {
-		const due: number[] = [];
-		if (this.meta("sealed_batch") !== null) due.push(Math.max(now, this.retryAt()));
-		const open = this.openRows();
-		if (open > 0) due.push(Math.max(open >= this.maxRows ? now : now + this.intervalMs, this.retryAt()));
-		if (this.exec("SELECT 1 FROM analytics_outbox LIMIT 1").toArray().length > 0) due.push(now);
-		if (this.exec("SELECT 1 FROM spilled_events LIMIT 1").toArray().length > 0) due.push(Math.max(now, Number(this.meta("respool_retry_at") ?? 0)));
-		const oldest = this.sql.exec<{ seen: number | null }>("SELECT min(seen_at) AS seen FROM seen_events").one().seen;
-		if (oldest !== null) due.push(oldest + this.dedupeWindowMs + 1);
-		if (due.length === 0) await this.ctx.storage.deleteAlarm();
-		else await this.ctx.storage.setAlarm(Math.min(...due));
-	}
-
-	/** Flush failures and recoveries go to the pipeline's health monitor; it must never block a flush. */
-	private async tellHealth(report: (health: DurableObjectStub<HealthMonitor>) => Promise<void>): Promise<void> {
-		try {
-			await report(this.env.HEALTH.getByName(HEALTH_MONITOR));
-		} catch (err) {
-			console.error("health monitor unreachable", err);
-		}
+		const state = this.store.state;
+		const oldest = this.ids.oldestHour();
+		const due = nextAlarm({
+			now,
+			sealed: sealedBatches(this.store).length > 0,
+			openRows: openRows(this.store),
+			maxRows: this.maxRows,
+			intervalMs: this.intervalMs,
+			retryAt: state.retryAt,
+			outboxPending: outboxPoints(this.store) > 0,
+			outboxRetryAt: state.outboxRetryAt,
+			spillPending: hasSpill(this.store),
+			respoolRetryAt: state.respoolRetryAt,
+			quarantinePending: this.store.rows("SELECT 1 FROM quarantine LIMIT 1").length > 0,
+			quarantineRetryAt: state.quarantineRetryAt,
+			healthPending: (state.failingSince === null ? "healthy" : "failing") !== state.healthReported,
+			healthRetryAt: state.healthRetryAt,
+			pruneAt: oldest === null ? null : (oldest + 1) * HOUR_MS + DEDUPE_WINDOW_MS,
+			compactAt: this.compactAt(),
+			compactRetryAt: state.compactRetryAt,
+		});
+		if (due === null) await this.ctx.storage.deleteAlarm();
+		else await this.ctx.storage.setAlarm(due);
 	}
 
 	private async exclusive<T>(work: () => Promise<T>): Promise<T> {
@@ -352,57 +461,26 @@ export class TenantAggregator extends DurableObject<Env> {
 		return run;
 	}
 
-	/** An aggregator belongs to the tenant it is named for; a slice for another is a routing bug. */
-	private claimTenant(tenant: string): void {
-		const owner = this.meta("tenant") ?? this.ctx.id.name ?? null;
+	/** An aggregator belongs to the tenant it is named for; a call for another is a routing bug. */
+	private checkOwner(tenant: string): void {
+		const owner = this.store.state.tenant ?? this.ctx.id.name ?? null;
 		if (owner !== null && owner !== tenant) throw new Error(`aggregator for ${owner} was sent events for ${tenant}`);
-		if (this.meta("tenant") === null) {
-			this.setMeta("tenant", tenant);
+	}
+
+	/** Checks the owner, and on the first write claims this storage for the tenant. */
+	private claimTenant(tenant: string): void {
+		this.checkOwner(tenant);
+		const state = this.store.state;
+		if (state.tenant === null) {
+			state.tenant = tenant;
 			// Flush ids are unique per storage incarnation, so a wiped aggregator can never
 			// collide with the flush ledger an earlier incarnation left in D1.
-			this.setMeta("incarnation", crypto.randomUUID());
+			state.incarnation = crypto.randomUUID();
 		}
 	}
 
-	private openRows(): number {
-		return this.sql
-			.exec<{ rows: number }>(
-				"SELECT (SELECT count(*) FROM pending_usage WHERE batch = 0) + (SELECT count(*) FROM pending_events WHERE batch = 0) AS rows",
-			)
-			.one().rows;
-	}
-
-	private retryAt(): number {
-		return Number(this.meta("retry_at") ?? 0);
-	}
-
-	/** Every statement goes through here, so the rows it writes are counted (see `operations`). */
-	private exec<T extends Record<string, SqlStorageValue>>(query: string, ...binds: unknown[]): SqlStorageCursor<T> {
-		const cursor = this.sql.exec<T>(query, ...binds);
-		this.unsavedRowsWritten += cursor.rowsWritten;
-		return cursor;
-	}
-
-	/** Adds operation counts to the counters row; the update's own row write is counted too. */
-	private countOperations(counts: { rpc_calls?: number; alarms?: number; d1_rows_written?: number; analytics_points?: number }): void {
-		const rows = this.unsavedRowsWritten + 1;
-		this.unsavedRowsWritten = 0;
-		this.sql.exec(
-			"UPDATE counters SET rpc_calls = rpc_calls + ?, alarms = alarms + ?, d1_rows_written = d1_rows_written + ?, analytics_points = analytics_points + ?, sqlite_rows_written = sqlite_rows_written + ?",
-			counts.rpc_calls ?? 0,
-			counts.alarms ?? 0,
-			counts.d1_rows_written ?? 0,
-			counts.analytics_points ?? 0,
-			rows,
-		);
-	}
-
-	private meta(key: string): string | null {
-		return this.sql.exec<{ value: string }>("SELECT value FROM meta WHERE key = ?", key).toArray()[0]?.value ?? null;
-	}
-
-	private setMeta(key: string, value: string): void {
-		this.exec("INSERT INTO meta (key, value) VALUES (?, ?) ON CONFLICT (key) DO UPDATE SET value = excluded.value", key, value);
+	private cappedReason(): string {
+		return `capped: a new event name or SKU would pass the tenant's cap (${positive(this.env.MAX_EVENT_NAMES, 1000)} event names, ${positive(this.env.MAX_SKUS, 1000)} SKUs)`;
 	}
 
 	private get intervalMs(): number {
@@ -412,47 +490,6 @@ export class TenantAggregator extends DurableObject<Env> {
 	private get maxRows(): number {
 		return positive(this.env.FLUSH_MAX_ROWS, 1000);
 	}
-
-	private get dedupeWindowMs(): number {
-		return positive(this.env.DEDUPE_WINDOW_MS, 7 * 86_400_000);
-	}
-}
-
-function addEvent(rows: Map<string, RollupRow>, event: QueuedEvent): void {
-	const minute = bucketStart(event.timestamp, "minute");
-	const key = JSON.stringify([event.event, minute]);
-	let row = rows.get(key);
-	if (!row) {
-		row = { event: event.event, minute, count: 0, errors: 0, duration_count: 0, duration_sum: 0, duration_min: null, duration_max: null };
-		rows.set(key, row);
-	}
-	(row.count as number)++;
-	const { duration, statusCode } = event.performance ?? {};
-	if (statusCode !== undefined && statusCode >= 500) (row.errors as number)++;
-	if (duration !== undefined) {
-		(row.duration_count as number)++;
-		(row.duration_sum as number) += duration;
-		row.duration_min = row.duration_min === null ? duration : Math.min(row.duration_min as number, duration);
-		row.duration_max = row.duration_max === null ? duration : Math.max(row.duration_max as number, duration);
-	}
-}
-
-function addUsage(rows: Map<string, RollupRow>, event: QueuedEvent): void {
-	const { sku, unit, micros } = event.usage!;
-	const hour = bucketStart(event.timestamp, "hour");
-	// JSON keeps any two (sku, unit) pairs apart, whatever characters they hold.
-	const key = JSON.stringify([sku, unit, hour]);
-	const row = rows.get(key);
-	// Summed as BigInt text: a slice of large quantities can pass 2^53 micro-units.
-	if (row) {
-		row.quantity_micros = (BigInt(row.quantity_micros as string) + BigInt(micros)).toString();
-		(row.events as number)++;
-	} else rows.set(key, { sku, unit, hour, quantity_micros: String(micros), events: 1 });
-}
-
-/** Exponential backoff for D1 flush retries: 2 s, 4 s, 8 s … capped at 5 minutes. */
-export function backoffMs(failures: number): number {
-	return Math.min(RETRY_CAP_MS, RETRY_BASE_MS * 2 ** Math.min(failures, 20));
 }
 
 function positive(value: string | undefined, fallback: number): number {

@@ -1,5 +1,5 @@
 // Tenant API keys: random, scope-prefixed, stored only as SHA-256 hashes, compared in constant time.
-import { findKeyByPrefix, type Scope } from "../db/queries";
+import { findKeyByPrefix, type ApiKeyRow, type Scope } from "../db/queries";
 import { ApiError } from "../http/errors";
 
 const SCOPE_PREFIX: Record<Scope, string> = { write: "ml_w_", read: "ml_r_" };
@@ -67,7 +67,17 @@ export async function authenticate(request: Request, env: Env, scopes: readonly 
 	return verifyKey(env, token, scopes);
 }
 
-/** Verifies a raw tenant key for one of the scopes and returns its tenant. */
+/** A D1 outage is the caller's cue to retry, not an internal error: 503 with Retry-After. */
+async function findKey(env: Env, prefix: string): Promise<ApiKeyRow | null> {
+	try {
+		return await findKeyByPrefix(env.DB, prefix);
+	} catch (err) {
+		console.error("key lookup failed", err);
+		throw new ApiError(503, "Key verification is unavailable; retry shortly", undefined, { "retry-after": "5" });
+	}
+}
+
+/** Verifies a raw tenant key for one of the scopes and returns its tenant. 503 while D1 cannot be reached. */
 export async function verifyKey(env: Env, key: string, scopes: readonly Scope[]): Promise<string> {
 	const digest = await sha256(key);
 	const cacheKey = toHex(digest);
@@ -75,7 +85,7 @@ export async function verifyKey(env: Env, key: string, scopes: readonly Scope[])
 	let found = verified.get(cacheKey);
 	if (!found || found.expires <= now) {
 		verified.delete(cacheKey);
-		const row = key.length > PREFIX_LENGTH ? await findKeyByPrefix(env.DB, key.slice(0, PREFIX_LENGTH)) : null;
+		const row = key.length > PREFIX_LENGTH ? await findKey(env, key.slice(0, PREFIX_LENGTH)) : null;
 		if (!row || !crypto.subtle.timingSafeEqual(digest, fromHex(row.key_hash))) throw new ApiError(401, "Unknown or revoked key");
 		found = { tenant: row.tenant_id, scope: row.scope, expires: now + KEY_CACHE_TTL_MS };
 		if (verified.size >= KEY_CACHE_MAX) verified.delete(verified.keys().next().value!);

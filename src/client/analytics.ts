@@ -109,10 +109,10 @@ export class Client implements Analytics {
 		}
 	}
 
-	usage(sku: string, quantity: number, unit?: string): void {
+	usage(sku: string, quantity: number | string, unit?: string): void {
 		try {
 			if (typeof sku !== "string" || sku.length === 0) return this.reject("usage(sku) needs a non-empty sku");
-			if (typeof quantity !== "number") return this.reject("usage(sku, quantity) needs a number");
+			if (typeof quantity !== "number" && typeof quantity !== "string") return this.reject("usage(sku, quantity) needs a number or a decimal string");
 			if (unit !== undefined && typeof unit !== "string") return this.reject("usage(sku, quantity, unit) needs a string unit");
 			this.push("$usage", undefined, undefined, unit === undefined ? { sku, quantity } : { sku, quantity, unit }, undefined);
 		} catch (err) {

@@ -39,8 +39,9 @@ export function senderFor(transport: Transport, policy: RetryPolicy): Sender {
 	}
 	if (t && typeof t.writeKey === "string" && typeof (t.service as { ingest?: unknown } | undefined)?.ingest === "function") {
 		const { service, writeKey } = transport as Extract<Transport, { service: unknown }>;
+		// Split by count and by JSON size, as the entrypoint checks both.
 		return sendParts(policy, (events) =>
-			chunks(events.length, EVENT_LIMITS.maxEventsPerBatch).map(([start, end]) => ({
+			withinLimits(events.map((e) => JSON.stringify(e.wire))).map(([start, end]) => ({
 				events: end - start,
 				send: () => service.ingest(events.slice(start, end).map((e) => e.wire), writeKey).catch(rpcError),
 			})),
@@ -75,10 +76,25 @@ function sendParts(policy: RetryPolicy, split: (events: Prepared[]) => Part[]): 
 	};
 }
 
-/** [start, end) ranges of at most `size`. */
-function chunks(length: number, size: number): [number, number][] {
+/**
+ * [start, end) ranges of serialized events, each at most maxEventsPerBatch events and, as
+ * `{"events":[…]}`, at most maxBodyBytes (a single larger event goes alone, for the server to refuse).
+ */
+function withinLimits(json: string[]): [number, number][] {
 	const ranges: [number, number][] = [];
-	for (let start = 0; start < length; start += size) ranges.push([start, Math.min(length, start + size)]);
+	let start = 0;
+	let bytes = BODY_ENVELOPE_BYTES;
+	for (let i = 0; i < json.length; i++) {
+		const size = utf8Length(json[i]!);
+		const count = i - start;
+		if (count > 0 && (count === EVENT_LIMITS.maxEventsPerBatch || bytes + 1 + size > EVENT_LIMITS.maxBodyBytes)) {
+			ranges.push([start, i]);
+			start = i;
+			bytes = BODY_ENVELOPE_BYTES;
+		}
+		bytes += (i > start ? 1 : 0) + size;
+	}
+	if (start < json.length) ranges.push([start, json.length]);
 	return ranges;
 }
 
@@ -105,22 +121,9 @@ function endpointSender(transport: Extract<Transport, { endpoint: unknown }>, po
 	return sendParts(policy, (events) => {
 		// Split by count and by body size, serializing each event once.
 		const json = events.map((e) => JSON.stringify(e.wire));
-		const parts: Part[] = [];
-		let start = 0;
-		let bytes = BODY_ENVELOPE_BYTES;
-		const close = (end: number) => {
+		return withinLimits(json).map(([start, end]): Part => {
 			const body = `{"events":[${json.slice(start, end).join(",")}]}`;
-			parts.push({ events: end - start, send: () => post(body) });
-			start = end;
-			bytes = BODY_ENVELOPE_BYTES;
-		};
-		for (let i = 0; i < json.length; i++) {
-			const size = utf8Length(json[i]!);
-			const count = i - start;
-			if (count > 0 && (count === EVENT_LIMITS.maxEventsPerBatch || bytes + 1 + size > EVENT_LIMITS.maxBodyBytes)) close(i);
-			bytes += (i > start ? 1 : 0) + size;
-		}
-		if (start < json.length) close(json.length);
-		return parts;
+			return { events: end - start, send: () => post(body) };
+		});
 	});
 }

@@ -53,7 +53,8 @@ export interface MeterlineEvent {
 	sessionId?: string;
 	properties?: Properties;
 	performance?: { duration?: number; statusCode?: number };
-	usage?: { sku: string; quantity: number; unit?: string };
+	/** A quantity with a fraction at or above 2^33 must be a decimal string to stay exact. */
+	usage?: { sku: string; quantity: number | string; unit?: string };
 }
 
 /** Where a problem happened: a call with bad arguments, an event that failed validation, a send. */
@@ -107,7 +108,7 @@ export interface Analytics {
 	/** Records "$identify" for the user, and sends later events as that user. */
 	identify(userId: string, traits?: Properties): void;
 	/** Records a metered "$usage" event: `quantity` of `sku`, in `unit` (default "unit"). */
-	usage(sku: string, quantity: number, unit?: string): void;
+	usage(sku: string, quantity: number | string, unit?: string): void;
 	/** Records "$error" with {name, message, stackHash} and statusCode 500, so it counts as an error. */
 	trackError(error: unknown, context?: Properties): void;
 	/** Records an event with performance.duration in milliseconds. */

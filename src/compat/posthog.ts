@@ -1,15 +1,15 @@
 // PostHog's capture API (/batch/, /capture/, /e/, /i/v0/e/), so posthog-node and posthog-js work
 // unchanged with only the host changed, gzip included.
 import { verifyKey } from "../auth/keys";
-import { EVENT_LIMITS, isPlainObject, validateEvents } from "../events/schema";
+import { EVENT_LIMITS, isPlainObject } from "../events/schema";
 import { parseJsonBytes, readMaybeGzip } from "../http/body";
 import { ApiError, invalidField, json } from "../http/errors";
-import { acceptEvents, enforceRateLimit, redactionFor } from "../producer/ingest";
-import { asId, correctClockSkew, withUsage, type RawEvent } from "./shared";
+import { enforceRateLimit, redactionFor } from "../producer/ingest";
+import { acceptValid, asId, correctClockSkew, validateAt, withUsage, type RawEvent } from "./shared";
 
 export const POSTHOG_PATHS = ["/batch", "/capture", "/e", "/i/v0/e"] as const;
 
-/** Maps one PostHog event to a Meterline event (validated afterwards, with everything else). */
+/** Maps one PostHog event to a Meterline event (validated afterwards). */
 export function fromPostHog(message: Record<string, unknown>, sentAt: unknown, receivedAt: number): RawEvent {
 	const properties = isPlainObject(message.properties) ? { ...message.properties } : undefined;
 	const distinctId = message.distinct_id ?? properties?.distinct_id ?? properties?.$distinct_id;
@@ -41,6 +41,7 @@ function unpack(body: unknown): { messages: unknown[]; key: unknown; sentAt: unk
 	return { messages: [body], key: body.api_key ?? body.token ?? properties.token, sentAt: body.sent_at };
 }
 
+/** Any capture endpoint: the valid events of the body are accepted, each invalid one is rejected alone. */
 export async function posthogCapture(request: Request, env: Env, ctx: ExecutionContext): Promise<Response> {
 	const url = new URL(request.url);
 	// posthog-node halves its batch and resends on a 413, so oversize answers 413 here.
@@ -54,11 +55,15 @@ export async function posthogCapture(request: Request, env: Env, ctx: ExecutionC
 		throw new ApiError(413, `At most ${EVENT_LIMITS.maxEventsPerBatch} events per request`, [{ path: "batch", message: `more than ${EVENT_LIMITS.maxEventsPerBatch} events` }]);
 	}
 	const receivedAt = Date.now();
-	const raws = messages.map((message, index) => {
-		if (!isPlainObject(message)) throw invalidField(`batch[${index}]`, "must be an object");
-		return fromPostHog(message, sentAt, receivedAt);
+	const redact = redactionFor(env);
+	await acceptValid(env, ctx, {
+		tenant,
+		source: "posthog",
+		receivedAt,
+		messages,
+		where: (index) => `batch[${index}]`,
+		toEvent: (message, place) =>
+			isPlainObject(message) ? validateAt(fromPostHog(message, sentAt, receivedAt), place, receivedAt, redact) : [{ path: place, message: "must be an object" }],
 	});
-	const events = validateEvents(raws, receivedAt, redactionFor(env), (index) => `batch[${index}]`);
-	await acceptEvents(env, ctx, tenant, events, false);
 	return json({ status: 1 });
 }

@@ -2,13 +2,13 @@
 // /v1/alias, /v1/batch), so Segment's SDKs work unchanged with only the host changed.
 import { verifyKey } from "../auth/keys";
 import { utf8Length } from "../events/bytes";
-import { isPlainObject, validateEvents } from "../events/schema";
+import { isPlainObject, type QueuedEvent } from "../events/schema";
 import { parseJsonBytes, readMaybeGzip } from "../http/body";
-import { ApiError, invalidField, json } from "../http/errors";
-import { acceptEvents, enforceRateLimit, redactionFor } from "../producer/ingest";
-import { asId, correctClockSkew, withUsage, type RawEvent } from "./shared";
+import { ApiError, invalidField, json, type FieldIssue } from "../http/errors";
+import { enforceRateLimit, redactionFor } from "../producer/ingest";
+import { acceptValid, asId, correctClockSkew, validateAt, withUsage, type RawEvent } from "./shared";
 
-/** Segment's limits: 32 KB per message and 500 KB per batch, answered with a 400 it does not retry. */
+/** Segment's limits: 32 KB per message (a larger one is rejected alone) and 500 KB per batch (a 400 it does not retry). */
 export const SEGMENT_LIMITS = { messageBytes: 32 * 1024, batchBytes: 500 * 1024 } as const;
 
 export type SegmentType = "track" | "identify" | "page" | "screen" | "group" | "alias";
@@ -37,7 +37,7 @@ function segmentKey(request: Request, body: Record<string, unknown>): string | n
 	return typeof body.writeKey === "string" ? body.writeKey : null;
 }
 
-/** Maps one Segment message to a Meterline event (validated afterwards, with everything else). */
+/** Maps one Segment message to a Meterline event (validated afterwards). */
 export function fromSegment(message: Record<string, unknown>, type: SegmentType, sentAt: unknown, receivedAt: number): RawEvent {
 	const event: RawEvent = {
 		id: asId(message.messageId),
@@ -75,28 +75,28 @@ export function segmentHandler(endpoint: SegmentType | "batch") {
 		await enforceRateLimit(env, tenant);
 
 		const receivedAt = Date.now();
-		let messages: { message: Record<string, unknown>; type: SegmentType }[];
-		if (endpoint === "batch") {
-			if (!Array.isArray(body.batch) || body.batch.length === 0) throw invalidField("batch", "must be a non-empty array");
-			messages = body.batch.map((message, index) => {
-				if (!isPlainObject(message)) throw invalidField(`batch[${index}]`, "must be an object");
-				const type = message.type;
-				if (typeof type !== "string" || !Object.hasOwn(EVENT_NAMES, type)) throw invalidField(`batch[${index}].type`, `must be one of ${Object.keys(EVENT_NAMES).join(", ")}`);
-				return { message, type: type as SegmentType };
-			});
-		} else messages = [{ message: body, type: endpoint }];
-
-		messages.forEach(({ message }, index) => {
-			const size = utf8Length(JSON.stringify(message));
-			if (size > SEGMENT_LIMITS.messageBytes) {
-				throw new ApiError(400, `message ${index} is ${size} bytes, over Segment's 32 KB limit`, [{ index, path: where(endpoint, index), message: "larger than 32 KB" }], undefined, "payload_too_large");
-			}
+		const redact = redactionFor(env);
+		if (endpoint === "batch" && (!Array.isArray(body.batch) || body.batch.length === 0)) throw invalidField("batch", "must be a non-empty array");
+		await acceptValid(env, ctx, {
+			tenant,
+			source: "segment",
+			receivedAt,
+			messages: endpoint === "batch" ? (body.batch as unknown[]) : [body],
+			where: (index) => where(endpoint, index),
+			toEvent: (message, place) => segmentEvent(message, endpoint, place, body.sentAt, receivedAt, redact),
 		});
-		const raws = messages.map(({ message, type }) => fromSegment(message, type, body.sentAt, receivedAt));
-		const events = validateEvents(raws, receivedAt, redactionFor(env), (index) => where(endpoint, index));
-		await acceptEvents(env, ctx, tenant, events, false);
 		return json({ success: true });
 	};
+}
+
+/** One message as a valid event, or the issues that reject it alone (a batch entry names its type). */
+function segmentEvent(message: unknown, endpoint: SegmentType | "batch", place: string, sentAt: unknown, receivedAt: number, redact: ReadonlySet<string>): QueuedEvent | FieldIssue[] {
+	if (!isPlainObject(message)) return [{ path: place, message: "must be an object" }];
+	const type = endpoint === "batch" ? message.type : endpoint;
+	if (typeof type !== "string" || !Object.hasOwn(EVENT_NAMES, type)) return [{ path: `${place}.type`, message: `must be one of ${Object.keys(EVENT_NAMES).join(", ")}` }];
+	const size = utf8Length(JSON.stringify(message));
+	if (size > SEGMENT_LIMITS.messageBytes) return [{ path: place, message: `is ${size} bytes, over Segment's 32 KB limit` }];
+	return validateAt(fromSegment(message, type as SegmentType, sentAt, receivedAt), place, receivedAt, redact);
 }
 
 function where(endpoint: SegmentType | "batch", index: number): string {

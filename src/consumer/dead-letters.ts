@@ -3,7 +3,8 @@
 import superjson from "superjson";
 import { insertDeadLetters, type NewDeadLetter } from "../db/queries";
 import { utf8Length } from "../events/bytes";
-import { isPlainObject } from "../events/schema";
+import { isPlainObject, type EventsMessage, type QueuedEvent } from "../events/schema";
+import { backoffMs, type BackoffPolicy } from "../shared/backoff";
 
 /** What the events consumer sends to the DLQ for a message it will never be able to process. */
 export interface DeadLetterEnvelope {
@@ -23,6 +24,20 @@ export interface DeadLetterEnvelope {
 /** Bodies at least this large may not fit an envelope under the queue's 128 KB message limit. */
 const LARGE_BODY_BYTES = 100_000;
 
+/**
+ * max_retries of the meterline-dead-letters consumer in wrangler.toml (a test keeps them equal).
+ * Past it the platform discards a message, as nothing stands behind this queue. The var
+ * DEAD_LETTER_MAX_RETRIES overrides it where the consumer runs with another max_retries (the
+ * tests' config); it must never be set above the real one.
+ */
+export const DEAD_LETTER_MAX_RETRIES = 10;
+
+/** While D1 refuses dead letters they wait 30 s, 1 min, 2 min … up to 1 h; unjittered, as dead letters are few. */
+export const DEAD_LETTER_BACKOFF: BackoffPolicy = { baseMs: 30_000, capMs: 3_600_000 };
+
+/** The reason kept for a message the platform moved here after the events consumer's max_retries. */
+const MAX_RETRIES_EXHAUSTED = "delivery failed on every retry (max_retries exhausted)";
+
 function tenantOf(body: unknown): string | null {
 	return isPlainObject(body) && typeof body.tenant === "string" ? body.tenant : null;
 }
@@ -33,15 +48,7 @@ function tenantOf(body: unknown): string | null {
  * does not fit is left out and the reason says so, rather than losing the reason to retries.
  */
 export async function sendToDeadLetters(env: Env, message: Message<unknown>, reason: string): Promise<void> {
-	const envelope: DeadLetterEnvelope = {
-		deadLetter: 1,
-		id: message.id,
-		tenant: tenantOf(message.body),
-		reason,
-		attempts: message.attempts,
-		firstFailedAt: message.timestamp.getTime(),
-		body: message.body,
-	};
+	const envelope = envelopeOf(message, reason);
 	try {
 		await env.DEAD_LETTERS.send(envelope, { contentType: "v8" });
 	} catch (err) {
@@ -52,13 +59,71 @@ export async function sendToDeadLetters(env: Env, message: Message<unknown>, rea
 	}
 }
 
+/**
+ * Dead-letters the events of one message that its aggregator refused to count (too old to check
+ * for duplicates, or past a cap), one envelope per reason, so none is dropped silently. The id is
+ * derived from the message's, so a redelivery stores the same row again rather than a new one.
+ */
+export async function sendRefused(env: Env, message: Message<unknown>, tenant: string, refused: { event: QueuedEvent; reason: string }[]): Promise<void> {
+	const byReason = new Map<string, QueuedEvent[]>();
+	for (const { event, reason } of refused) byReason.set(reason, [...(byReason.get(reason) ?? []), event]);
+	for (const [reason, events] of byReason) {
+		const body: EventsMessage = { v: 1, tenant, events };
+		const envelope: DeadLetterEnvelope = { ...envelopeOf(message, reason), id: `${message.id}:${reason.slice(0, reason.indexOf(":"))}`, body };
+		await env.DEAD_LETTERS.send(envelope, { contentType: "v8" });
+	}
+}
+
+function envelopeOf(message: Message<unknown>, reason: string): DeadLetterEnvelope {
+	return {
+		deadLetter: 1,
+		id: message.id,
+		tenant: tenantOf(message.body),
+		reason,
+		attempts: message.attempts,
+		firstFailedAt: message.timestamp.getTime(),
+		body: message.body,
+	};
+}
+
 function isEnvelope(body: unknown): body is DeadLetterEnvelope {
 	return isPlainObject(body) && body.deadLetter === 1 && typeof body.id === "string" && "body" in body;
 }
 
+function maxRetries(env: Env): number {
+	const configured = Number(env.DEAD_LETTER_MAX_RETRIES);
+	return Number.isInteger(configured) && configured >= 0 ? configured : DEAD_LETTER_MAX_RETRIES;
+}
+
+/**
+ * D1 refused a dead message: retry it with backoff while the platform allows more than one more
+ * retry. From delivery max_retries on, when a retry could be its last, it is sent to this queue
+ * again as a fresh message holding what its row would hold (an envelope keeps its original id,
+ * reason, attempts and first failure), and acked only once the queue took it. A refused re-send
+ * is retried; at delivery max_retries + 1 that retry is the platform's last, so a dead letter is
+ * lost only if D1 and the queue both refuse it at its last two deliveries.
+ */
+async function keepDeadLetter(env: Env, message: Message<unknown>, limit: number): Promise<void> {
+	const delaySeconds = backoffMs(message.attempts, DEAD_LETTER_BACKOFF) / 1000;
+	if (message.attempts < limit) {
+		message.retry({ delaySeconds });
+		return;
+	}
+	const envelope = isEnvelope(message.body) ? message.body : envelopeOf(message, MAX_RETRIES_EXHAUSTED);
+	try {
+		await env.DEAD_LETTERS.send(envelope, { contentType: "v8", delaySeconds });
+		message.ack();
+	} catch (err) {
+		const last = message.attempts > limit;
+		console.error(last ? "re-sending a dead letter failed on its last delivery; it is lost" : "re-sending a dead letter failed; retrying it", { id: envelope.id }, err);
+		message.retry({ delaySeconds });
+	}
+}
+
 /**
  * Stores a batch of dead messages in D1, in one transaction. A message the platform moved here
- * after max_retries carries its original body; one the consumer sent carries an envelope.
+ * after max_retries carries its original body; one the consumer sent carries an envelope. If D1
+ * refuses, no message is ever dropped (see keepDeadLetter).
  */
 export async function consumeDeadLetters(batch: MessageBatch<unknown>, env: Env): Promise<void> {
 	const now = new Date().toISOString();
@@ -79,7 +144,7 @@ export async function consumeDeadLetters(batch: MessageBatch<unknown>, env: Env)
 			id: message.id,
 			tenant: tenantOf(message.body),
 			body: superjson.stringify(message.body),
-			error: "delivery failed on every retry (max_retries exhausted)",
+			error: MAX_RETRIES_EXHAUSTED,
 			attempts: message.attempts,
 			first_failed_at: message.timestamp.toISOString(),
 			last_failed_at: now,
@@ -89,7 +154,8 @@ export async function consumeDeadLetters(batch: MessageBatch<unknown>, env: Env)
 		await insertDeadLetters(env.DB, rows);
 		batch.ackAll();
 	} catch (err) {
-		console.error("storing dead letters failed; the batch will be retried", err);
-		batch.retryAll({ delaySeconds: 30 });
+		console.error("storing dead letters failed; retrying or re-sending each", err);
+		const limit = maxRetries(env);
+		await Promise.all(batch.messages.map((message) => keepDeadLetter(env, message, limit)));
 	}
 }

@@ -2,15 +2,23 @@
 import { checkEventsMessage, type EventsMessage, type QueuedEvent } from "../events/schema";
 import { PIPELINE_WIDE } from "../db/queries";
 import { countProducer, reportProducerCounters } from "../producer/counters";
-import { sendToDeadLetters } from "./dead-letters";
+import { backoffMs, type BackoffPolicy } from "../shared/backoff";
+import type { IngestResult } from "../aggregator/aggregator";
+import { sendRefused, sendToDeadLetters } from "./dead-letters";
 
-const RETRY_BASE_SECONDS = 2;
-const RETRY_CAP_SECONDS = 300;
+/**
+ * max_retries of the meterline-events consumer in wrangler.toml (a test keeps the two equal). With
+ * RETRY_BACKOFF its retries wait at least 5,311 s (1 h 28 min, jitter at its lowest) and at most
+ * 10,622 s before the message is dead-lettered, so an hour-long aggregator outage needs no replay.
+ */
+export const EVENTS_MAX_RETRIES = 25;
 
-/** Exponential backoff from the delivery count, with jitter in [½, 1] of the step: 2 s, 4 s … 5 min. */
+/** 2 s doubling to a 10 min cap, jittered so retries after a shared outage spread out. */
+const RETRY_BACKOFF: BackoffPolicy = { baseMs: 2_000, capMs: 600_000, jitter: true };
+
+/** The delay before retrying a message delivered `attempts` times: 2 s, 4 s … 10 min, jittered into [½, 1], in whole seconds. */
 export function retryDelaySeconds(attempts: number, random: () => number = Math.random): number {
-	const step = Math.min(RETRY_CAP_SECONDS, RETRY_BASE_SECONDS * 2 ** Math.min(Math.max(attempts - 1, 0), 16));
-	return Math.max(1, Math.round(step * (0.5 + random() / 2)));
+	return Math.max(1, Math.round(backoffMs(attempts, RETRY_BACKOFF, random) / 1000));
 }
 
 /** A message that can never be processed is dead-lettered at once, never retried forever. */
@@ -21,6 +29,24 @@ async function deadLetterPoison(env: Env, message: Message<unknown>, problem: st
 	} catch (err) {
 		console.error("dead-lettering a poison message failed; retrying it", { id: message.id }, err);
 		message.retry({ delaySeconds: retryDelaySeconds(message.attempts) });
+	}
+}
+
+/**
+ * Sends the events an aggregator refused to the DLQ, per message. A message whose refused events
+ * could not be sent is retried: its counted events are then duplicates, its refused ones refused again.
+ */
+async function deadLetterRefused(env: Env, tenant: string, slice: TenantSlice, refused: IngestResult["refused"], failed: Set<Message<unknown>>): Promise<void> {
+	const reasons = new Map(refused.map((r) => [r.id, r.reason]));
+	for (const message of slice.messages) {
+		const events = (message.body as EventsMessage).events.filter((event) => reasons.has(event.id));
+		if (events.length === 0) continue;
+		try {
+			await sendRefused(env, message, tenant, events.map((event) => ({ event, reason: reasons.get(event.id)! })));
+		} catch (err) {
+			console.error("dead-lettering refused events failed; retrying their message", { id: message.id }, err);
+			failed.add(message);
+		}
 	}
 }
 
@@ -49,12 +75,15 @@ export async function consumeEvents(batch: MessageBatch<unknown>, env: Env, ctx?
 	const failed = new Set<Message<unknown>>();
 	await Promise.all(
 		[...slices].map(async ([tenant, slice]) => {
+			let refused: IngestResult["refused"];
 			try {
-				await env.AGGREGATOR.getByName(tenant).ingest(tenant, slice.events);
+				({ refused } = await env.AGGREGATOR.getByName(tenant).ingest(tenant, slice.events));
 			} catch (err) {
 				console.error("aggregator ingest failed", { tenant, events: slice.events.length }, err);
 				for (const message of slice.messages) failed.add(message);
+				return;
 			}
+			if (refused.length > 0) await deadLetterRefused(env, tenant, slice, refused, failed);
 		}),
 	);
 	for (const slice of slices.values()) {

@@ -1,5 +1,5 @@
 // Every D1 statement in one place: prepared, with numbered binds and typed results.
-import { columnsOf, onConflictMerge, type RollupRow, type RollupSpec } from "../aggregator/rollups";
+import { EVENT_ROLLUP, onConflictMerge, selectList, sqlColumns, sqlValues, type RollupRow, type RollupSpec } from "../aggregator/rollups";
 
 /** D1 binds at most 100 parameters per statement. */
 const MAX_BINDS = 100;
@@ -69,7 +69,10 @@ export interface FlushBatch {
 /**
  * Writes one flush to D1 in a single transaction, guarded by the (tenant, flush_id) row: a
  * flush that was already applied (a crash before the local clear, a second alarm) adds nothing.
- * Returns whether this call applied it.
+ * The same transaction deletes the tenant's older ledger rows: a flush id can only be resent
+ * while its batch is still sealed in the aggregator, and a batch is sealed only after the one
+ * before it was cleared, so only the newest row can ever be needed. Returns whether this call
+ * applied the flush.
  */
 export async function applyFlush(db: D1Database, tenant: string, batch: FlushBatch, now: string): Promise<boolean> {
 	const statements: D1PreparedStatement[] = [];
@@ -83,25 +86,25 @@ export async function applyFlush(db: D1Database, tenant: string, batch: FlushBat
 		db
 			.prepare("INSERT INTO flushes (tenant, flush_id, rows, flushed_at) VALUES (?1, ?2, ?3, ?4) ON CONFLICT DO NOTHING")
 			.bind(tenant, batch.flushId, rowCount, now),
+		db.prepare("DELETE FROM flushes WHERE tenant = ?1 AND flush_id <> ?2").bind(tenant, batch.flushId),
 	);
 	const results = await db.batch(statements);
 	if (batch.stats) batch.stats.rowsWritten = results.reduce((rows, result) => rows + (result.meta.rows_written ?? 0), 0);
-	return results[results.length - 1]!.meta.changes === 1;
+	return results[results.length - 2]!.meta.changes === 1;
 }
 
 function rollupStatements(db: D1Database, spec: RollupSpec, tenant: string, flushId: string, rows: RollupRow[]): D1PreparedStatement[] {
-	const columns = columnsOf(spec);
+	const columns = sqlColumns(spec);
 	const perStatement = Math.floor((MAX_BINDS - 2) / columns.length);
-	const select = columns
-		.map((column, i) => (spec.exactIntegers.includes(column) ? `CAST(column${i + 1} AS INTEGER)` : `column${i + 1}`))
-		.join(", ");
+	// Exact parts are bound as JavaScript numbers (both below 2^53); the cast keeps them integers.
+	const select = columns.map((column, i) => (/_(hi|lo)$/.test(column) ? `CAST(column${i + 1} AS INTEGER)` : `column${i + 1}`)).join(", ");
 	const statements: D1PreparedStatement[] = [];
 	for (let start = 0; start < rows.length; start += perStatement) {
 		const chunk = rows.slice(start, start + perStatement);
 		const binds: (string | number | null)[] = [tenant, flushId];
 		const tuples = chunk.map((row) => {
-			const placeholders = columns.map((column) => {
-				binds.push(row[column] ?? null);
+			const placeholders = sqlValues(spec, row).map((value) => {
+				binds.push(value);
 				return `?${binds.length}`;
 			});
 			return `(${placeholders.join(", ")})`;
@@ -116,58 +119,67 @@ function rollupStatements(db: D1Database, spec: RollupSpec, tenant: string, flus
 	return statements;
 }
 
+/** The flush ids D1's ledger holds for a tenant (the newest one, once pruning has run). */
+export function ledgerStatement(db: D1Database, tenant: string): D1PreparedStatement {
+	return db.prepare("SELECT flush_id FROM flushes WHERE tenant = ?1").bind(tenant);
+}
+
 /** How many characters of an ISO timestamp name each report bucket. */
 export const BUCKET_PREFIX = { minute: 16, hour: 13, day: 10, month: 7 } as const;
 export type Granularity = keyof typeof BUCKET_PREFIX;
 
-export interface UsageReportRow {
-	bucket: string;
-	sku: string;
-	unit: string;
-	/** Exact decimal text of the summed micro-units: it may exceed 2^53. */
-	micros: string;
-	events: number;
+/**
+ * One report over a rollup: its rows in [from, to) summed per bucket (`bucket` is the ISO prefix
+ * of the granularity) and per remaining key. With `compacted`, rows folded into the coarser
+ * table count too; the two never hold the same data, since folding moves rows in one transaction.
+ */
+export function rollupReport(db: D1Database, spec: RollupSpec, tenant: string, from: string, to: string, granularity: Granularity, compacted = true): D1PreparedStatement {
+	const keys = spec.keys.filter((key) => key !== spec.time);
+	const stored = sqlColumns(spec).filter((column) => column !== spec.time);
+	const source = (table: string, time: string) => `SELECT ${time} AS t, ${stored.join(", ")} FROM ${table} WHERE tenant = ?1 AND ${time} >= ?2 AND ${time} < ?3`;
+	const sources = [source(spec.table, spec.time)];
+	if (compacted && spec.compacted) sources.push(source(spec.compacted.table, spec.compacted.time));
+	const groups = ["bucket", ...keys].join(", ");
+	return db
+		.prepare(`SELECT substr(t, 1, ?4) AS bucket, ${selectList(spec, true)} FROM (${sources.join(" UNION ALL ")}) GROUP BY ${groups} ORDER BY ${groups}`)
+		.bind(tenant, from, to, BUCKET_PREFIX[granularity]);
 }
 
-export async function usageReport(db: D1Database, tenant: string, from: string, to: string, granularity: Granularity): Promise<UsageReportRow[]> {
-	const { results } = await db
-		.prepare(
-			`SELECT substr(hour, 1, ?4) AS bucket, sku, unit, CAST(SUM(quantity_micros) AS TEXT) AS micros, SUM(events) AS events
-			 FROM usage_rollups WHERE tenant = ?1 AND hour >= ?2 AND hour < ?3
-			 GROUP BY bucket, sku, unit ORDER BY bucket, sku, unit`,
-		)
-		.bind(tenant, from, to, BUCKET_PREFIX[granularity])
-		.all<UsageReportRow>();
+/**
+ * Folds a tenant's event rollups for minutes before `before` into hours, in one transaction, so
+ * rows move and never exist in both tables. Running it again finds nothing to move.
+ */
+export async function compactEventMinutes(db: D1Database, tenant: string, before: string): Promise<number> {
+	const spec = EVENT_ROLLUP;
+	const compacted = spec.compacted!;
+	const measures = Object.keys(spec.measures);
+	const [insert, remove] = await db.batch([
+		db
+			.prepare(
+				`INSERT INTO ${compacted.table} (tenant, event, ${compacted.time}, ${measures.join(", ")})
+				 SELECT tenant, event, substr(minute, 1, 13) || ':00:00.000Z', ${selectList(spec, true).replace(/^event, /, "")}
+				 FROM ${spec.table} WHERE tenant = ?1 AND minute < ?2 GROUP BY event, substr(minute, 1, 13)
+				 ${onConflictMerge(spec, ["tenant", "event", compacted.time])}`,
+			)
+			.bind(tenant, before),
+		db.prepare(`DELETE FROM ${spec.table} WHERE tenant = ?1 AND minute < ?2`).bind(tenant, before),
+	]);
+	return (insert!.meta.rows_written ?? 0) + (remove!.meta.rows_written ?? 0);
+}
+
+/** Records a closed billing month; closing it again keeps the first time. */
+export async function insertClosedPeriod(db: D1Database, tenant: string, period: string, now: string): Promise<string> {
+	await db.prepare("INSERT INTO closed_periods (tenant, period, closed_at) VALUES (?1, ?2, ?3) ON CONFLICT DO NOTHING").bind(tenant, period, now).run();
+	const row = await db.prepare("SELECT closed_at FROM closed_periods WHERE tenant = ?1 AND period = ?2").bind(tenant, period).first<{ closed_at: string }>();
+	return row!.closed_at;
+}
+
+export async function closedPeriods(db: D1Database, tenant: string): Promise<{ period: string; closed_at: string }[]> {
+	const { results } = await db.prepare("SELECT period, closed_at FROM closed_periods WHERE tenant = ?1 ORDER BY period").bind(tenant).all<{ period: string; closed_at: string }>();
 	return results;
 }
 
-export interface StatsReportRow {
-	bucket: string;
-	event: string;
-	count: number;
-	errors: number;
-	duration_count: number;
-	duration_sum: number;
-	duration_min: number | null;
-	duration_max: number | null;
-}
-
-export async function statsReport(db: D1Database, tenant: string, from: string, to: string, granularity: Granularity): Promise<StatsReportRow[]> {
-	const { results } = await db
-		.prepare(
-			`SELECT substr(minute, 1, ?4) AS bucket, event, SUM(count) AS count, SUM(errors) AS errors,
-			        SUM(duration_count) AS duration_count, SUM(duration_sum) AS duration_sum,
-			        MIN(duration_min) AS duration_min, MAX(duration_max) AS duration_max
-			 FROM event_rollups WHERE tenant = ?1 AND minute >= ?2 AND minute < ?3
-			 GROUP BY bucket, event ORDER BY bucket, event`,
-		)
-		.bind(tenant, from, to, BUCKET_PREFIX[granularity])
-		.all<StatsReportRow>();
-	return results;
-}
-
-
-export type ProducerCounter = "received" | "enqueued" | "enqueue_failures" | "lost" | OperationCounter;
+export type ProducerCounter = "received" | "enqueued" | "enqueue_failures" | "lost" | "rejected" | "capped" | OperationCounter;
 /** Pipeline-wide operation counts, kept under the tenant PIPELINE_WIDE for the benchmark. */
 export type OperationCounter = "http_requests" | "queue_messages" | "queue_send_calls" | "consumer_batches";
 export const PIPELINE_WIDE = "*";
@@ -191,8 +203,9 @@ export async function pipelineOperations(db: D1Database): Promise<Partial<Record
 	return Object.fromEntries(results.map((row) => [row.name, row.value]));
 }
 
-export async function listTenantIds(db: D1Database): Promise<string[]> {
-	const { results } = await db.prepare("SELECT id FROM tenants ORDER BY id").all<{ id: string }>();
+/** Up to `limit` tenant ids after `after` (every id sorts after ""), in id order. */
+export async function listTenantIds(db: D1Database, after: string, limit: number): Promise<string[]> {
+	const { results } = await db.prepare("SELECT id FROM tenants WHERE id > ?1 ORDER BY id LIMIT ?2").bind(after, limit).all<{ id: string }>();
 	return results.map((row) => row.id);
 }
 
@@ -259,17 +272,22 @@ export async function deleteDeadLetter(db: D1Database, id: string): Promise<bool
 export interface DeadLetterCounts {
 	total: number;
 	replayed: number;
-	last_hour: number;
 }
 
-/** Dead-letter counts for one tenant, or for all when tenant is null. */
-export async function deadLetterCounts(db: D1Database, tenant: string | null, hourAgo: string): Promise<DeadLetterCounts> {
+/** The bounded count /v1/health runs: a search of the last_failed_at index, reading at most ?2 rows. */
+export const RECENT_DEAD_LETTERS = "SELECT count(*) AS n FROM (SELECT 1 FROM dead_letters WHERE last_failed_at >= ?1 LIMIT ?2)";
+
+/** Dead letters that failed since `since`, counted up to `cap` (`capped` when there are more). */
+export async function recentDeadLetters(db: D1Database, since: string, cap: number): Promise<{ count: number; capped: boolean }> {
+	const { n } = (await db.prepare(RECENT_DEAD_LETTERS).bind(since, cap + 1).first<{ n: number }>())!;
+	return { count: Math.min(n, cap), capped: n > cap };
+}
+
+/** One tenant's dead-letter counts, through the (tenant, seq) index rather than the whole table. */
+export async function deadLetterCounts(db: D1Database, tenant: string): Promise<DeadLetterCounts> {
 	const row = await db
-		.prepare(
-			`SELECT count(*) AS total, count(replayed_at) AS replayed, coalesce(sum(last_failed_at >= ?2), 0) AS last_hour
-			 FROM dead_letters WHERE ?1 IS NULL OR tenant = ?1`,
-		)
-		.bind(tenant, hourAgo)
+		.prepare("SELECT count(*) AS total, count(replayed_at) AS replayed FROM dead_letters WHERE tenant = ?1")
+		.bind(tenant)
 		.first<DeadLetterCounts>();
 	return row!;
 }

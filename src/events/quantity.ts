@@ -4,20 +4,35 @@ export const MICROS_PER_UNIT = 1_000_000;
 /** The largest quantity one event may carry: its micro-units stay a safe integer. */
 export const MAX_QUANTITY = 9_000_000_000;
 
+/** Below this a fraction of 6 digits survives a JSON number exactly (a double's step here is < 10^-6). */
+const EXACT_FRACTION_BELOW = 2 ** 33;
+const DECIMAL = /^(\d{1,10})(?:\.(\d{1,6}))?$/;
+
 /**
- * Converts a JSON number to micro-units, or returns a reason it cannot be billed exactly.
- * It reads the number's shortest decimal form, so 0.1 becomes exactly 100000.
+ * Converts a quantity to micro-units, or returns a reason it cannot be billed exactly. A JSON
+ * number is read from its shortest decimal form, so 0.1 becomes exactly 100000; one with a
+ * fraction must stay below 2^33, where a double can no longer hold every 6-digit fraction (a
+ * client's 8999999999.999999 would arrive as …998). A decimal string is always exact.
  */
 export function toMicros(value: unknown): number | string {
-	if (typeof value !== "number") return "must be a number";
-	if (!Number.isFinite(value)) return "must be finite";
-	if (value < 0) return "must be ≥ 0";
-	if (value > MAX_QUANTITY) return `must be ≤ ${MAX_QUANTITY}`;
-	const text = String(value);
-	// Below 1e-6 JavaScript prints an exponent: that is more than 6 fraction digits.
-	if (text.includes("e")) return "has more than 6 fraction digits";
+	let text: string;
+	if (typeof value === "string") {
+		if (!DECIMAL.test(value)) return "must be a number, or a decimal string with at most 6 fraction digits";
+		text = value;
+	} else if (typeof value === "number") {
+		if (!Number.isFinite(value)) return "must be finite";
+		if (value < 0) return "must be ≥ 0";
+		if (value > MAX_QUANTITY) return `must be ≤ ${MAX_QUANTITY}`;
+		text = String(value);
+		// Below 1e-6 JavaScript prints an exponent: that is more than 6 fraction digits.
+		if (text.includes("e")) return "has more than 6 fraction digits";
+		if (!Number.isInteger(value) && value >= EXACT_FRACTION_BELOW) {
+			return `has a fraction and is ≥ ${EXACT_FRACTION_BELOW}, which a JSON number cannot carry exactly; send it as a decimal string`;
+		}
+	} else return "must be a number or a decimal string";
 	const [whole, fraction = ""] = text.split(".");
 	if (fraction.length > 6) return "has more than 6 fraction digits";
+	if (Number(text) > MAX_QUANTITY) return `must be ≤ ${MAX_QUANTITY}`;
 	return Number(whole) * MICROS_PER_UNIT + Number(fraction.padEnd(6, "0"));
 }
 

@@ -33,9 +33,21 @@ export const EVENT_LIMITS = {
 	maxBodyBytes: 1_048_576,
 	maxPropertiesBytes: 32 * 1024,
 	maxDepth: 16,
+	/** The oldest timestamp the edge accepts. */
 	maxPastMs: 35 * DAY_MS,
 	maxFutureMs: 5 * 60_000,
+	/**
+	 * How long after the edge accepted an event it may still reach its aggregator (queue retries,
+	 * spills, dead-letter replays). Ids are remembered by event time for maxPastMs + this, so
+	 * every copy an aggregator can still receive is checked against them.
+	 */
+	deliveryGraceMs: 7 * DAY_MS,
+	/** A day: bounds every duration, so no sum of them can reach Infinity. */
+	maxDurationMs: DAY_MS,
 } as const;
+
+/** How long an aggregator remembers event ids, by event time. */
+export const DEDUPE_WINDOW_MS = EVENT_LIMITS.maxPastMs + EVENT_LIMITS.deliveryGraceMs;
 
 const FORBIDDEN_KEYS = new Set(["__proto__", "constructor", "prototype"]);
 const EVENT_FIELDS = new Set(["id", "event", "timestamp", "userId", "sessionId", "properties", "performance", "usage"]);
@@ -85,11 +97,14 @@ export function validateEvents(raw: unknown[], now: number, redact: ReadonlySet<
 		}
 		if (event) events.push(event);
 	}
-	if (issues.length > 0) {
-		const bad = new Set(issues.map((issue) => issue.index)).size;
-		throw new ApiError(400, `${bad} invalid event${bad === 1 ? "" : "s"}; nothing was accepted`, issues.slice(0, MAX_ISSUES));
-	}
+	if (issues.length > 0) throw invalidEvents(issues);
 	return events;
+}
+
+/** The 400 for a batch refused whole: one detail per bad field, at most MAX_ISSUES. */
+export function invalidEvents(issues: FieldIssue[]): ApiError {
+	const bad = new Set(issues.map((issue) => issue.index)).size;
+	return new ApiError(400, `${bad} invalid event${bad === 1 ? "" : "s"}; nothing was accepted`, issues.slice(0, MAX_ISSUES));
 }
 
 /** The entries of {"events": [...]}; problems with the batch itself concern no single event. */
@@ -165,7 +180,7 @@ function checkTimestamp(value: unknown, now: number, issues: Issues): number | u
 		issues.push({ path: "timestamp", message: "must be an ISO 8601 string or epoch milliseconds" });
 		return undefined;
 	}
-	if (ms < now - EVENT_LIMITS.maxPastMs) issues.push({ path: "timestamp", message: "is more than 35 days in the past" });
+	if (ms < now - EVENT_LIMITS.maxPastMs) issues.push({ path: "timestamp", message: "is more than 35 days in the past (older events cannot be deduplicated)" });
 	else if (ms > now + EVENT_LIMITS.maxFutureMs) issues.push({ path: "timestamp", message: "is more than 5 minutes in the future" });
 	else return ms;
 	return undefined;
@@ -218,8 +233,8 @@ function checkPerformance(value: unknown, issues: Issues): QueuedEvent["performa
 	const out: NonNullable<QueuedEvent["performance"]> = {};
 	const { duration, statusCode } = value;
 	if (duration !== undefined) {
-		if (typeof duration !== "number" || !Number.isFinite(duration) || duration < 0) {
-			issues.push({ path: "performance.duration", message: "must be a finite number ≥ 0" });
+		if (typeof duration !== "number" || !Number.isFinite(duration) || duration < 0 || duration > EVENT_LIMITS.maxDurationMs) {
+			issues.push({ path: "performance.duration", message: `must be a number of milliseconds from 0 to ${EVENT_LIMITS.maxDurationMs}` });
 		} else out.duration = duration;
 	}
 	if (statusCode !== undefined) {

@@ -1,5 +1,5 @@
 // GET /v1/health: healthy, degraded or critical, from the health monitor and D1.
-import { deadLetterCounts } from "../db/queries";
+import { recentDeadLetters } from "../db/queries";
 import { json } from "../http/errors";
 import { HEALTH_MONITOR, type HealthSnapshot } from "./monitor";
 
@@ -13,6 +13,9 @@ export const HEALTH_THRESHOLDS = {
 	recentWindowMs: 60 * 60_000,
 } as const;
 
+/** Recent dead letters are counted up to this many, then reported with `capped: true`: the unauthenticated check stays cheap. */
+export const DEAD_LETTER_COUNT_CAP = 10_000;
+
 export type HealthStatus = "healthy" | "degraded" | "critical";
 
 export async function getHealth(_request: Request, env: Env): Promise<Response> {
@@ -22,7 +25,7 @@ export async function getHealth(_request: Request, env: Env): Promise<Response> 
 			.snapshot()
 			.then((snapshot): HealthSnapshot | null => snapshot)
 			.catch(() => null),
-		deadLetterCounts(env.DB, null, new Date(now - HEALTH_THRESHOLDS.recentWindowMs).toISOString()).catch(() => null),
+		recentDeadLetters(env.DB, new Date(now - HEALTH_THRESHOLDS.recentWindowMs).toISOString(), DEAD_LETTER_COUNT_CAP).catch(() => null),
 	]);
 	const failing = monitor?.failingFlushes ?? [];
 	const spills = monitor?.spills ?? [];
@@ -34,7 +37,7 @@ export async function getHealth(_request: Request, env: Env): Promise<Response> 
 			failingOverThreshold: failing.filter((f) => now - f.since > HEALTH_THRESHOLDS.criticalFlushFailureMs).map((f) => f.tenant),
 			oldestFailureSince: failing.length > 0 ? new Date(Math.min(...failing.map((f) => f.since))).toISOString() : null,
 		},
-		deadLetters: { lastHour: deadLetters?.last_hour ?? null },
+		deadLetters: { lastHour: deadLetters?.count ?? null, capped: deadLetters?.capped ?? false },
 		spills: {
 			lastHour: spills.filter((s) => now - s.at <= HEALTH_THRESHOLDS.recentWindowMs).reduce((n, s) => n + s.events, 0),
 			lastFiveMinutes: spills.filter((s) => now - s.at <= HEALTH_THRESHOLDS.criticalSpillWindowMs).reduce((n, s) => n + s.events, 0),

@@ -1,8 +1,9 @@
-// GET /v1/metrics (a tenant's own, read key) and GET /v1/admin/metrics (every tenant, admin).
+// GET /v1/metrics (a tenant's own, read key) and GET /v1/admin/metrics (every tenant, admin, paged).
 import type { AggregatorMetrics, AggregatorOperations } from "../aggregator/aggregator";
+import { TENANT_ID } from "../admin/tenants";
 import { authenticate, requireAdmin } from "../auth/keys";
 import { deadLetterCounts, listTenantIds, pipelineOperations, producerMetrics } from "../db/queries";
-import { json } from "../http/errors";
+import { invalidField, json } from "../http/errors";
 import { onlyQuery } from "../http/params";
 
 export interface TenantMetrics {
@@ -11,6 +12,8 @@ export interface TenantMetrics {
 	enqueued: number;
 	enqueueFailures: number;
 	lost: number;
+	/** Events the Segment and PostHog APIs rejected one by one (GET /v1/rejections). */
+	rejected: number;
 	spilled: number;
 	respooled: number;
 	consumed: number;
@@ -22,17 +25,30 @@ export interface TenantMetrics {
 	replayed: number;
 	oldestUnflushedAgeMs: number | null;
 	spillPending: number;
+	/** Events refused for a new event name or SKU past the tenant's caps, at the edge or on arrival. */
+	capped: number;
+	/** Events refused on arrival because their timestamp had left the dedupe window. */
+	expired: number;
+	/** Rollup rows D1 refused for a data reason, set aside as dead letters so they block nothing. */
+	quarantinedRows: number;
+	/** Analytics Engine points dropped from a full outbox (dashboards only; D1 is exact). */
+	analyticsDropped: number;
 }
 
 /** How many aggregators the admin view asks at once. */
 const FAN_OUT = 20;
+/**
+ * Tenants per admin page. Each costs about three subrequests (its aggregator and two D1 reads), so
+ * a full page stays far below the 1,000 one invocation may make.
+ */
+const PAGE_SIZE = { default: 50, max: 100 } as const;
 
 export async function tenantMetrics(env: Env, tenant: string): Promise<TenantMetrics> {
 	const hourAgo = new Date(Date.now() - 3_600_000).toISOString();
 	const [producer, aggregator, dead] = await Promise.all([
 		producerMetrics(env.DB, tenant),
 		env.AGGREGATOR.getByName(tenant).metrics() as Promise<AggregatorMetrics>,
-		deadLetterCounts(env.DB, tenant, hourAgo),
+		deadLetterCounts(env.DB, tenant),
 	]);
 	const c = aggregator.counters;
 	return {
@@ -41,6 +57,7 @@ export async function tenantMetrics(env: Env, tenant: string): Promise<TenantMet
 		enqueued: producer.enqueued ?? 0,
 		enqueueFailures: producer.enqueue_failures ?? 0,
 		lost: producer.lost ?? 0,
+		rejected: producer.rejected ?? 0,
 		spilled: c.spilled,
 		respooled: c.respooled,
 		consumed: c.consumed,
@@ -52,12 +69,36 @@ export async function tenantMetrics(env: Env, tenant: string): Promise<TenantMet
 		replayed: dead.replayed,
 		oldestUnflushedAgeMs: aggregator.oldestUnflushedMs,
 		spillPending: aggregator.spillPending,
+		capped: (producer.capped ?? 0) + c.capped,
+		expired: c.expired,
+		quarantinedRows: c.quarantined_rows,
+		analyticsDropped: c.analytics_dropped,
 	};
 }
 
-/** Runs `ask` for every tenant, FAN_OUT at a time, in tenant order. */
-async function askEveryTenant<T>(env: Env, ask: (tenant: string) => Promise<T>): Promise<T[]> {
-	const ids = await listTenantIds(env.DB);
+interface TenantPage {
+	ids: string[];
+	/** The page's last tenant id, or null on the last page. */
+	nextCursor: string | null;
+}
+
+/** The tenants `?limit=` and `?cursor=` (the last tenant id of the previous page) name; any other query parameter is refused. */
+async function tenantPage(request: Request, env: Env): Promise<TenantPage> {
+	const url = new URL(request.url);
+	onlyQuery(url, ["limit", "cursor"]);
+	const limitText = url.searchParams.get("limit") ?? String(PAGE_SIZE.default);
+	const limit = Number(limitText);
+	if (!/^\d{1,3}$/.test(limitText) || limit < 1 || limit > PAGE_SIZE.max) throw invalidField("limit", `must be an integer 1-${PAGE_SIZE.max}`);
+	const cursor = url.searchParams.get("cursor");
+	if (cursor !== null && !TENANT_ID.test(cursor)) throw invalidField("cursor", "must be a cursor from a previous page");
+	// One id more than the page tells whether another page follows.
+	const ids = await listTenantIds(env.DB, cursor ?? "", limit + 1);
+	const page = ids.slice(0, limit);
+	return { ids: page, nextCursor: ids.length > limit ? page[page.length - 1]! : null };
+}
+
+/** Runs `ask` for each tenant, FAN_OUT at a time, in tenant order. */
+async function askTenants<T>(ids: string[], ask: (tenant: string) => Promise<T>): Promise<T[]> {
 	const answers: T[] = [];
 	for (let i = 0; i < ids.length; i += FAN_OUT) answers.push(...(await Promise.all(ids.slice(i, i + FAN_OUT).map(ask))));
 	return answers;
@@ -69,10 +110,11 @@ export async function getTenantMetrics(request: Request, env: Env): Promise<Resp
 	return json(await tenantMetrics(env, tenant));
 }
 
-/** Every tenant's counters and their totals; asks each tenant's aggregator, FAN_OUT at a time. */
+/** One page of tenants' counters and the page's totals; asks each tenant's aggregator, FAN_OUT at a time. */
 export async function getAllMetrics(request: Request, env: Env): Promise<Response> {
 	await requireAdmin(request, env);
-	const tenants = await askEveryTenant(env, (tenant) => tenantMetrics(env, tenant));
+	const page = await tenantPage(request, env);
+	const tenants = await askTenants(page.ids, (tenant) => tenantMetrics(env, tenant));
 	const totals: Record<string, number | null> = {};
 	for (const metrics of tenants) {
 		for (const [name, value] of Object.entries(metrics)) {
@@ -81,21 +123,23 @@ export async function getAllMetrics(request: Request, env: Env): Promise<Respons
 	}
 	const ages = tenants.map((t) => t.oldestUnflushedAgeMs).filter((age): age is number => age !== null);
 	totals.oldestUnflushedAgeMs = ages.length > 0 ? Math.max(...ages) : null;
-	return json({ tenants, totals });
+	return json({ tenants, totals, nextCursor: page.nextCursor });
 }
 
 /**
  * GET /v1/admin/operations: the platform operations the pipeline caused (requests, queue messages,
  * Durable Object calls and rows, D1 rows, Analytics Engine points), from its own instrumentation.
- * The benchmark prices these; every tenant's aggregator is asked, FAN_OUT at a time.
+ * The benchmark prices these. `pipeline` is pipeline-wide on every page; `aggregators` totals the
+ * page's tenants, whose aggregators are asked FAN_OUT at a time.
  */
 export async function getOperations(request: Request, env: Env): Promise<Response> {
 	await requireAdmin(request, env);
-	const tenants = await askEveryTenant(env, async (tenant): Promise<{ tenant: string } & AggregatorOperations> => ({
+	const page = await tenantPage(request, env);
+	const tenants = await askTenants(page.ids, async (tenant): Promise<{ tenant: string } & AggregatorOperations> => ({
 		tenant,
 		...(await env.AGGREGATOR.getByName(tenant).operations()),
 	}));
 	const aggregators: Record<string, number> = {};
 	for (const { tenant: _tenant, ...ops } of tenants) for (const [name, value] of Object.entries(ops)) aggregators[name] = (aggregators[name] ?? 0) + value;
-	return json({ pipeline: await pipelineOperations(env.DB), aggregators, tenants });
+	return json({ pipeline: await pipelineOperations(env.DB), aggregators, tenants, nextCursor: page.nextCursor });
 }

@@ -4,12 +4,14 @@ import { discardDeadLetter, listDeadLettersRoute, replayDeadLetters } from "../a
 import { createKey, deleteKey } from "../admin/keys";
 import { createTenant } from "../admin/tenants";
 import { authenticate } from "../auth/keys";
+import { adminClosePeriod, closePeriod, listPeriods } from "../billing/periods";
 import { posthogCapture, POSTHOG_PATHS } from "../compat/posthog";
 import { segmentHandler } from "../compat/segment";
 import { getHealth } from "../health/health";
 import { getAllMetrics, getOperations, getTenantMetrics } from "../health/metrics";
 import { ingestEvents } from "../producer/ingest";
 import { getStats } from "../reports/stats";
+import { getRejections } from "../reports/rejections";
 import { getUsage } from "../reports/usage";
 import { PIPELINE_WIDE } from "../db/queries";
 import { countProducer } from "../producer/counters";
@@ -37,9 +39,13 @@ const ROUTES: Record<string, Record<string, Handler>> = {
 	"/v1/usage": { GET: getUsage },
 	"/v1/stats": { GET: getStats },
 	"/v1/metrics": { GET: getTenantMetrics },
+	"/v1/periods": { GET: listPeriods },
+	"/v1/periods/:period/close": { POST: closePeriod },
+	"/v1/rejections": { GET: getRejections },
 	"/v1/admin/tenants": { POST: createTenant },
 	"/v1/admin/tenants/:id/keys": { POST: createKey },
 	"/v1/admin/keys/:prefix": { DELETE: deleteKey },
+	"/v1/admin/tenants/:id/periods/:period/close": { POST: adminClosePeriod },
 	"/v1/admin/metrics": { GET: getAllMetrics },
 	"/v1/admin/operations": { GET: getOperations },
 	"/v1/admin/dead-letters": { GET: listDeadLettersRoute },

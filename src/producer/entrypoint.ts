@@ -3,8 +3,9 @@
 import { WorkerEntrypoint } from "cloudflare:workers";
 import { verifyKey } from "../auth/keys";
 import { ApiError } from "../http/errors";
-import { parseEventsBody } from "../events/schema";
-import { acceptEvents, enforceRateLimit, redactionFor } from "./ingest";
+import { utf8Length } from "../events/bytes";
+import { EVENT_LIMITS, parseEventsBody } from "../events/schema";
+import { acceptEvents, enforceRateLimit, redactionFor, refuseCapped } from "./ingest";
 
 export interface IngestResult {
 	accepted: number;
@@ -21,7 +22,13 @@ export class MeterlineIngest extends WorkerEntrypoint<Env> {
 		try {
 			const tenant = await verifyKey(this.env, String(writeKey), ["write"]);
 			await enforceRateLimit(this.env, tenant);
+			// The same byte limit as an HTTP body, so no call can spill more than a Durable Object row holds.
+			const bytes = utf8Length(JSON.stringify(events) ?? "");
+			if (bytes > EVENT_LIMITS.maxBodyBytes) {
+				throw new ApiError(413, `The events are ${bytes} bytes as JSON, over ${EVENT_LIMITS.maxBodyBytes}; send fewer per call`, [{ path: "events", message: `larger than ${EVENT_LIMITS.maxBodyBytes} bytes` }]);
+			}
 			const accepted = parseEventsBody({ events }, Date.now(), redactionFor(this.env));
+			await refuseCapped(this.env, this.ctx, tenant, accepted);
 			await acceptEvents(this.env, this.ctx, tenant, accepted, false);
 			return { accepted: accepted.length, ids: accepted.map((event) => event.id) };
 		} catch (err) {

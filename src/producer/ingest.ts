@@ -4,7 +4,8 @@ import { authenticate } from "../auth/keys";
 import { readJson } from "../http/body";
 import { ApiError, invalidField, json } from "../http/errors";
 import { onlyQuery } from "../http/params";
-import { EVENT_LIMITS, parseEventsBody, redactionKeys, type QueuedEvent } from "../events/schema";
+import { EVENT_LIMITS, invalidEvents, parseEventsBody, redactionKeys, type QueuedEvent } from "../events/schema";
+import { capIssues } from "./caps";
 import { countProducer, reportProducerCounters } from "./counters";
 import { deliverEvents } from "./deliver";
 
@@ -47,6 +48,15 @@ export async function acceptEvents(env: Env, ctx: ExecutionContext, tenant: stri
 	ctx.waitUntil(deliverEvents(env, tenant, events, true).then(() => reportProducerCounters(env)));
 }
 
+/** All-or-nothing: a batch with an event past the tenant's name caps is refused whole, and counted. */
+export async function refuseCapped(env: Env, ctx: ExecutionContext, tenant: string, events: QueuedEvent[]): Promise<void> {
+	const issues = await capIssues(env, tenant, events, true);
+	if (issues.length === 0) return;
+	countProducer(tenant, "capped", new Set(issues.map((issue) => issue.index)).size);
+	ctx.waitUntil(reportProducerCounters(env));
+	throw invalidEvents(issues);
+}
+
 function ackMode(url: URL): "durable" | "fire-and-forget" {
 	onlyQuery(url, ["ack"]);
 	const ack = url.searchParams.get("ack");
@@ -61,6 +71,7 @@ export async function ingestEvents(request: Request, env: Env, ctx: ExecutionCon
 	const durable = ackMode(new URL(request.url)) === "durable";
 	const body = await readJson(request, EVENT_LIMITS.maxBodyBytes);
 	const events = parseEventsBody(body, Date.now(), redactionFor(env));
+	await refuseCapped(env, ctx, tenant, events);
 	await acceptEvents(env, ctx, tenant, events, durable);
 	return json({ accepted: events.length, ids: events.map((event) => event.id) }, 202);
 }

@@ -1,27 +1,42 @@
-// GET /v1/usage: exact usage per sku and bucket from D1, the billing source of truth.
+// GET /v1/usage: exact usage per sku and bucket, D1's rollups merged with what the aggregator has
+// not flushed yet, plus adjustments: late usage for closed months, booked into the month it arrived in.
+import { ADJUSTMENT_ROLLUP, USAGE_ROLLUP } from "../aggregator/rollups";
 import { authenticate } from "../auth/keys";
-import { usageReport } from "../db/queries";
-import { json } from "../http/errors";
 import { formatMicros } from "../events/quantity";
+import { json } from "../http/errors";
+import { liveReports } from "./live";
 import { currentUtcMonth, parseRange, periodStart } from "./range";
 
 export async function getUsage(request: Request, env: Env): Promise<Response> {
 	const tenant = await authenticate(request, env, ["read"]);
 	const range = parseRange(new URL(request.url), ["hour", "day", "month"], { granularity: "day", range: currentUtcMonth });
-	const rows = await usageReport(env.DB, tenant, range.from, range.to, range.granularity);
-	const items = rows.map((row) => ({
-		sku: row.sku,
-		unit: row.unit,
+	const [usage, adjustments] = await liveReports(env, tenant, [{ spec: USAGE_ROLLUP }, { spec: ADJUSTMENT_ROLLUP }], range.from, range.to, range.granularity);
+	const items = usage!.map((row) => ({
+		sku: row.sku as string,
+		unit: row.unit as string,
 		period: periodStart(row.bucket),
-		// The sum is exact in D1; as a JSON number it is exact up to 15 significant digits.
-		quantity: formatMicros(row.micros),
-		events: row.events,
+		quantity: formatMicros(row.micros as string),
+		events: row.events as number,
+	}));
+	const adjusted = adjustments!.map((row) => ({
+		sku: row.sku as string,
+		unit: row.unit as string,
+		period: periodStart(row.bucket),
+		adjustmentFor: row.period as string,
+		quantity: formatMicros(row.micros as string),
+		events: row.events as number,
 	}));
 	if (/\btext\/csv\b/i.test(request.headers.get("accept") ?? "")) {
-		const lines = ["period,sku,unit,quantity,events", ...items.map((i) => [i.period, csv(i.sku), csv(i.unit), i.quantity, i.events].join(","))];
+		const lines = [
+			"period,sku,unit,quantity,events,adjustment_for",
+			...items.map((i) => [i.period, csv(i.sku), csv(i.unit), i.quantity, i.events, ""].join(",")),
+			...adjusted.map((i) => [i.period, csv(i.sku), csv(i.unit), i.quantity, i.events, i.adjustmentFor].join(",")),
+		];
 		return new Response(lines.join("\r\n") + "\r\n", { headers: { "content-type": "text/csv; charset=utf-8" } });
 	}
-	return json({ tenant, ...range, items: items.map((item) => ({ ...item, quantity: Number(item.quantity) })) });
+	// `quantityDecimal` is the exact sum; the JSON number beside it is exact up to 15 significant digits.
+	const exact = <T extends { quantity: string }>(item: T) => ({ ...item, quantity: Number(item.quantity), quantityDecimal: item.quantity });
+	return json({ tenant, ...range, items: items.map(exact), adjustments: adjusted.map(exact) });
 }
 
 /** RFC 4180 quoting, and a leading quote for cells a spreadsheet would run as a formula. */

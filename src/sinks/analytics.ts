@@ -1,6 +1,6 @@
 // The one Analytics Engine writer: a fixed column map and one point builder, for dashboards.
 import { MICROS_PER_UNIT } from "../events/quantity";
-import { EVENT_ROLLUP, type RollupRow, type RollupSpec } from "../aggregator/rollups";
+import { EVENT_ROLLUP, USAGE_ROLLUP, type RollupRow, type RollupSpec } from "../aggregator/rollups";
 
 /** Analytics Engine accepts at most this many data points per Worker invocation. */
 export const MAX_POINTS_PER_INVOCATION = 250;
@@ -10,10 +10,11 @@ export const MAX_POINTS_PER_INVOCATION = 250;
  * `SELECT blob2 AS sku, SUM(double2) FROM meterline_events WHERE index1 = 'acme' AND blob1 = 'usage'`.
  */
 export const POINT_COLUMNS = {
-	kind: "blob1", // "usage" | "event"
+	kind: "blob1", // "usage" | "event" | "adjustment"
 	name: "blob2", // sku or event name
 	unit: "blob3", // usage unit ("" for events)
-	period: "blob4", // ISO start of the hour (usage) or minute (event) bucket
+	period: "blob4", // ISO start of the hour (usage), minute (event) or booking month (adjustment)
+	closedPeriod: "blob5", // the closed month an adjustment is for ("" otherwise)
 	count: "double1", // events in the row
 	quantity: "double2", // usage quantity in units (approximate: D1 holds the exact sum)
 	errors: "double3",
@@ -27,16 +28,19 @@ export type DataPoint = Required<Pick<AnalyticsEngineDataPoint, "indexes" | "blo
 
 /** Builds the data point for one flushed rollup row; the tenant is the only index. */
 export function toDataPoint(tenant: string, spec: RollupSpec, row: RollupRow): DataPoint {
-	const isEvent = spec === EVENT_ROLLUP;
 	const num = (column: string) => Number(row[column] ?? 0);
+	if (spec === EVENT_ROLLUP) {
+		return {
+			indexes: [tenant],
+			blobs: ["event", String(row.event), "", String(row.minute), ""],
+			doubles: [num("count"), 0, num("errors"), num("duration_count"), num("duration_sum"), num("duration_min"), num("duration_max")],
+		};
+	}
+	const usage = spec === USAGE_ROLLUP;
 	return {
 		indexes: [tenant],
-		blobs: isEvent
-			? ["event", String(row.event), "", String(row.minute)]
-			: ["usage", String(row.sku), String(row.unit), String(row.hour)],
-		doubles: isEvent
-			? [num("count"), 0, num("errors"), num("duration_count"), num("duration_sum"), num("duration_min"), num("duration_max")]
-			: [num("events"), num("quantity_micros") / MICROS_PER_UNIT, 0, 0, 0, 0, 0],
+		blobs: [usage ? "usage" : "adjustment", String(row.sku), String(row.unit), String(usage ? row.hour : row.booked), usage ? "" : String(row.period)],
+		doubles: [num("events"), num("micros") / MICROS_PER_UNIT, 0, 0, 0, 0, 0],
 	};
 }
 

@@ -18,9 +18,15 @@ import {
 	FROZEN_AT,
 	incarnation,
 	makeEvent,
+	COMPACT_AT,
+	d1Rows,
+	EVENT_HOUR,
 	pendingRowCount,
+	PRUNE_AT,
 	seenIds,
 } from "./fixtures";
+import { REFUSED_EXPIRED } from "../../src/aggregator/aggregator";
+import { hourOf } from "../../src/aggregator/dedupe";
 
 useFrozenClock(freezeClock);
 
@@ -32,7 +38,8 @@ const names = (count: number, prefix = "event") => Array.from({ length: count },
 
 describe("arming", () => {
 	it("uses the configured defaults", () => {
-		expect([FLUSH_INTERVAL_MS, FLUSH_MAX_ROWS, DEDUPE_WINDOW_MS]).toEqual([10_000, 1000, 604_800_000]);
+		// The window is the 35 days of past timestamps the edge accepts plus 7 days of delivery grace.
+		expect([FLUSH_INTERVAL_MS, FLUSH_MAX_ROWS, DEDUPE_WINDOW_MS]).toEqual([10_000, 1000, 42 * 86_400_000]);
 	});
 
 	it("arms the alarm at now + FLUSH_INTERVAL_MS when none is set", async () => {
@@ -76,7 +83,7 @@ describe("arming", () => {
 		const stub = aggregator(tenant);
 		const minutes = Array.from({ length: FLUSH_MAX_ROWS + 1 }, (_, i) => AT["13:58:00.000"] + i * 60_000);
 
-		expect(await stub.ingest(tenant, minutes.map((timestamp) => makeEvent({ timestamp })))).toEqual({ accepted: 1001, duplicates: 0 });
+		expect(await stub.ingest(tenant, minutes.map((timestamp) => makeEvent({ timestamp })))).toEqual({ accepted: 1001, duplicates: 0, refused: [] });
 		expect(await alarmOf(stub)).toBe(FROZEN_AT);
 
 		expect(await runDurableObjectAlarm(stub)).toBe(true);
@@ -102,16 +109,16 @@ describe("arming", () => {
 });
 
 describe("running", () => {
-	it("flushes the deltas and re-arms only to prune the dedupe window", async () => {
+	it("flushes the deltas and re-arms only to fold D1's minutes into hours a week later", async () => {
 		const { tenant, stub } = await aggregatorWith([makeEvent({ usage: { sku: "tokens", unit: "token", micros: 7 } })]);
 
 		expect(await runDurableObjectAlarm(stub)).toBe(true);
 
-		expect(await d1Usage(tenant)).toEqual([{ sku: "tokens", unit: "token", hour: "2026-03-10T13:00:00.000Z", micros: "7", events: 1 }]);
-		expect(await d1Events(tenant)).toEqual([countOnly("api_call", "2026-03-10T13:59:00.000Z", 1)]);
+		expect(await d1Usage(tenant)).toEqual([{ sku: "tokens", unit: "token", hour: "2100-03-10T13:00:00.000Z", micros: "7", events: 1 }]);
+		expect(await d1Events(tenant)).toEqual([countOnly("api_call", "2100-03-10T13:59:00.000Z", 1)]);
 		await runInDurableObject(stub, async (_instance, state) => {
 			expect(pendingRowCount(state)).toBe(0);
-			expect(await state.storage.getAlarm()).toBe(FROZEN_AT + DEDUPE_WINDOW_MS + 1);
+			expect(await state.storage.getAlarm()).toBe(COMPACT_AT);
 		});
 	});
 
@@ -123,8 +130,8 @@ describe("running", () => {
 		// The prune alarm is still pending, so it runs: with nothing to flush.
 		expect(await runDurableObjectAlarm(stub)).toBe(true);
 
-		expect(await d1Usage(tenant)).toEqual([{ sku: "tokens", unit: "token", hour: "2026-03-10T13:00:00.000Z", micros: "7", events: 1 }]);
-		expect(await d1Events(tenant)).toEqual([countOnly("api_call", "2026-03-10T13:59:00.000Z", 1), countOnly("page_view", "2026-03-10T13:59:00.000Z", 1)]);
+		expect(await d1Usage(tenant)).toEqual([{ sku: "tokens", unit: "token", hour: "2100-03-10T13:00:00.000Z", micros: "7", events: 1 }]);
+		expect(await d1Events(tenant)).toEqual([countOnly("api_call", "2100-03-10T13:59:00.000Z", 1), countOnly("page_view", "2100-03-10T13:59:00.000Z", 1)]);
 		expect(await d1Flushes(tenant)).toEqual([{ flush_id: `${inc}:1`, rows: 3 }]);
 	});
 
@@ -137,7 +144,7 @@ describe("running", () => {
 	it("flushes deltas ingested after an earlier flush within FLUSH_INTERVAL_MS", async () => {
 		const { tenant, stub } = await aggregatorWith([makeEvent()]);
 		await runDurableObjectAlarm(stub);
-		expect(await alarmOf(stub)).toBe(FROZEN_AT + DEDUPE_WINDOW_MS + 1);
+		expect(await alarmOf(stub)).toBe(COMPACT_AT);
 
 		const now = advanceClock(60_000);
 		await stub.ingest(tenant, [makeEvent({ event: "later" })]);
@@ -147,32 +154,59 @@ describe("running", () => {
 });
 
 describe("dedupe window", () => {
-	it("prunes ids older than DEDUPE_WINDOW_MS and keeps the rest", async () => {
-		const { tenant, stub } = await aggregatorWith([makeEvent({ id: "recent" })]);
+	const HOUR = 3_600_000;
+
+	it("deletes id partitions whose hour has left the window and keeps the rest", async () => {
+		const { stub } = await aggregatorWith([makeEvent({ id: "recent" })]);
+		const edge = hourOf(FROZEN_AT - DEDUPE_WINDOW_MS);
 		await runInDurableObject(stub, (_instance, state) => {
-			state.storage.sql.exec("INSERT INTO seen_events (id, seen_at) VALUES ('old', ?), ('edge', ?)", FROZEN_AT - DEDUPE_WINDOW_MS - 1, FROZEN_AT - DEDUPE_WINDOW_MS);
+			state.storage.sql.exec("INSERT INTO seen_chunks (hour, seq, ids) VALUES (?, 900001, '[\"old\"]'), (?, 900002, '[\"edge\"]')", edge - 1, edge);
 		});
 
 		expect(await runDurableObjectAlarm(stub)).toBe(true);
 
 		await runInDurableObject(stub, async (_instance, state) => {
 			expect(seenIds(state)).toEqual([
-				{ id: "edge", seen_at: FROZEN_AT - DEDUPE_WINDOW_MS },
-				{ id: "recent", seen_at: FROZEN_AT },
+				{ id: "edge", hour: new Date(edge * HOUR).toISOString() },
+				{ id: "recent", hour: EVENT_HOUR },
 			]);
-			// Re-armed for the moment the oldest remaining id leaves the window.
-			expect(await state.storage.getAlarm()).toBe(FROZEN_AT + 1);
+			// Re-armed for the moment the oldest remaining partition leaves the window.
+			expect(await state.storage.getAlarm()).toBe((edge + 1) * HOUR + DEDUPE_WINDOW_MS);
 		});
-		// A pruned id is new again; one still inside the window is a duplicate.
-		expect(await stub.ingest(tenant, [makeEvent({ id: "old" }), makeEvent({ id: "edge" }), makeEvent({ id: "recent" })])).toEqual({ accepted: 1, duplicates: 2 });
 	});
 
-	it("disarms once every id has left the window and nothing else is pending", async () => {
-		const { stub } = await aggregatorWith([makeEvent({ id: "a" })]);
-		await runDurableObjectAlarm(stub);
-		expect(await alarmOf(stub)).toBe(FROZEN_AT + DEDUPE_WINDOW_MS + 1);
+	it("refuses an event older than the window rather than risk counting it twice", async () => {
+		const { tenant, stub } = await aggregatorWith([makeEvent({ id: "kept" })]);
+		const old = makeEvent({ id: "old", timestamp: FROZEN_AT - DEDUPE_WINDOW_MS - 1 });
+		const edge = makeEvent({ id: "edge", timestamp: FROZEN_AT - DEDUPE_WINDOW_MS });
 
-		advanceClock(DEDUPE_WINDOW_MS + 1);
+		expect(await stub.ingest(tenant, [old, edge, old])).toEqual({ accepted: 1, duplicates: 0, refused: [{ id: "old", reason: REFUSED_EXPIRED }] });
+
+		expect((await stub.metrics()).counters).toMatchObject({ consumed: 4, aggregated: 2, expired: 2, duplicates: 0 });
+	});
+
+	it("recognizes a copy whose timestamp moved by up to 30 minutes, across an hour boundary", async () => {
+		const first = makeEvent({ id: "moved", timestamp: AT["13:59:30.000"] });
+		const { tenant, stub } = await aggregatorWith([first]);
+
+		expect(await stub.ingest(tenant, [{ ...first, timestamp: AT["13:59:30.000"] + 29 * 60_000 }])).toEqual({ accepted: 0, duplicates: 1, refused: [] });
+		expect(await stub.ingest(tenant, [{ ...first, timestamp: AT["13:58:00.000"] - 29 * 60_000 }])).toEqual({ accepted: 0, duplicates: 1, refused: [] });
+		// Past the tolerance, in the hour after next, the copy is another event (documented).
+		expect(await stub.ingest(tenant, [{ ...first, timestamp: AT["14:00:00.000"] + 31 * 60_000 }])).toEqual({ accepted: 1, duplicates: 0, refused: [] });
+	});
+
+	it("disarms once its minutes are folded, every partition has left the window and nothing else is pending", async () => {
+		const { tenant, stub } = await aggregatorWith([makeEvent({ id: "a" })]);
+		await runDurableObjectAlarm(stub);
+		expect(await alarmOf(stub)).toBe(COMPACT_AT);
+
+		advanceClock(COMPACT_AT - FROZEN_AT);
+		expect(await runDurableObjectAlarm(stub)).toBe(true);
+		expect(await d1Events(tenant)).toEqual([]);
+		expect(await d1Rows("SELECT event, hour, count FROM event_rollups_hourly WHERE tenant = ?1", tenant)).toEqual([{ event: "api_call", hour: EVENT_HOUR, count: 1 }]);
+		expect(await alarmOf(stub)).toBe(PRUNE_AT);
+
+		advanceClock(PRUNE_AT - COMPACT_AT);
 		expect(await runDurableObjectAlarm(stub)).toBe(true);
 
 		await runInDurableObject(stub, async (_instance, state) => {

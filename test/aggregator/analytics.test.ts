@@ -2,9 +2,10 @@
 import { runDurableObjectAlarm, runInDurableObject } from "cloudflare:test";
 import { describe, expect, it, vi } from "vitest";
 import type { TenantAggregator } from "../../src/aggregator/aggregator";
+import { OUTBOX_BACKOFF } from "../../src/aggregator/outbox";
 import { POINT_COLUMNS, type DataPoint } from "../../src/sinks/analytics";
 import { uniqueTenantId } from "../helpers/api";
-import { useFrozenClock } from "../helpers/clock";
+import { advanceClock, useFrozenClock } from "../helpers/clock";
 import {
 	aggregator,
 	aggregatorWith,
@@ -13,7 +14,7 @@ import {
 	d1Events,
 	d1Flushes,
 	d1Usage,
-	DEDUPE_WINDOW_MS,
+	COMPACT_AT,
 	EVENT_HOUR,
 	EVENT_MINUTE,
 	freezeClock,
@@ -77,9 +78,9 @@ const sliceUsage = [{ sku: "tokens", unit: "token", hour: EVENT_HOUR, micros: "2
 
 function slicePoints(tenant: string): DataPoint[] {
 	return byBlobs([
-		{ indexes: [tenant], blobs: ["event", "api_call", "", EVENT_MINUTE], doubles: [3, 0, 1, 2, 30.5, 10, 20.5] },
-		{ indexes: [tenant], blobs: ["event", "page_view", "", EVENT_MINUTE], doubles: [1, 0, 0, 0, 0, 0, 0] },
-		{ indexes: [tenant], blobs: ["usage", "tokens", "token", EVENT_HOUR], doubles: [2, 2.5, 0, 0, 0, 0, 0] },
+		{ indexes: [tenant], blobs: ["event", "api_call", "", EVENT_MINUTE, ""], doubles: [3, 0, 1, 2, 30.5, 10, 20.5] },
+		{ indexes: [tenant], blobs: ["event", "page_view", "", EVENT_MINUTE, ""], doubles: [1, 0, 0, 0, 0, 0, 0] },
+		{ indexes: [tenant], blobs: ["usage", "tokens", "token", EVENT_HOUR, ""], doubles: [2, 2.5, 0, 0, 0, 0, 0] },
 	]);
 }
 
@@ -135,7 +136,7 @@ describe("the per-invocation limit", () => {
 		expect(pointsOf(spy).map((point) => point.blobs[1]).sort()).toEqual(names);
 		await runInDurableObject(stub, async (_instance, state) => {
 			expect(outbox(state)).toEqual([]);
-			expect(await state.storage.getAlarm()).toBe(FROZEN_AT + DEDUPE_WINDOW_MS + 1);
+			expect(await state.storage.getAlarm()).toBe(COMPACT_AT);
 		});
 		expect(await d1Events(tenant)).toEqual(names.map((event) => countOnly(event, EVENT_MINUTE, 1)));
 	});
@@ -154,7 +155,8 @@ describe("failures and races", () => {
 			expect(await instance.flush()).toBe(3);
 			expect(pendingRowCount(state)).toBe(0);
 			expect(byBlobs(outbox(state))).toEqual(slicePoints(tenant));
-			expect(await state.storage.getAlarm()).toBe(FROZEN_AT);
+			// Retried after a backoff, not in a spin.
+			expect(await state.storage.getAlarm()).toBe(FROZEN_AT + OUTBOX_BACKOFF.baseMs);
 			sinks.analytics = real;
 		});
 		expect(await d1Usage(tenant)).toEqual(sliceUsage);
@@ -165,6 +167,7 @@ describe("failures and races", () => {
 
 		// Once Analytics Engine is back, the next alarm writes the kept points, and D1 stays as it was.
 		const spy = await runInDurableObject(stub, (instance) => spyOnAnalytics(instance));
+		advanceClock(OUTBOX_BACKOFF.baseMs);
 		expect(await runDurableObjectAlarm(stub)).toBe(true);
 
 		expect(byBlobs(pointsOf(spy))).toEqual(slicePoints(tenant));

@@ -1,21 +1,23 @@
 // Aggregator test fixtures: events, a frozen clock, fault-injecting sinks, and exact reads of DO and D1 state.
 import { env } from "cloudflare:workers";
-import type { FlushSinks, TenantAggregator } from "../../src/aggregator/aggregator";
-import type { QueuedEvent } from "../../src/events/schema";
+import { MINUTE_RETENTION_MS, type FlushSinks, type TenantAggregator } from "../../src/aggregator/aggregator";
+import type { AggregatorState } from "../../src/aggregator/state";
+import { DEDUPE_WINDOW_MS as WINDOW, type QueuedEvent } from "../../src/events/schema";
 import type { DataPoint } from "../../src/sinks/analytics";
 import { uniqueTenantId } from "../helpers/api";
 import { freezeClockAt } from "../helpers/clock";
 
 export const FLUSH_INTERVAL_MS = Number(env.FLUSH_INTERVAL_MS);
 export const FLUSH_MAX_ROWS = Number(env.FLUSH_MAX_ROWS);
-export const DEDUPE_WINDOW_MS = Number(env.DEDUPE_WINDOW_MS);
+export const DEDUPE_WINDOW_MS = WINDOW;
 
 const HOUR_MS = 3_600_000;
 /**
- * The frozen "now" for aggregator tests: a year ahead of the real clock, so no alarm these tests
- * arm ever fires by itself. Alarms run only when a test calls runDurableObjectAlarm.
+ * The frozen "now" for aggregator tests: an hour after the events' default time, in 2100, so no
+ * alarm these tests arm ever fires by itself (alarms run only when a test calls
+ * runDurableObjectAlarm), and the events stay well inside the dedupe window.
  */
-export const FROZEN_AT = Math.ceil((Date.now() + 365 * 24 * HOUR_MS) / HOUR_MS) * HOUR_MS + 123;
+export const FROZEN_AT = Date.UTC(2100, 2, 10, 15, 0, 0, 123);
 
 /** Freezes Date (in the test and in the Durable Object: they share one isolate). */
 export function freezeClock(at = FROZEN_AT): number {
@@ -24,17 +26,21 @@ export function freezeClock(at = FROZEN_AT): number {
 
 /** Event timestamps: two minutes before and after a UTC hour boundary. */
 export const AT = {
-	"13:58:00.000": Date.UTC(2026, 2, 10, 13, 58, 0, 0),
-	"13:59:00.000": Date.UTC(2026, 2, 10, 13, 59, 0, 0),
-	"13:59:30.000": Date.UTC(2026, 2, 10, 13, 59, 30, 0),
-	"13:59:59.999": Date.UTC(2026, 2, 10, 13, 59, 59, 999),
-	"14:00:00.000": Date.UTC(2026, 2, 10, 14, 0, 0, 0),
-	"14:01:30.000": Date.UTC(2026, 2, 10, 14, 1, 30, 0),
+	"13:58:00.000": Date.UTC(2100, 2, 10, 13, 58, 0, 0),
+	"13:59:00.000": Date.UTC(2100, 2, 10, 13, 59, 0, 0),
+	"13:59:30.000": Date.UTC(2100, 2, 10, 13, 59, 30, 0),
+	"13:59:59.999": Date.UTC(2100, 2, 10, 13, 59, 59, 999),
+	"14:00:00.000": Date.UTC(2100, 2, 10, 14, 0, 0, 0),
+	"14:01:30.000": Date.UTC(2100, 2, 10, 14, 1, 30, 0),
 } as const;
 
 /** The rollup buckets of makeEvent's default timestamp. */
-export const EVENT_HOUR = "2026-03-10T13:00:00.000Z";
-export const EVENT_MINUTE = "2026-03-10T13:59:00.000Z";
+export const EVENT_HOUR = "2100-03-10T13:00:00.000Z";
+export const EVENT_MINUTE = "2100-03-10T13:59:00.000Z";
+/** When the alarm prunes the id partition of makeEvent's default timestamp (its hour's end + the window). */
+export const PRUNE_AT = Date.parse(EVENT_HOUR) + HOUR_MS + WINDOW;
+/** When the alarm folds D1's minutes of that hour into an hourly row (its end + the minute retention). */
+export const COMPACT_AT = Date.parse(EVENT_HOUR) + HOUR_MS + MINUTE_RETENTION_MS;
 
 let nextId = 0;
 export function makeEvent(overrides: Partial<QueuedEvent> = {}): QueuedEvent {
@@ -75,6 +81,18 @@ export function failD1(instance: TenantAggregator, times: number): { calls: numb
 	return seen;
 }
 
+/** Records the flush id and row count of every flush sinks.d1 is handed, in order, then delegates. */
+export function recordFlushes(instance: TenantAggregator): { flush_id: string; rows: number }[] {
+	const sinks = internals(instance).sinks;
+	const real = sinks.d1;
+	const seen: { flush_id: string; rows: number }[] = [];
+	sinks.d1 = async (tenant, batch) => {
+		seen.push({ flush_id: batch.flushId, rows: [...batch.rows.values()].reduce((n, rows) => n + rows.length, 0) });
+		return real(tenant, batch);
+	};
+	return seen;
+}
+
 /** sinks.d1 commits for real and then throws on its next `times` calls: a crash before the local clear. */
 export function crashAfterD1Commit(instance: TenantAggregator, times: number): { calls: number; applied: boolean[] } {
 	const sinks = internals(instance).sinks;
@@ -92,6 +110,9 @@ export function crashAfterD1Commit(instance: TenantAggregator, times: number): {
 
 // ---- Durable Object local state ----
 
+/** An exact usage sum read back as decimal text from its two integer columns (exact below 9.2 × 10^12 units). */
+export const EXACT_MICROS = "CAST(micros_hi * 1000000000000 + micros_lo AS TEXT) AS micros";
+
 function rows<T>(state: DurableObjectState, query: string, ...binds: unknown[]): T[] {
 	return state.storage.sql.exec(query, ...binds).toArray() as T[];
 }
@@ -106,7 +127,7 @@ export interface PendingUsage {
 }
 
 export function pendingUsage(state: DurableObjectState): PendingUsage[] {
-	return rows(state, "SELECT batch, sku, unit, hour, CAST(quantity_micros AS TEXT) AS micros, events FROM pending_usage ORDER BY batch, sku, unit, hour");
+	return rows(state, `SELECT batch, sku, unit, hour, ${EXACT_MICROS}, events FROM pending_usage ORDER BY batch, sku, unit, hour`);
 }
 
 export function pendingEvents(state: DurableObjectState): Record<string, unknown>[] {
@@ -120,22 +141,35 @@ export function pendingRowCount(state: DurableObjectState): number {
 	return rows<{ n: number }>(state, "SELECT (SELECT count(*) FROM pending_usage) + (SELECT count(*) FROM pending_events) AS n")[0]!.n;
 }
 
-/** The meta keys that describe a flush in progress or failing. */
+/** The aggregator's typed state, as its one row holds it. */
+export function stateOf(state: DurableObjectState): AggregatorState {
+	return JSON.parse(rows<{ value: string }>(state, "SELECT value FROM state WHERE id = 1")[0]!.value) as AggregatorState;
+}
+
+/** What describes a flush in progress or failing: the sealed head, the failures and the retry time (absent when none). */
 export function flushMeta(state: DurableObjectState): Record<string, string> {
-	const entries = rows<{ key: string; value: string }>(state, "SELECT key, value FROM meta WHERE key IN ('sealed_batch', 'flush_failures', 'retry_at')");
-	return Object.fromEntries(entries.map((row) => [row.key, row.value]));
+	const current = stateOf(state);
+	const head = rows<{ batch: number }>(state, "SELECT batch FROM sealed ORDER BY batch LIMIT 1")[0];
+	const meta: Record<string, string> = {};
+	if (head) meta.sealed_batch = String(head.batch);
+	if (current.flushFailures > 0) meta.flush_failures = String(current.flushFailures);
+	if (current.retryAt > 0) meta.retry_at = String(current.retryAt);
+	return meta;
 }
 
 export function incarnation(state: DurableObjectState): string {
-	return rows<{ value: string }>(state, "SELECT value FROM meta WHERE key = 'incarnation'")[0]!.value;
+	return stateOf(state).incarnation!;
 }
 
 export function outbox(state: DurableObjectState): DataPoint[] {
-	return rows<{ point: string }>(state, "SELECT point FROM analytics_outbox ORDER BY id").map((row) => JSON.parse(row.point) as DataPoint);
+	return rows<{ points: string }>(state, "SELECT points FROM outbox ORDER BY id").flatMap((row) => JSON.parse(row.points) as DataPoint[]);
 }
 
-export function seenIds(state: DurableObjectState): { id: string; seen_at: number }[] {
-	return rows(state, "SELECT id, seen_at FROM seen_events ORDER BY id");
+/** Remembered ids with the UTC hour (of event time) of the partition holding them, by id. */
+export function seenIds(state: DurableObjectState): { id: string; hour: string }[] {
+	return rows<{ hour: number; ids: string }>(state, "SELECT hour, ids FROM seen_chunks")
+		.flatMap((chunk) => (JSON.parse(chunk.ids) as string[]).map((id) => ({ id, hour: new Date(chunk.hour * HOUR_MS).toISOString() })))
+		.sort((a, b) => (a.id < b.id ? -1 : a.id > b.id ? 1 : 0));
 }
 
 // ---- D1, the billing source of truth ----
@@ -155,7 +189,7 @@ export async function d1Rows<T>(query: string, ...binds: unknown[]): Promise<T[]
 }
 
 export function d1Usage(tenant: string): Promise<UsageTotal[]> {
-	return d1Rows("SELECT sku, unit, hour, CAST(quantity_micros AS TEXT) AS micros, events FROM usage_rollups WHERE tenant = ?1 ORDER BY sku, unit, hour", tenant);
+	return d1Rows(`SELECT sku, unit, hour, ${EXACT_MICROS}, events FROM usage_rollups WHERE tenant = ?1 ORDER BY sku, unit, hour`, tenant);
 }
 
 export interface EventTotal {

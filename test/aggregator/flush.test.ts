@@ -1,21 +1,24 @@
 // Flushing to D1: one ledger-guarded batch, local deltas kept until D1 commits, retries with backoff, no double counting.
 import { runDurableObjectAlarm, runInDurableObject } from "cloudflare:test";
 import { describe, expect, it, vi } from "vitest";
-import { backoffMs } from "../../src/aggregator/aggregator";
+import { FLUSH_BACKOFF } from "../../src/aggregator/aggregator";
+import { backoffMs } from "../../src/shared/backoff";
 import type { QueuedEvent } from "../../src/events/schema";
 import { uniqueTenantId } from "../helpers/api";
 import { advanceClock, useFrozenClock } from "../helpers/clock";
 import {
 	aggregator,
 	aggregatorWith,
+	AT,
 	countOnly,
 	crashAfterD1Commit,
 	d1Events,
 	d1Flushes,
 	d1Usage,
-	DEDUPE_WINDOW_MS,
+	COMPACT_AT,
 	EVENT_HOUR,
 	EVENT_MINUTE,
+	d1Rows,
 	failD1,
 	flushMeta,
 	freezeClock,
@@ -26,6 +29,7 @@ import {
 	pendingEvents,
 	pendingRowCount,
 	pendingUsage,
+	recordFlushes,
 	settle,
 } from "./fixtures";
 
@@ -87,23 +91,24 @@ describe("a successful flush", () => {
 		expect(await d1Events(tenant)).toEqual([countOnly("api_call", EVENT_MINUTE, 1)]);
 	});
 
-	it("splits more than 2000 pending rows into several ledger-guarded flushes", async () => {
+	it("splits more than 2000 pending rows into several ledger-guarded flushes, keeping only the newest ledger row", async () => {
 		const tenant = uniqueTenantId();
 		const stub = aggregator(tenant);
-		const names = Array.from({ length: 2001 }, (_, i) => `event-${String(i).padStart(4, "0")}`);
-		await stub.ingest(
-			tenant,
-			names.map((event) => makeEvent({ event })),
-		);
+		// 2001 rows: 1000 event names (the default cap) over two minutes, and one more.
+		const events = Array.from({ length: 2001 }, (_, i) => makeEvent({ event: `event-${String(i % 1000).padStart(4, "0")}`, timestamp: AT["13:58:00.000"] + Math.floor(i / 1000) * 60_000 }));
+		await stub.ingest(tenant, events);
 
 		expect(await stub.flush()).toBe(2001);
 
 		const inc = await runInDurableObject(stub, (_instance, state) => incarnation(state));
-		expect(await d1Flushes(tenant)).toEqual([
-			{ flush_id: `${inc}:1`, rows: 2000 },
-			{ flush_id: `${inc}:2`, rows: 1 },
+		// Flush 1 carried 2000 rows; flush 2 deleted its ledger row, which no retry can need any more.
+		expect(await d1Flushes(tenant)).toEqual([{ flush_id: `${inc}:2`, rows: 1 }]);
+		const counts = await d1Rows<{ minute: string; rows: number; events: number }>("SELECT minute, count(*) AS rows, sum(count) AS events FROM event_rollups WHERE tenant = ?1 GROUP BY minute ORDER BY minute", tenant);
+		expect(counts).toEqual([
+			{ minute: "2100-03-10T13:58:00.000Z", rows: 1000, events: 1000 },
+			{ minute: "2100-03-10T13:59:00.000Z", rows: 1000, events: 1000 },
+			{ minute: "2100-03-10T14:00:00.000Z", rows: 1, events: 1 },
 		]);
-		expect(await d1Events(tenant)).toEqual(names.map((event) => countOnly(event, EVENT_MINUTE, 1)));
 	});
 });
 
@@ -153,7 +158,7 @@ describe("a D1 failure", () => {
 
 		await expectMixedSliceFlushedOnce(tenant);
 		// Only the dedupe window is left to look after.
-		expect(await runInDurableObject(stub, (_instance, state) => state.storage.getAlarm())).toBe(FROZEN_AT + DEDUPE_WINDOW_MS + 1);
+		expect(await runInDurableObject(stub, (_instance, state) => state.storage.getAlarm())).toBe(COMPACT_AT);
 	});
 
 	it("keeps events ingested while a sealed batch fails apart, and flushes both exactly", async () => {
@@ -178,6 +183,7 @@ describe("a D1 failure", () => {
 			]);
 		});
 
+		const sent = await runInDurableObject(stub, (instance) => recordFlushes(instance));
 		expect(await stub.flush()).toBe(5);
 
 		expect(await d1Usage(tenant)).toEqual([{ sku: "tokens", unit: "token", hour: EVENT_HOUR, micros: "4000000", events: 2 }]);
@@ -187,10 +193,11 @@ describe("a D1 failure", () => {
 		]);
 		const inc = await runInDurableObject(stub, (_instance, state) => incarnation(state));
 		// The sealed batch goes first, as it was sealed; the new deltas get a batch of their own.
-		expect(await d1Flushes(tenant)).toEqual([
+		expect(sent).toEqual([
 			{ flush_id: `${inc}:1`, rows: 2 },
 			{ flush_id: `${inc}:2`, rows: 3 },
 		]);
+		expect(await d1Flushes(tenant)).toEqual([{ flush_id: `${inc}:2`, rows: 3 }]);
 	});
 });
 
@@ -247,7 +254,7 @@ describe("a crash between D1's commit and the local clear", () => {
 	});
 });
 
-describe("backoffMs", () => {
+describe("the D1 flush backoff", () => {
 	it.each([
 		[1, 2_000],
 		[2, 4_000],
@@ -259,6 +266,6 @@ describe("backoffMs", () => {
 		[10, 300_000],
 		[1_000, 300_000],
 	])("waits %i failures → %i ms", (failures, expected) => {
-		expect(backoffMs(failures)).toBe(expected);
+		expect(backoffMs(failures, FLUSH_BACKOFF)).toBe(expected);
 	});
 });

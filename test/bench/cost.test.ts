@@ -1,6 +1,6 @@
 // The cost arithmetic against a hand-computed example.
 import { describe, expect, it } from "vitest";
-import { costPerMillionEvents } from "./cost";
+import { costPerMillionEvents, durableObjectGbSeconds } from "./cost";
 
 describe("costPerMillionEvents", () => {
 	it("prices 1,000 events at client batch size 100 by hand", () => {
@@ -27,5 +27,27 @@ describe("costPerMillionEvents", () => {
 		expect(cost.perMillionEvents.analyticsDataPoints).toBeCloseTo(0.01, 12);
 		expect(cost.totalPerMillionEvents).toBeCloseTo(0.0033 + 0.012 + 0.00045 + 3.1 + 0.04 + 0.01, 12);
 		expect(cost.dominant).toBe("durableObjectRowsWritten");
+	});
+
+	it("prices measured CPU and modelled Durable Object duration by hand", () => {
+		// 50 ms of CPU for 1,000 events and 2 D1 flushes: (50 + 2 × 50 ms) × 128 MB = 0.0192 GB-s.
+		expect(durableObjectGbSeconds(50, 2)).toBeCloseTo(0.0192, 12);
+		const cost = costPerMillionEvents({
+			events: 1000,
+			workerRequests: 0,
+			queueMessages: 0,
+			queueChunks: 0,
+			aggregatorRpcs: 0,
+			alarms: 0,
+			sqliteRowsWritten: 0,
+			d1RowsWritten: 0,
+			analyticsPoints: 0,
+			cpuMs: 50,
+			durableObjectGbSeconds: 0.0192,
+		});
+		expect(cost.perMillionEvents.workerCpu).toBeCloseTo((50_000 * 0.02) / 1e6, 12); // $0.001
+		expect(cost.perMillionEvents.durableObjectDuration).toBeCloseTo((19.2 * 12.5) / 1e6, 12); // $0.00024
+		expect(cost.totalPerMillionEvents).toBeCloseTo(0.001 + 0.00024, 12);
+		expect(cost.dominant).toBe("workerCpu");
 	});
 });

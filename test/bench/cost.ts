@@ -18,7 +18,23 @@ export const PRICES = {
 	d1RowsWritten: { usd: 1.0, per: 1e6, unit: "D1 rows written", source: "https://developers.cloudflare.com/d1/platform/pricing/" },
 	analyticsDataPoints: { usd: 0.25, per: 1e6, unit: "Analytics Engine data points written", source: "https://developers.cloudflare.com/analytics/analytics-engine/pricing/" },
 	durableObjectStorage: { usd: 0.2, per: 1, unit: "GB-months of Durable Object SQLite storage", source: "https://developers.cloudflare.com/durable-objects/platform/pricing/" },
+	workerCpu: { usd: 0.02, per: 1e6, unit: "Worker CPU milliseconds (Standard usage model)", source: "https://developers.cloudflare.com/workers/platform/pricing/" },
+	durableObjectDuration: { usd: 12.5, per: 1e6, unit: "GB-seconds of Durable Object duration (128 MB per object)", source: "https://developers.cloudflare.com/durable-objects/platform/pricing/" },
 } as const satisfies Record<string, Price>;
+
+/**
+ * The Durable Object duration model. An object is billed for wall-clock time while it runs an RPC
+ * or an alarm, and not while idle (an object without WebSockets that is idle may hibernate, and
+ * idle objects that may hibernate are not billed; Cloudflare's Durable Objects pricing page). So:
+ * its CPU time (the benchmark counts all of workerd's CPU here, the producer's and consumer's too:
+ * an upper bound) plus its waits on D1, one round trip per flush, assumed at D1_ROUND_TRIP_MS
+ * (local D1 runs in-process, so the wait cannot be measured here), at 128 MB.
+ */
+export const DURATION_MODEL = { memoryGb: 0.128, d1RoundTripMs: 50 } as const;
+
+export function durableObjectGbSeconds(cpuMs: number, d1RoundTrips: number): number {
+	return ((cpuMs + d1RoundTrips * DURATION_MODEL.d1RoundTripMs) / 1000) * DURATION_MODEL.memoryGb;
+}
 
 export type CostLine = keyof typeof PRICES;
 
@@ -42,6 +58,10 @@ export interface OperationCounts {
 	analyticsPoints: number;
 	/** GB-months of Durable Object storage the events occupy (remembered ids stay for the dedupe window). */
 	storageGbMonths?: number;
+	/** Milliseconds of CPU the events took, measured (all of workerd's threads: an upper bound for the Workers). */
+	cpuMs?: number;
+	/** GB-seconds of Durable Object duration, from DURATION_MODEL. */
+	durableObjectGbSeconds?: number;
 }
 
 export interface CostBreakdown {
@@ -62,6 +82,8 @@ export function costPerMillionEvents(counts: OperationCounts): CostBreakdown {
 		d1RowsWritten: counts.d1RowsWritten,
 		analyticsDataPoints: counts.analyticsPoints,
 		durableObjectStorage: counts.storageGbMonths ?? 0,
+		workerCpu: counts.cpuMs ?? 0,
+		durableObjectDuration: counts.durableObjectGbSeconds ?? 0,
 	};
 	const perMillionEvents = {} as Record<CostLine, number>;
 	let total = 0;

@@ -1,7 +1,8 @@
 // 4. Platform operations per 1,000 events at client batch sizes 1 and 100, counted by the
-// pipeline's own instrumentation (GET /v1/admin/operations) on a fresh pipeline per scenario.
+// pipeline's own instrumentation (GET /v1/admin/operations, every page) on a fresh pipeline per scenario.
 import { startLocalPipeline, type LocalPipeline } from "../support/local-pipeline.ts";
-import type { OperationCounts } from "./cost.ts";
+import { durableObjectGbSeconds, DURATION_MODEL, type OperationCounts } from "./cost.ts";
+import { sampleCpu, type CpuUse } from "./cpu.ts";
 import type { Progress } from "./progress.ts";
 import { benchEvent, ControlPlane, countStatus, lanes, packedMessageSizes, postEvents, queueChunks, sleep, totalOf, waitFor, type Operations, type StatusCounts, type WireEvent } from "./support.ts";
 
@@ -31,6 +32,7 @@ export interface OperationsScenario {
 	per1000: Omit<OperationCounts, "events">;
 	/** Consistency of the instrumentation with what the benchmark knows it sent. */
 	checks: { httpRequestsMatchSent: boolean; queueMessagesMatchEstimate: boolean };
+	cpu?: CpuUse;
 	controlCalls: number;
 	non2xx: StatusCounts;
 }
@@ -41,8 +43,8 @@ export interface OperationsResult {
 }
 
 export const OPERATIONS_BATCHES = [1, 100] as const;
-/** wrangler.toml's DEDUPE_WINDOW_MS (7 days): how long the aggregator's storage holds an event's id. */
-const DEDUPE_WINDOW_DAYS = 7;
+/** The dedupe window (src/events/schema.ts DEDUPE_WINDOW_MS, 42 days): how long the aggregator's storage holds an event's id. */
+const DEDUPE_WINDOW_DAYS = 42;
 
 export async function measureOperations(progress: Progress, options: { events: Record<(typeof OPERATIONS_BATCHES)[number], number>; senders: number }): Promise<OperationsResult> {
 	const scenarios: OperationsScenario[] = [];
@@ -65,10 +67,15 @@ export async function measureOperations(progress: Progress, options: { events: R
 			"D1 rows written are the aggregators' flushes only (D1 meta.rows_written); the producer's own operational counter writes (producer_metrics) are excluded.",
 			"Worker requests = ingest HTTP requests + queue consumer invocations. The pipeline's http_requests counter also sees the benchmark's own calls (tenant creation, flush, polls); those, and one probe event sent to another tenant to make every isolate report its counters, are taken out.",
 			"The one POST /v1/flush per scenario stands in for the alarm that would otherwise have flushed: its RPC is counted as an alarm, not as an aggregator RPC.",
-			`Storage is priced as the aggregator's SQLite size after the scenario, held for the ${DEDUPE_WINDOW_DAYS}-day dedupe window (GB-months = GB × ${DEDUPE_WINDOW_DAYS} / 30). Not priced: Worker CPU time and Durable Object duration (wall-clock GB-s), which local workerd cannot measure, and D1 rows read and storage (rollups only).`,
+			`Storage is priced as the aggregator's SQLite size after the scenario, held for the ${DEDUPE_WINDOW_DAYS}-day dedupe window (GB-months = GB × ${DEDUPE_WINDOW_DAYS} / 30). Worker CPU is workerd's CPU time (every thread: producer, consumer, aggregators and the local D1 and queue) from the first send until the flush: an upper bound. Durable Object duration is modelled (test/bench/cost.ts DURATION_MODEL): the same CPU time again (all of it counted as the aggregator's, an upper bound) plus ${DURATION_MODEL.d1RoundTripMs} ms of waiting per D1 flush, at ${DURATION_MODEL.memoryGb * 1000} MB; idle objects may hibernate and are not billed. Not priced: D1 rows read and storage (rollups only).`,
 			"Queue chunks are estimated from the packed message sizes (the producer's packing, recomputed from each event's queued form): one 64 KB chunk per message up to 64 KB, else ceil(bytes / 64 KB).",
 		],
 	};
+}
+
+/** Milliseconds of workerd CPU in a sample; 0 where /proc cannot be read (the line then shows $0). */
+function cpuMsOf(cpu: CpuUse | undefined): number {
+	return cpu ? cpu.workerdCores * cpu.wallSeconds * 1000 : 0;
 }
 
 async function scenario(pipeline: LocalPipeline, batch: number, events: number, senders: number, step: (fraction: number, detail: string) => void): Promise<OperationsScenario> {
@@ -78,6 +85,8 @@ async function scenario(pipeline: LocalPipeline, batch: number, events: number, 
 	const requests = Math.ceil(events / batch);
 	const non2xx: StatusCounts = {};
 	const queue = { estimatedMessages: 0, bytes: 0, chunks: 0 };
+	// workerd's CPU from the first send until every event is consumed and flushed.
+	const cpuSample = sampleCpu();
 	let accepted = 0;
 	let next = 0;
 	await lanes(senders, async () => {
@@ -104,6 +113,7 @@ async function scenario(pipeline: LocalPipeline, batch: number, events: number, 
 	step(0.75, "waiting until every event is consumed");
 	await waitFor("every event to be consumed", async () => (await control.metrics(tenant)).consumed >= accepted, 120_000, 250);
 	await control.flush(tenant);
+	const cpu = cpuSample.stop();
 	step(0.85, "waiting for the flush and Analytics Engine outbox");
 	await waitFor(
 		"the Analytics Engine outbox to drain",
@@ -118,7 +128,7 @@ async function scenario(pipeline: LocalPipeline, batch: number, events: number, 
 	);
 
 	// A one-event probe to another tenant makes the isolate report every counter it holds (all the
-	// calls above included); then, after a quiet pause, one read sees all of it.
+	// calls above included); then, after a quiet pause, one read of every page sees all of it.
 	step(0.95, "reading the operation counts");
 	const controlCalls = control.calls;
 	if ((await postEvents(pipeline, probe.writeKey, JSON.stringify({ events: [benchEvent(0)] }))) !== 202) throw new Error("the operations probe was refused");
@@ -155,6 +165,9 @@ async function scenario(pipeline: LocalPipeline, batch: number, events: number, 
 		analyticsPoints: counted.analyticsPoints,
 		// Remembered ids (the bulk of the storage) stay for the dedupe window, then are pruned.
 		storageGbMonths: (counted.storageBytes / 1e9) * (DEDUPE_WINDOW_DAYS / 30),
+		cpuMs: cpuMsOf(cpu),
+		// One D1 round trip per flush: every alarm and the one flush call.
+		durableObjectGbSeconds: durableObjectGbSeconds(cpuMsOf(cpu), counted.alarms + counted.flushCalls),
 	};
 	const per1000 = Object.fromEntries(Object.entries(counts).filter(([name]) => name !== "events").map(([name, value]) => [name, (value * 1000) / accepted])) as Omit<OperationCounts, "events">;
 	step(1, "done");
@@ -167,6 +180,7 @@ async function scenario(pipeline: LocalPipeline, batch: number, events: number, 
 		counts,
 		per1000,
 		checks: { httpRequestsMatchSent: counted.httpRequests === requests, queueMessagesMatchEstimate: counted.queueMessages === queue.estimatedMessages },
+		cpu,
 		controlCalls,
 		non2xx,
 	};

@@ -4,17 +4,27 @@ import { PRICES, type CostLine } from "./cost.ts";
 import type { CpuUse } from "./cpu.ts";
 import type { BenchResults, Goal } from "./results.ts";
 
-const GOALS = { clientRatio: 20, eventsPerSecond: 20_000, d1RowsPerEvent: 0.05, usdPerMillion: 0.5 } as const;
+const GOALS = {
+	clientRatio: 20,
+	/** End to end, by tenant count. */
+	eventsPerSecond: { 1: 20_000, 100: 15_000 } as Record<number, number>,
+	d1RowsPerEvent: 0.05,
+	sqliteRowsPerEvent: 0.05,
+	usdPerMillion: 0.2,
+	freshnessP99Ms: 2_000,
+} as const;
 
 /** What each cost line is, in the pipeline's terms, for naming the dominant one. */
 const LINE_CAUSES: Record<CostLine, string> = {
 	workerRequests: "Worker requests (one per ingest POST, plus queue consumer invocations)",
 	queueOperations: "queue operations (each 64 KB chunk is written, read and deleted)",
 	durableObjectRequests: "Durable Object requests (one aggregator RPC per tenant per consumer batch, plus alarms)",
-	durableObjectRowsWritten: "per-event dedupe rows in Durable Object SQLite (every event's id goes into seen_events; its index entries count as rows written too)",
+	durableObjectRowsWritten: "Durable Object SQLite rows (id chunks, rollup upserts and the state row, per RPC)",
 	d1RowsWritten: "D1 rollup rows written by flushes",
 	analyticsDataPoints: "Analytics Engine data points (one per flushed rollup row)",
 	durableObjectStorage: "Durable Object storage of remembered event ids",
+	workerCpu: "Worker CPU time (all of workerd's CPU, an upper bound)",
+	durableObjectDuration: "Durable Object duration (modelled: CPU plus D1 waits)",
 };
 
 const int = (n: number) => Math.round(n).toLocaleString("en-US");
@@ -47,7 +57,7 @@ function perRequestShare(results: BenchResults): { share: number; rate100: numbe
 }
 
 export function evaluateGoals(results: BenchResults): Goal[] {
-	const { client, e2e, operations, cost } = results.measurements;
+	const { client, e2e, freshness, operations, cost } = results.measurements;
 	const goals: Goal[] = [];
 	if (client) {
 		const ours = client.sdks[0]!;
@@ -64,12 +74,13 @@ export function evaluateGoals(results: BenchResults): Goal[] {
 		});
 	}
 	if (e2e && e2e.runs.length > 0) {
-		const worst = e2e.runs.reduce((a, b) => (b.eventsPerSecond < a.eventsPerSecond ? b : a));
-		const met = worst.eventsPerSecond >= GOALS.eventsPerSecond;
+		const goalOf = (tenants: number) => GOALS.eventsPerSecond[tenants] ?? GOALS.eventsPerSecond[100]!;
+		const short = e2e.runs.filter((run) => run.eventsPerSecond < goalOf(run.tenants));
+		const met = short.length === 0;
 		let bottleneck: string | undefined;
 		if (!met) {
+			const worst = short.reduce((a, b) => (b.eventsPerSecond / goalOf(b.tenants) < a.eventsPerSecond / goalOf(a.tenants) ? b : a));
 			const best = e2e.runs.reduce((a, b) => (b.eventsPerSecond > a.eventsPerSecond ? b : a));
-			const rows = operations?.scenarios.find((s) => s.batch === 100)?.per1000.sqliteRowsWritten;
 			const share = perRequestShare(results);
 			const parts: string[] = [];
 			if (worst.cpu && worst.sendCpu) {
@@ -87,15 +98,24 @@ export function evaluateGoals(results: BenchResults): Goal[] {
 					`with ${worst.tenants} tenants each consumer batch also fans out to one aggregator RPC per tenant, ${int(worst.eventsPerRpc)} events per RPC instead of ${int(best.eventsPerRpc)}, each its own Durable Object call and SQLite transaction`,
 				);
 			}
-			if (rows !== undefined) parts.push(`every event writes ${num(perEvent(rows), 2)} Durable Object SQLite rows (per-event dedupe rows)`);
 			bottleneck = `${parts.join("; ")}.`;
 		}
 		goals.push({
 			name: "end-to-end throughput",
-			target: `≥ ${int(GOALS.eventsPerSecond)} events/s on a 2-core machine`,
+			target: Object.entries(GOALS.eventsPerSecond).map(([tenants, rate]) => `≥ ${int(rate)} events/s with ${tenants} tenant${tenants === "1" ? "" : "s"}`).join(", ") + " on a 2-core machine",
 			actual: e2e.runs.map((run) => `${int(run.eventsPerSecond)} events/s (${run.tenants} tenant${run.tenants === 1 ? "" : "s"})`).join(", ") + ` on ${results.machine.cpus} cores`,
 			met,
 			bottleneck,
+		});
+	}
+	if (freshness) {
+		const met = freshness.latencyMs.p99 < GOALS.freshnessP99Ms;
+		goals.push({
+			name: "freshness p99 (default settings)",
+			target: `< ${num(GOALS.freshnessP99Ms / 1000)} s`,
+			actual: `${num(freshness.latencyMs.p99 / 1000, 2)} s`,
+			met,
+			bottleneck: met ? undefined : `the queue's batch timeout (max_batch_timeout ${freshness.queueBatchTimeoutSeconds} s) before the aggregator has an event; reads include what it has not flushed.`,
 		});
 	}
 	const batch100 = operations?.scenarios.find((s) => s.batch === 100);
@@ -108,6 +128,17 @@ export function evaluateGoals(results: BenchResults): Goal[] {
 			actual: num(rows, 4),
 			met,
 			bottleneck: met ? undefined : `D1 rollup rows per flush: ${int(batch100.counted.d1RowsWritten)} rows for ${int(batch100.events)} events; flushes come too often for the rows they carry.`,
+		});
+		const sqlite = perEvent(batch100.per1000.sqliteRowsWritten);
+		goals.push({
+			name: "Durable Object SQLite rows written per event (client batch 100)",
+			target: `≤ ${GOALS.sqliteRowsPerEvent}`,
+			actual: num(sqlite, 4),
+			met: sqlite <= GOALS.sqliteRowsPerEvent,
+			bottleneck:
+				sqlite <= GOALS.sqliteRowsPerEvent
+					? undefined
+					: `${int(batch100.counted.sqliteRowsWritten)} rows for ${int(batch100.events)} events over ${int(batch100.counted.aggregatorRpcs)} RPCs: a few rows per RPC (an id chunk per hour, one upsert per rollup key, the state row), so few events per RPC cost more per event.`,
 		});
 	}
 	const cost100 = cost?.scenarios.find((s) => s.batch === 100);
@@ -123,7 +154,7 @@ export function evaluateGoals(results: BenchResults): Goal[] {
 			bottleneck: met
 				? undefined
 				: `${LINE_CAUSES[cost100.dominant]}: ${usd(dominant)} of ${usd(cost100.totalPerMillionEvents)}` +
-					(cost100.dominant === "durableObjectRowsWritten" && rowsPerEvent !== undefined ? `, ${num(rowsPerEvent, 2)} rows written per event at ${usd(PRICES.durableObjectRowsWritten.usd)} per million rows — on its own more than the goal.` : "."),
+					(cost100.dominant === "durableObjectRowsWritten" && rowsPerEvent !== undefined ? `, ${num(rowsPerEvent, 4)} rows written per event at ${usd(PRICES.durableObjectRowsWritten.usd)} per million rows.` : "."),
 		});
 	}
 	return goals;
@@ -194,7 +225,7 @@ export function renderReport(results: BenchResults): string {
 		const l = freshness.latencyMs;
 		out.push(table(["p50 s", "p99 s", "min s", "max s", "mean s"], [[num(l.p50 / 1000, 2), num(l.p99 / 1000, 2), num(l.min / 1000, 2), num(l.max / 1000, 2), num(l.mean / 1000, 2)]], 0));
 		out.push(
-			`   an event waits for the queue's batch (max_batch_timeout ${freshness.queueBatchTimeoutSeconds} s at low load), then for its aggregator's flush alarm, armed FLUSH_INTERVAL_MS = ${num(freshness.flushIntervalMs / 1000, 0)} s after the first unflushed event`,
+			`   an event waits for the queue's batch (max_batch_timeout ${freshness.queueBatchTimeoutSeconds} s at low load) and its aggregator's RPC; reads merge what the aggregator has not flushed yet, so the flush (every FLUSH_INTERVAL_MS = ${num(freshness.flushIntervalMs / 1000, 0)} s) does not delay it`,
 		);
 		out.push("");
 	}
@@ -249,7 +280,7 @@ export function renderReport(results: BenchResults): string {
 		for (const [name, peer] of Object.entries(cost.peers)) out.push(`   ${name}: ${peer.usdFrom === peer.usdTo ? `$${peer.usdFrom}` : `$${peer.usdFrom} → $${peer.usdTo}`} per million events`);
 		const s100 = cost.scenarios.find((s) => s.batch === 100);
 		if (s100) out.push(`   dominant cost at batch 100: ${LINE_CAUSES[s100.dominant]} — ${usd(s100.perMillionEvents[s100.dominant])} of ${usd(s100.totalPerMillionEvents)}`);
-		out.push("   queue chunks are estimated from packed message sizes; Worker CPU time and Durable Object duration are not priced (not measurable locally).");
+		out.push("   queue chunks are estimated from packed message sizes; Worker CPU is workerd's measured CPU (all threads, an upper bound); Durable Object duration is modelled (cost.ts DURATION_MODEL: that CPU again plus 50 ms per D1 flush, at 128 MB).");
 		out.push("");
 	}
 

@@ -112,8 +112,22 @@ export class ControlPlane {
 		return this.json<{ flushed: number }>("/v1/flush", { method: "POST", key: tenant.writeKey });
 	}
 
-	operations(): Promise<Operations> {
-		return this.json<Operations>("/v1/admin/operations", { key: this.pipeline.adminToken });
+	/**
+	 * GET /v1/admin/operations for every tenant: it answers a page of tenants at a time, so this
+	 * follows nextCursor to the last page, adding up each page's aggregator totals. `pipeline` is
+	 * pipeline-wide on every page; the last page's is the latest reading.
+	 */
+	async operations(): Promise<Operations> {
+		const all: Operations = { pipeline: {}, aggregators: {}, tenants: [] };
+		let cursor: string | null = null;
+		do {
+			const page: OperationsPage = await this.json<OperationsPage>(`/v1/admin/operations?limit=100${cursor === null ? "" : `&cursor=${encodeURIComponent(cursor)}`}`, { key: this.pipeline.adminToken });
+			all.pipeline = page.pipeline;
+			for (const [name, value] of Object.entries(page.aggregators) as [keyof AggregatorOperations, number][]) all.aggregators[name] = (all.aggregators[name] ?? 0) + value;
+			all.tenants.push(...page.tenants);
+			cursor = page.nextCursor;
+		} while (cursor !== null);
+		return all;
 	}
 
 	/** Events of `sku` in `tenant`'s usage report around now. */
@@ -145,11 +159,16 @@ export interface AggregatorOperations {
 	storageBytes: number;
 }
 
-/** GET /v1/admin/operations. */
+/** GET /v1/admin/operations over every page. */
 export interface Operations {
 	pipeline: Partial<Record<"http_requests" | "queue_messages" | "queue_send_calls" | "consumer_batches", number>>;
 	aggregators: Partial<AggregatorOperations>;
 	tenants: ({ tenant: string } & AggregatorOperations)[];
+}
+
+/** One page of GET /v1/admin/operations: `aggregators` totals only its own tenants. */
+interface OperationsPage extends Operations {
+	nextCursor: string | null;
 }
 
 /** POSTs one request body; counts a non-2xx answer (or a network error) instead of throwing. */

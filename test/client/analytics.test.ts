@@ -145,7 +145,7 @@ describe("never throwing", () => {
 			loose.track!(undefined);
 			loose.track!("ok", "not an object");
 			loose.identify!(42);
-			loose.usage!("api_calls", "3");
+			loose.usage!("api_calls", true);
 			loose.usage!("", 3);
 			loose.trackPerformance!("render", "slow");
 			loose.trackError!(new Error("x"), 5);
@@ -158,7 +158,7 @@ describe("never throwing", () => {
 			{ type: "TypeError", message: "track(event) needs a non-empty event name", info: { stage: "track", events: 1 } },
 			{ type: "TypeError", message: "track(event, properties) needs an object", info: { stage: "track", events: 1 } },
 			{ type: "TypeError", message: "identify(userId) needs a string", info: { stage: "track", events: 1 } },
-			{ type: "TypeError", message: "usage(sku, quantity) needs a number", info: { stage: "track", events: 1 } },
+			{ type: "TypeError", message: "usage(sku, quantity) needs a number or a decimal string", info: { stage: "track", events: 1 } },
 			{ type: "TypeError", message: "usage(sku) needs a non-empty sku", info: { stage: "track", events: 1 } },
 			{ type: "TypeError", message: "trackPerformance(name, durationMs) needs a number", info: { stage: "track", events: 1 } },
 			{ type: "TypeError", message: "trackError(error, context) needs an object", info: { stage: "track", events: 1 } },
@@ -192,7 +192,7 @@ describe("never throwing", () => {
 			{ error: { event: "xxxxxxxxxx", issues: [{ path: "event", message: "must be 1-200 characters" }] }, info: validate },
 			{ error: { event: "nested", issues: [{ path: `properties${".deep".repeat(16)}`, message: "nesting deeper than 16 levels" }] }, info: validate },
 			{ error: "TypeError", info: validate },
-			{ error: { event: "render", issues: [{ path: "performance.duration", message: "must be a finite number ≥ 0" }] }, info: validate },
+			{ error: { event: "render", issues: [{ path: "performance.duration", message: "must be a number of milliseconds from 0 to 86400000" }] }, info: validate },
 		]);
 		expect(analytics.stats()).toEqual({ queued: 0, sent: 2, dropped: 5, failed: 0 });
 	});

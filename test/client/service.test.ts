@@ -28,6 +28,29 @@ function recordingService() {
 }
 
 describe("service transport", () => {
+	it("splits a batch into calls of at most 1 MiB of JSON, which the entrypoint takes, and refuses a larger call with a 413", async () => {
+		const tenant = await createTenant();
+		const ctx = new RecordingContext();
+		const { errors, onError } = errorLog();
+		const { service, calls } = recordingService();
+		const analytics = createAnalytics(ctx, { service, writeKey: tenant.writeKey }, { onError, batchSize: 100 });
+		const padding = "y".repeat(30_000);
+
+		for (let i = 0; i < 40; i++) analytics.track("upload", { i, padding });
+		analytics.flush();
+		await ctx.settle();
+
+		expect(errors).toEqual([]);
+		// 40 events of ~30 KB: 34 fit under 1 MiB, then the other 6.
+		expect(calls.map((call) => call.events.length)).toEqual([34, 6]);
+		for (const call of calls) expect(new TextEncoder().encode(JSON.stringify(call.events)).length).toBeLessThanOrEqual(1_048_576);
+		expect(analytics.stats()).toEqual({ queued: 0, sent: 40, dropped: 0, failed: 0 });
+
+		const tooLarge = Array.from({ length: 40 }, (_, i) => ({ id: `big-${i}`, event: "upload", timestamp: Date.now(), properties: { padding } }));
+		await expect(Promise.resolve(exports.MeterlineIngest.ingest(tooLarge, tenant.writeKey))).rejects.toThrow(/^413 payload_too_large: The events are \d+ bytes as JSON, over 1048576/);
+	});
+
+
 	it("calls ingest(events, writeKey) with the HTTP event shape, and the events reach the reports", async () => {
 		const tenant = await createTenant();
 		const ctx = new RecordingContext();

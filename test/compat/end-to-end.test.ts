@@ -1,37 +1,8 @@
 // Both compatible APIs end to end through the real local queue and aggregator: a resent messageId
 // or uuid, whichever endpoint carries it, is counted and metered once.
-import { describe, expect, it, vi } from "vitest";
-import { call, createTenant, getJson, type TestTenant } from "../helpers/api";
-import { basicAuth, gzip } from "./helpers";
-
-interface Metrics {
-	consumed: number;
-	aggregated: number;
-	duplicatesDropped: number;
-}
-
-/**
- * Once the aggregator has consumed every event sent (duplicates included), flushes and returns the
- * counts per event name and the month's usage, as the reports show them.
- */
-async function settled(tenant: TestTenant, sent: number) {
-	const range = `from=${new Date(Date.now() - 3_600_000).toISOString()}&to=${new Date(Date.now() + 3_600_000).toISOString()}`;
-	let result: { counts: Record<string, number>; usage: unknown[]; metrics: Metrics } | undefined;
-	await vi.waitFor(
-		async () => {
-			const metrics = await getJson<Metrics>("/v1/metrics", tenant.readKey);
-			expect(metrics.consumed).toBeGreaterThanOrEqual(sent);
-			expect((await call("/v1/flush", { method: "POST", key: tenant.writeKey })).status).toBe(200);
-			const stats = await getJson<{ items: { event: string; count: number }[] }>(`/v1/stats?granularity=hour&${range}`, tenant.readKey);
-			const usage = await getJson<{ items: { sku: string; unit: string; quantity: number; events: number }[] }>(`/v1/usage?granularity=month`, tenant.readKey);
-			const counts: Record<string, number> = {};
-			for (const item of stats.items) counts[item.event] = (counts[item.event] ?? 0) + item.count;
-			result = { counts, usage: usage.items.map(({ sku, unit, quantity, events }) => ({ sku, unit, quantity, events })), metrics };
-		},
-		{ timeout: 30_000, interval: 100 },
-	);
-	return result!;
-}
+import { describe, expect, it } from "vitest";
+import { call, createTenant } from "../helpers/api";
+import { basicAuth, gzip, settled } from "./helpers";
 
 async function expectAccepted(response: Response, body: unknown): Promise<void> {
 	expect({ status: response.status, body: await response.json() }).toEqual({ status: 200, body });

@@ -1,7 +1,9 @@
 // Compat test plumbing: Segment and PostHog requests, gzip, a client clock that runs behind, what
-// reached the recording queue, and the refusals both APIs answer alike.
-import { expect } from "vitest";
+// reached the recording queue, the refusals both APIs answer alike, the rejections they keep, and
+// the counts once the real queue and aggregator have settled.
+import { expect, vi } from "vitest";
 import type { QueuedEvent } from "../../src/events/schema";
+import { call, getJson, type TestTenant } from "../helpers/api";
 import { freezeClockAt, useFrozenClock } from "../helpers/clock";
 import { RecordingQueue } from "../helpers/queues";
 import { ingest, type ErrorBody } from "../producer/helpers";
@@ -105,4 +107,60 @@ export async function expectRateLimited(request: () => Promise<SendResult>): Pro
 		retryAfter: "60",
 		body: apiError("rate_limited", "Rate limit exceeded; retry later"),
 	});
+}
+
+/** One item of GET /v1/rejections. */
+export interface RejectionItem {
+	id: string;
+	receivedAt: string;
+	source: "segment" | "posthog";
+	eventId: string | null;
+	place: string;
+	issues: { path: string; message: string }[];
+	body: unknown;
+}
+
+/** One page of GET /v1/rejections (`query` without the "?"). */
+export function rejectionsPage(tenant: TestTenant, query = ""): Promise<{ items: RejectionItem[]; nextCursor: string | null }> {
+	return getJson(`/v1/rejections${query ? `?${query}` : ""}`, tenant.readKey);
+}
+
+/** The tenant's rejections as listed (newest first), ids checked to be decreasing digit strings and then left out. */
+export async function rejectionsOf(tenant: TestTenant, query = "limit=100"): Promise<Omit<RejectionItem, "id">[]> {
+	const { items } = await rejectionsPage(tenant, query);
+	const seqs = items.map((item) => Number(item.id));
+	expect(items.map((item) => item.id)).toEqual(seqs.map(String));
+	expect(seqs).toEqual([...seqs].sort((a, b) => b - a));
+	return items.map(({ id: _id, ...rest }) => rest);
+}
+
+export interface SettledMetrics {
+	received: number;
+	rejected: number;
+	consumed: number;
+	aggregated: number;
+	duplicatesDropped: number;
+}
+
+/**
+ * Once the aggregator has consumed every event sent (duplicates included), flushes and returns the
+ * counts per event name and the month's usage, as the reports show them.
+ */
+export async function settled(tenant: TestTenant, sent: number) {
+	const range = `from=${new Date(Date.now() - 3_600_000).toISOString()}&to=${new Date(Date.now() + 3_600_000).toISOString()}`;
+	let result: { counts: Record<string, number>; usage: unknown[]; metrics: SettledMetrics } | undefined;
+	await vi.waitFor(
+		async () => {
+			const metrics = await getJson<SettledMetrics>("/v1/metrics", tenant.readKey);
+			expect(metrics.consumed).toBeGreaterThanOrEqual(sent);
+			expect((await call("/v1/flush", { method: "POST", key: tenant.writeKey })).status).toBe(200);
+			const stats = await getJson<{ items: { event: string; count: number }[] }>(`/v1/stats?granularity=hour&${range}`, tenant.readKey);
+			const usage = await getJson<{ items: { sku: string; unit: string; quantity: number; events: number }[] }>(`/v1/usage?granularity=month`, tenant.readKey);
+			const counts: Record<string, number> = {};
+			for (const item of stats.items) counts[item.event] = (counts[item.event] ?? 0) + item.count;
+			result = { counts, usage: usage.items.map(({ sku, unit, quantity, events }) => ({ sku, unit, quantity, events })), metrics };
+		},
+		{ timeout: 30_000, interval: 100 },
+	);
+	return result!;
 }

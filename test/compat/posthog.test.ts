@@ -1,10 +1,11 @@
 // PostHog's capture API: every body shape posthog-node and posthog-js send becomes exactly these
-// Meterline events, gzip included, and every malformed request is refused exactly, enqueueing nothing.
+// Meterline events, gzip included; a batch is accepted in part (each invalid event rejected alone),
+// and every request with no valid event is refused exactly, enqueueing nothing.
 import { describe, expect, it } from "vitest";
 import type { QueuedEvent } from "../../src/events/schema";
 import { createTenant, type TestTenant } from "../helpers/api";
 import { jsonBytes } from "../producer/helpers";
-import { apiError, CORRECTED, expectPostOnly, expectRateLimited, expectRefused, gzip, post, receiveAtFrozenTime, RECEIVED, send, SENT_AT, TIMESTAMP } from "./helpers";
+import { apiError, CORRECTED, expectPostOnly, expectRateLimited, expectRefused, gzip, post, receiveAtFrozenTime, RECEIVED, rejectionsOf, send, SENT_AT, TIMESTAMP } from "./helpers";
 
 const UUID_1 = "0192e4a0-0000-7000-8000-000000000001";
 const UUID_2 = "0192e4a0-0000-7000-8000-000000000002";
@@ -143,6 +144,55 @@ describe("mapping", () => {
 	});
 });
 
+describe("partial acceptance", () => {
+	receiveAtFrozenTime();
+
+	const hit = { id: UUID_1, event: "hit", userId: "u-1", timestamp: RECEIVED };
+	const cases: [name: string, path: string, body: (tenant: TestTenant) => object, accepted: QueuedEvent[], rejected: { place: string; eventId: string | null; issues: { path: string; message: string }[] }[]][] = [
+		[
+			"a batch entry that is not an object",
+			"/batch/",
+			(t) => ({ api_key: t.writeKey, batch: [{ event: "hit", distinct_id: "u-1", uuid: UUID_1 }, "x"] }),
+			[hit],
+			[{ place: "batch[1]", eventId: null, issues: [{ path: "batch[1]", message: "must be an object" }] }],
+		],
+		[
+			"a posthog-js array entry that is null",
+			"/e/",
+			(t) => [{ event: "hit", uuid: UUID_1, properties: { token: t.writeKey, distinct_id: "u-1" } }, null],
+			[{ ...hit, properties: { distinct_id: "u-1" } }],
+			[{ place: "batch[1]", eventId: null, issues: [{ path: "batch[1]", message: "must be an object" }] }],
+		],
+		[
+			"entries without an event and with a bad usage",
+			"/batch/",
+			(t) => ({
+				api_key: t.writeKey,
+				batch: [
+					{ distinct_id: "u-1", uuid: UUID_2 },
+					{ event: "hit", distinct_id: "u-1", uuid: UUID_1 },
+					{ event: "hit", distinct_id: "u-1", uuid: "u-3", properties: { usage: { quantity: 1 } } },
+				],
+			}),
+			[hit],
+			[
+				{ place: "batch[2]", eventId: "u-3", issues: [{ path: "batch[2].usage.sku", message: "must be a string" }] },
+				{ place: "batch[0]", eventId: UUID_2, issues: [{ path: "batch[0].event", message: "must be a string" }] },
+			],
+		],
+	];
+
+	it.each(cases)("accepts the rest of a batch with %s, and keeps the rejected entries", async (_, path, body, accepted, rejected) => {
+		const tenant = await createTenant();
+		const result = await send(post(path, body(tenant), { "content-type": "text/plain" }));
+		expect({ status: result.status, body: result.body }).toEqual(OK);
+		expect(result.events).toEqual(accepted);
+		const kept = await rejectionsOf(tenant);
+		expect(kept.map(({ place, eventId, issues }) => ({ place, eventId, issues }))).toEqual(rejected);
+		expect(kept.map(({ receivedAt, source }) => ({ receivedAt, source }))).toEqual(rejected.map(() => ({ receivedAt: new Date(RECEIVED).toISOString(), source: "posthog" })));
+	});
+});
+
 describe("validation", () => {
 	const notJson = apiError("invalid_request", "Request body is not valid JSON", [{ path: "body", message: "invalid JSON" }]);
 	const notGzip = apiError("invalid_request", "Request body is not valid gzip", [{ path: "body", message: "invalid gzip" }]);
@@ -162,28 +212,34 @@ describe("validation", () => {
 		["gzip of invalid JSON", "/e/?compression=gzip-js", () => gzip("[{"), {}, 400, notJson],
 		["an empty batch", "/batch/", (t) => JSON.stringify({ api_key: t.writeKey, batch: [] }), {}, 400, apiError("invalid_request", "batch: must not be empty", [{ path: "batch", message: "must not be empty" }])],
 		[
-			"a batch entry that is not an object",
+			"a batch whose only entry is not an object",
 			"/batch/",
-			(t) => JSON.stringify({ api_key: t.writeKey, batch: [nodeEvent(), "x"] }),
+			(t) => JSON.stringify({ api_key: t.writeKey, batch: ["x"] }),
 			{},
 			400,
-			apiError("invalid_request", "batch[1]: must be an object", [{ path: "batch[1]", message: "must be an object" }]),
+			apiError("invalid_request", "1 invalid event; nothing was accepted", [{ index: 0, path: "batch[0]", message: "must be an object" }]),
 		],
 		[
-			"an array entry that is not an object",
+			"an array of an event without a name and null",
 			"/e/",
-			(t) => JSON.stringify([{ event: "a", properties: { token: t.writeKey } }, null]),
+			(t) => JSON.stringify([{ properties: { token: t.writeKey } }, null]),
 			{},
 			400,
-			apiError("invalid_request", "batch[1]: must be an object", [{ path: "batch[1]", message: "must be an object" }]),
+			apiError("invalid_request", "2 invalid events; nothing was accepted", [
+				{ index: 0, path: "batch[0].event", message: "must be a string" },
+				{ index: 1, path: "batch[1]", message: "must be an object" },
+			]),
 		],
 		[
-			"a batch entry without an event",
+			"a batch whose entries lack an event",
 			"/batch/",
-			(t) => JSON.stringify({ api_key: t.writeKey, batch: [nodeEvent(), nodeEvent({ event: undefined, uuid: UUID_2 })] }),
+			(t) => JSON.stringify({ api_key: t.writeKey, batch: [nodeEvent({ event: undefined }), nodeEvent({ event: undefined, uuid: UUID_2 })] }),
 			{},
 			400,
-			apiError("invalid_request", "1 invalid event; nothing was accepted", [{ index: 1, path: "batch[1].event", message: "must be a string" }]),
+			apiError("invalid_request", "2 invalid events; nothing was accepted", [
+				{ index: 0, path: "batch[0].event", message: "must be a string" },
+				{ index: 1, path: "batch[1].event", message: "must be a string" },
+			]),
 		],
 		[
 			"a single event whose name is a number",

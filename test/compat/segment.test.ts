@@ -1,10 +1,11 @@
-// Segment's HTTP Tracking API: each call type becomes exactly one Meterline event, and every
-// malformed request is refused with its exact status and body, enqueueing nothing.
+// Segment's HTTP Tracking API: each call type becomes exactly one Meterline event, a batch is
+// accepted in part (each invalid message rejected alone), and every request with no valid event is
+// refused with its exact status and body, enqueueing nothing.
 import { describe, expect, it } from "vitest";
 import type { QueuedEvent } from "../../src/events/schema";
 import { createTenant, type TestTenant } from "../helpers/api";
 import { jsonBytes, UUID_V7 } from "../producer/helpers";
-import { apiError, basicAuth, CORRECTED, expectPostOnly, expectRateLimited, expectRefused, post, receiveAtFrozenTime, RECEIVED, send, SENT_AT, TIMESTAMP } from "./helpers";
+import { apiError, basicAuth, CORRECTED, expectPostOnly, expectRateLimited, expectRefused, post, receiveAtFrozenTime, RECEIVED, rejectionsOf, send, SENT_AT, TIMESTAMP } from "./helpers";
 
 const CONTEXT = { library: { name: "analytics-node", version: "3.1.0" }, ip: "203.0.113.9", locale: "en-GB" };
 const ALL_TYPES = "track, identify, page, screen, group, alias";
@@ -135,6 +136,59 @@ describe("mapping", () => {
 	});
 });
 
+describe("partial acceptance", () => {
+	receiveAtFrozenTime();
+
+	const big = { type: "track", messageId: "p-big", event: "big", properties: { pad: "x".repeat(33_000) } };
+	const cases: [name: string, batch: unknown[], accepted: QueuedEvent[], rejected: { place: string; eventId: string | null; issues: { path: string; message: string }[] }[]][] = [
+		[
+			"an entry that is not an object",
+			[{ type: "track", messageId: "p-1", event: "a" }, "b"],
+			[{ id: "p-1", event: "a", timestamp: RECEIVED }],
+			[{ place: "batch[1]", eventId: null, issues: [{ path: "batch[1]", message: "must be an object" }] }],
+		],
+		[
+			"an entry of an unknown type",
+			[{ type: "purchase", messageId: "p-2", event: "b" }, { type: "track", messageId: "p-1", event: "a" }],
+			[{ id: "p-1", event: "a", timestamp: RECEIVED }],
+			[{ place: "batch[0]", eventId: "p-2", issues: [{ path: "batch[0].type", message: `must be one of ${ALL_TYPES}` }] }],
+		],
+		[
+			"an entry over 32 KB",
+			[{ type: "track", messageId: "p-1", event: "small" }, big],
+			[{ id: "p-1", event: "small", timestamp: RECEIVED }],
+			[{ place: "batch[1]", eventId: "p-big", issues: [{ path: "batch[1]", message: `is ${jsonBytes(big)} bytes, over Segment's 32 KB limit` }] }],
+		],
+		[
+			"a track without an event and a bad usage quantity",
+			[
+				{ type: "track", messageId: "p-1", event: "a" },
+				{ type: "identify", messageId: "p-2", userId: "u" },
+				{ type: "track", messageId: "p-3", userId: "u" },
+				{ type: "track", messageId: "p-4", event: "a", properties: { usage: { sku: "tokens", quantity: "two" } } },
+			],
+			[
+				{ id: "p-1", event: "a", timestamp: RECEIVED },
+				{ id: "p-2", event: "$identify", userId: "u", timestamp: RECEIVED },
+			],
+			[
+				{ place: "batch[3]", eventId: "p-4", issues: [{ path: "batch[3].usage.quantity", message: "must be a number, or a decimal string with at most 6 fraction digits" }] },
+				{ place: "batch[2]", eventId: "p-3", issues: [{ path: "batch[2].event", message: "must be a string" }] },
+			],
+		],
+	];
+
+	it.each(cases)("accepts the rest of a batch with %s, and keeps the rejected entries", async (_, batch, accepted, rejected) => {
+		const tenant = await createTenant();
+		const result = await send(post("/v1/batch", { batch }, auth(tenant)));
+		expect({ status: result.status, body: result.body }).toEqual({ status: 200, body: { success: true } });
+		expect(result.events).toEqual(accepted);
+		const kept = await rejectionsOf(tenant);
+		expect(kept.map(({ place, eventId, issues }) => ({ place, eventId, issues }))).toEqual(rejected);
+		expect(kept.map(({ receivedAt, source }) => ({ receivedAt, source }))).toEqual(rejected.map(() => ({ receivedAt: new Date(RECEIVED).toISOString(), source: "segment" })));
+	});
+});
+
 describe("validation", () => {
 	it.each<[string, string, string, unknown]>([
 		["invalid JSON", "/v1/track", '{"event":', apiError("invalid_request", "Request body is not valid JSON", [{ path: "body", message: "invalid JSON" }])],
@@ -146,29 +200,32 @@ describe("validation", () => {
 		["a missing batch", "/v1/batch", '{"type":"track","event":"a"}', apiError("invalid_request", "batch: must be a non-empty array", [{ path: "batch", message: "must be a non-empty array" }])],
 		["an empty batch", "/v1/batch", '{"batch":[]}', apiError("invalid_request", "batch: must be a non-empty array", [{ path: "batch", message: "must be a non-empty array" }])],
 		[
-			"a batch entry that is not an object",
+			"a batch whose only entry is not an object",
 			"/v1/batch",
-			'{"batch":[{"type":"track","event":"a"},"b"]}',
-			apiError("invalid_request", "batch[1]: must be an object", [{ path: "batch[1]", message: "must be an object" }]),
+			'{"batch":["b"]}',
+			apiError("invalid_request", "1 invalid event; nothing was accepted", [{ index: 0, path: "batch[0]", message: "must be an object" }]),
 		],
 		[
-			"an unknown type in a batch",
+			"a batch whose entries are an unknown type and null",
 			"/v1/batch",
-			'{"batch":[{"type":"track","event":"a"},{"type":"purchase","event":"b"}]}',
-			apiError("invalid_request", `batch[1].type: must be one of ${ALL_TYPES}`, [{ path: "batch[1].type", message: `must be one of ${ALL_TYPES}` }]),
+			'{"batch":[{"type":"purchase","event":"b"},null]}',
+			apiError("invalid_request", "2 invalid events; nothing was accepted", [
+				{ index: 0, path: "batch[0].type", message: `must be one of ${ALL_TYPES}` },
+				{ index: 1, path: "batch[1]", message: "must be an object" },
+			]),
 		],
 		[
 			"a missing type in a batch",
 			"/v1/batch",
 			'{"batch":[{"event":"a"}]}',
-			apiError("invalid_request", `batch[0].type: must be one of ${ALL_TYPES}`, [{ path: "batch[0].type", message: `must be one of ${ALL_TYPES}` }]),
+			apiError("invalid_request", "1 invalid event; nothing was accepted", [{ index: 0, path: "batch[0].type", message: `must be one of ${ALL_TYPES}` }]),
 		],
 		// An inherited Object.prototype member is no Segment call type either.
 		...(["toString", "constructor", "__proto__"] as const).map((type): [string, string, string, unknown] => [
 			`the type ${type}`,
 			"/v1/batch",
 			JSON.stringify({ batch: [{ type, event: "a" }] }),
-			apiError("invalid_request", `batch[0].type: must be one of ${ALL_TYPES}`, [{ path: "batch[0].type", message: `must be one of ${ALL_TYPES}` }]),
+			apiError("invalid_request", "1 invalid event; nothing was accepted", [{ index: 0, path: "batch[0].type", message: `must be one of ${ALL_TYPES}` }]),
 		]),
 		[
 			"a track without an event",
@@ -177,10 +234,13 @@ describe("validation", () => {
 			apiError("invalid_request", "1 invalid event; nothing was accepted", [{ index: 0, path: "$.event", message: "must be a string" }]),
 		],
 		[
-			"a batched track without an event",
+			"a batch of an identify with a bad userId and a track without an event",
 			"/v1/batch",
-			'{"batch":[{"type":"track","event":"a"},{"type":"identify","userId":"u"},{"type":"track","userId":"u"}]}',
-			apiError("invalid_request", "1 invalid event; nothing was accepted", [{ index: 2, path: "batch[2].event", message: "must be a string" }]),
+			'{"batch":[{"type":"identify","userId":true},{"type":"track","userId":"u"}]}',
+			apiError("invalid_request", "2 invalid events; nothing was accepted", [
+				{ index: 0, path: "batch[0].userId", message: "must be a string" },
+				{ index: 1, path: "batch[1].event", message: "must be a string" },
+			]),
 		],
 		[
 			"a negative usage quantity",
@@ -189,10 +249,10 @@ describe("validation", () => {
 			apiError("invalid_request", "1 invalid event; nothing was accepted", [{ index: 0, path: "$.usage.quantity", message: "must be ≥ 0" }]),
 		],
 		[
-			"a usage quantity given as a string",
+			"a usage quantity given as a string that is not a decimal",
 			"/v1/batch",
-			'{"batch":[{"type":"track","event":"a","properties":{"usage":{"sku":"tokens","quantity":"2"}}}]}',
-			apiError("invalid_request", "1 invalid event; nothing was accepted", [{ index: 0, path: "batch[0].usage.quantity", message: "must be a number" }]),
+			'{"batch":[{"type":"track","event":"a","properties":{"usage":{"sku":"tokens","quantity":"2 tokens"}}}]}',
+			apiError("invalid_request", "1 invalid event; nothing was accepted", [{ index: 0, path: "batch[0].usage.quantity", message: "must be a number, or a decimal string with at most 6 fraction digits" }]),
 		],
 		[
 			"a usage quantity with 7 fraction digits",
@@ -223,7 +283,7 @@ describe("validation", () => {
 		await expectRefused(post(path, body, auth(tenant)), 400, expected);
 	});
 
-	it("refuses a message over 32 KB with payload_too_large, and takes one of exactly 32 KB", async () => {
+	it("refuses a message over 32 KB, and takes one of exactly 32 KB", async () => {
 		const tenant = await createTenant();
 		const message = (padBytes: number) => ({ event: "big", userId: "u", properties: { pad: "x".repeat(padBytes) } });
 		const exact = message(32 * 1024 - jsonBytes(message(0)));
@@ -236,17 +296,7 @@ describe("validation", () => {
 		await expectRefused(
 			post("/v1/track", over, auth(tenant)),
 			400,
-			apiError("payload_too_large", "message 0 is 32769 bytes, over Segment's 32 KB limit", [{ index: 0, path: "$", message: "larger than 32 KB" }]),
-		);
-	});
-
-	it("names the batch entry over 32 KB", async () => {
-		const tenant = await createTenant();
-		const big = { type: "track", event: "big", properties: { pad: "x".repeat(33_000) } };
-		await expectRefused(
-			post("/v1/batch", { batch: [{ type: "track", event: "small" }, big] }, auth(tenant)),
-			400,
-			apiError("payload_too_large", `message 1 is ${jsonBytes(big)} bytes, over Segment's 32 KB limit`, [{ index: 1, path: "batch[1]", message: "larger than 32 KB" }]),
+			apiError("invalid_request", "1 invalid event; nothing was accepted", [{ index: 0, path: "$", message: "is 32769 bytes, over Segment's 32 KB limit" }]),
 		);
 	});
 
@@ -304,7 +354,7 @@ describe("validation", () => {
 describe("rate limit", () => {
 	it("answers 429 with Retry-After once the tenant passes 1000 requests a minute", async () => {
 		const tenant = await createTenant();
-		// Each request passes the key and the limiter, then fails validation: nothing is ever enqueued.
-		await expectRateLimited(() => send(post("/v1/track", { userId: "u" }, auth(tenant))));
+		// Each request passes the key and the limiter, then fails as a whole: nothing is enqueued or kept.
+		await expectRateLimited(() => send(post("/v1/batch", { batch: [] }, auth(tenant))));
 	});
 });

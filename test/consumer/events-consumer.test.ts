@@ -4,8 +4,9 @@ import { createExecutionContext, createMessageBatch, getQueueResult } from "clou
 import { env } from "cloudflare:workers";
 import { afterEach, describe, expect, it, vi } from "vitest";
 import worker from "../../src/index";
+import { EXACT_MICROS } from "../aggregator/fixtures";
 import { uniqueTenantId } from "../helpers/api";
-import { breakAggregatorOf, deliver, eventsMessage, loggingAggregators, queuedEvent, QUEUE, seenIds } from "./fixtures";
+import { breakAggregatorOf, deliver, eventsMessage, loggingAggregators, queuedEvent, QUEUE, recentHour, seenIds } from "./fixtures";
 
 afterEach(() => {
 	vi.restoreAllMocks();
@@ -58,7 +59,7 @@ describe("events consumer", () => {
 	it("retries every message of a tenant whose aggregator rejects the slice, with backoff from its attempts", async () => {
 		const [healthy, broken] = [uniqueTenantId("ok"), uniqueTenantId("broken")];
 		await breakAggregatorOf(broken);
-		// Jitter at its midpoint: delay = round(step × 0.75), step = 2 s × 2^(attempts − 1), capped at 300 s.
+		// Jitter at its midpoint: delay = round(step × 0.75), step = 2 s × 2^(attempts − 1), capped at 600 s.
 		vi.spyOn(Math, "random").mockReturnValue(0.5);
 
 		const result = await deliver([
@@ -73,7 +74,7 @@ describe("events consumer", () => {
 		expect(result.retryMessages).toEqual([
 			{ msgId: "x1", delaySeconds: 2 },
 			{ msgId: "x3", delaySeconds: 6 },
-			{ msgId: "x9", delaySeconds: 225 },
+			{ msgId: "x9", delaySeconds: 384 },
 		]);
 		expect(result.ackAll).toBe(false);
 		expect(result.retryBatch).toEqual({ retry: false });
@@ -101,7 +102,7 @@ describe("events consumer", () => {
 
 	it("acks a redelivered message without counting its events twice", async () => {
 		const tenant = uniqueTenantId();
-		const hour = Date.UTC(2026, 10, 20, 9);
+		const hour = recentHour();
 		const events = Array.from({ length: 10 }, (_, i) =>
 			queuedEvent({ id: `r${i}`, timestamp: hour + i * 60_000, usage: { sku: "tokens", unit: "token", micros: 100_000 } }),
 		);
@@ -117,10 +118,10 @@ describe("events consumer", () => {
 
 		await env.AGGREGATOR.getByName(tenant).flush();
 		const { results } = await env.DB.prepare(
-			"SELECT sku, unit, hour, CAST(quantity_micros AS TEXT) AS micros, events FROM usage_rollups WHERE tenant = ?1",
+			`SELECT sku, unit, hour, ${EXACT_MICROS}, events FROM usage_rollups WHERE tenant = ?1`,
 		)
 			.bind(tenant)
 			.all();
-		expect(results).toEqual([{ sku: "tokens", unit: "token", hour: "2026-11-20T09:00:00.000Z", micros: "1000001", events: 11 }]);
+		expect(results).toEqual([{ sku: "tokens", unit: "token", hour: new Date(hour).toISOString(), micros: "1000001", events: 11 }]);
 	});
 });

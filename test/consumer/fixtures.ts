@@ -4,13 +4,22 @@ import { runInDurableObject } from "cloudflare:test";
 import { env, exports } from "cloudflare:workers";
 import type { TenantAggregator } from "../../src/aggregator/aggregator";
 import type { QueuedEvent } from "../../src/events/schema";
+import { EXACT_MICROS } from "../aggregator/fixtures";
 
 export const QUEUE = "meterline-events";
 
+const HOUR = 3_600_000;
+
+/** The start of the UTC hour before now (the real or the frozen clock): inside the dedupe window whenever the tests run. */
+export function recentHour(): number {
+	const now = Date.now();
+	return now - (now % HOUR) - HOUR;
+}
+
 let next = 0;
-/** A valid queued event; ids are unique unless overridden. */
+/** A valid queued event, half an hour into the previous UTC hour; ids are unique unless overridden. */
 export function queuedEvent(overrides: Partial<QueuedEvent> = {}): QueuedEvent {
-	return { id: `ev-${next++}`, event: "api_call", timestamp: Date.UTC(2026, 10, 20, 9, 30), ...overrides };
+	return { id: `ev-${next++}`, event: "api_call", timestamp: recentHour() + HOUR / 2, ...overrides };
 }
 
 export interface TestMessage {
@@ -51,9 +60,10 @@ export function deliver(messages: TestMessage[]): Promise<QueueOutcome> {
 export function seenIds(tenant: string): Promise<string[]> {
 	return runInDurableObject(env.AGGREGATOR.getByName(tenant), (_instance, state) =>
 		state.storage.sql
-			.exec<{ id: string }>("SELECT id FROM seen_events ORDER BY id")
+			.exec<{ ids: string }>("SELECT ids FROM seen_chunks")
 			.toArray()
-			.map((row) => row.id),
+			.flatMap((row) => JSON.parse(row.ids) as string[])
+			.sort(),
 	);
 }
 
@@ -62,7 +72,7 @@ export function pendingUsage(tenant: string): Promise<{ sku: string; unit: strin
 	return runInDurableObject(env.AGGREGATOR.getByName(tenant), (_instance, state) =>
 		state.storage.sql
 			.exec<{ sku: string; unit: string; hour: string; micros: string; events: number }>(
-				"SELECT sku, unit, hour, CAST(quantity_micros AS TEXT) AS micros, events FROM pending_usage ORDER BY sku, unit, hour",
+				`SELECT sku, unit, hour, ${EXACT_MICROS}, events FROM pending_usage ORDER BY sku, unit, hour`,
 			)
 			.toArray(),
 	);

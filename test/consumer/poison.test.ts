@@ -115,7 +115,7 @@ describe("poison messages", () => {
 		expect(result.retryMessages).toEqual([]);
 		expect(await seenIds(tenant)).toEqual([]);
 		expect(await storedDeadLetters(`${tenant}/`, 2)).toEqual([
-			deadLetterOf(duration, tenant, "events[0].performance.duration: must be a finite number ≥ 0"),
+			deadLetterOf(duration, tenant, "events[0].performance.duration: must be a number of milliseconds from 0 to 86400000"),
 			deadLetterOf(status, tenant, "events[0].performance.statusCode: must be an integer 100-599"),
 		]);
 	});

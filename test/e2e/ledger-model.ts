@@ -151,6 +151,8 @@ export interface UsageItem {
 	unit: string;
 	period: string;
 	quantity: number;
+	/** The exact sum, as decimal text. */
+	quantityDecimal: string;
 	events: number;
 }
 
@@ -174,8 +176,8 @@ export function expectedUsage(events: TrueEvent[], granularity: Granularity): Le
 	}
 	const sorted = [...rows.values()].sort((a, b) => byText(a.period, b.period) || byText(a.sku, b.sku) || byText(a.unit, b.unit));
 	return {
-		items: sorted.map((row) => ({ sku: row.sku, unit: row.unit, period: row.period, quantity: Number(formatMicros(row.micros)), events: row.events })),
-		csv: ["period,sku,unit,quantity,events", ...sorted.map((row) => `${row.period},${row.sku},${row.unit},${formatMicros(row.micros)},${row.events}`)]
+		items: sorted.map((row) => ({ sku: row.sku, unit: row.unit, period: row.period, quantity: Number(formatMicros(row.micros)), quantityDecimal: formatMicros(row.micros), events: row.events })),
+		csv: ["period,sku,unit,quantity,events,adjustment_for", ...sorted.map((row) => `${row.period},${row.sku},${row.unit},${formatMicros(row.micros)},${row.events},`)]
 			.map((line) => `${line}\r\n`)
 			.join(""),
 	};

@@ -3,12 +3,13 @@
 import { runDurableObjectAlarm, runInDurableObject } from "cloudflare:test";
 import { env } from "cloudflare:workers";
 import { describe, expect, it, vi, type MockInstance } from "vitest";
-import type { TenantAggregator } from "../../src/aggregator/aggregator";
-import { DEDUPE_WINDOW_MS, internals, outbox } from "../aggregator/fixtures";
+import { MINUTE_RETENTION_MS, type TenantAggregator } from "../../src/aggregator/aggregator";
+import { OUTBOX_BACKOFF } from "../../src/aggregator/outbox";
+import { internals, outbox } from "../aggregator/fixtures";
 import type { DataPoint } from "../../src/sinks/analytics";
 import { deliver, eventsMessage, queuedEvent } from "../consumer/fixtures";
 import { createTenant } from "../helpers/api";
-import { useFrozenClock } from "../helpers/clock";
+import { advanceClock, useFrozenClock } from "../helpers/clock";
 import { alarmOf, countOnly, flushVia, freezeClock, HOUR, InjectedFault, iso, metricsOf, metricsWith, MINUTE, previousHour, statsOf, usageOf } from "./fixtures";
 
 const clock = useFrozenClock(freezeClock);
@@ -53,41 +54,43 @@ describe("Analytics Engine failing", () => {
 
 		// D1 has committed the flush: the answer and the reports do not depend on Analytics Engine.
 		expect(await flushed.json()).toEqual({ flushed: 3 });
-		expect(await usageOf(tenant, hour, hour + HOUR)).toEqual([{ sku: "tokens", unit: "token", period: iso(hour), quantity: 2, events: 2 }]);
+		expect(await usageOf(tenant, hour, hour + HOUR)).toEqual([{ sku: "tokens", unit: "token", period: iso(hour), quantity: 2, quantityDecimal: "2", events: 2 }]);
 		expect(await statsOf(tenant, hour, hour + HOUR)).toEqual([
 			{ event: "api_call", period: iso(minute), count: 2, errors: 1, duration: { count: 1, sum: 8, min: 8, max: 8 } },
 			countOnly("page_view", minute + MINUTE, 1),
 		]);
 		const expected = byBlobs([
-			{ indexes: [tenant.id], blobs: ["event", "api_call", "", iso(minute)], doubles: [2, 0, 1, 1, 8, 8, 8] },
-			{ indexes: [tenant.id], blobs: ["event", "page_view", "", iso(minute + MINUTE)], doubles: [1, 0, 0, 0, 0, 0, 0] },
-			{ indexes: [tenant.id], blobs: ["usage", "tokens", "token", iso(hour)], doubles: [2, 2, 0, 0, 0, 0, 0] },
+			{ indexes: [tenant.id], blobs: ["event", "api_call", "", iso(minute), ""], doubles: [2, 0, 1, 1, 8, 8, 8] },
+			{ indexes: [tenant.id], blobs: ["event", "page_view", "", iso(minute + MINUTE), ""], doubles: [1, 0, 0, 0, 0, 0, 0] },
+			{ indexes: [tenant.id], blobs: ["usage", "tokens", "token", iso(hour), ""], doubles: [2, 2, 0, 0, 0, 0, 0] },
 		]);
 		expect(written(spy)).toEqual([]);
 		await runInDurableObject(stub, (_instance, state) => expect(byBlobs(outbox(state))).toEqual(expected));
-		// The kept points are due at once.
-		expect(await alarmOf(tenant.id)).toBe(clock.start);
+		// The kept points are retried after a backoff (5 s, then 10 s), never in a spin.
+		expect(await alarmOf(tenant.id)).toBe(clock.start + OUTBOX_BACKOFF.baseMs);
 
+		advanceClock(OUTBOX_BACKOFF.baseMs);
 		spy.mockImplementationOnce(unavailable);
 		expect(await runDurableObjectAlarm(stub)).toBe(true);
 		expect(written(spy)).toEqual([]);
 		await runInDurableObject(stub, (_instance, state) => expect(outbox(state)).toHaveLength(3));
-		expect(await alarmOf(tenant.id)).toBe(clock.start);
+		expect(await alarmOf(tenant.id)).toBe(clock.start + 3 * OUTBOX_BACKOFF.baseMs);
 
+		advanceClock(2 * OUTBOX_BACKOFF.baseMs);
 		expect(await runDurableObjectAlarm(stub)).toBe(true);
 
 		expect(spy).toHaveBeenCalledTimes(5);
 		expect(byBlobs(written(spy))).toEqual(expected);
 		await runInDurableObject(stub, (_instance, state) => expect(outbox(state)).toEqual([]));
-		// Only pruning the dedupe window is left; that alarm writes nothing more.
-		expect(await alarmOf(tenant.id)).toBe(clock.start + DEDUPE_WINDOW_MS + 1);
+		// Only folding D1's minutes into hours a week later is left; that alarm writes no points.
+		expect(await alarmOf(tenant.id)).toBe(hour + HOUR + MINUTE_RETENTION_MS);
 		expect(await runDurableObjectAlarm(stub)).toBe(true);
 		expect(spy).toHaveBeenCalledTimes(5);
-		expect(await usageOf(tenant, hour, hour + HOUR)).toEqual([{ sku: "tokens", unit: "token", period: iso(hour), quantity: 2, events: 2 }]);
+		expect(await usageOf(tenant, hour, hour + HOUR)).toEqual([{ sku: "tokens", unit: "token", period: iso(hour), quantity: 2, quantityDecimal: "2", events: 2 }]);
 		expect(await metricsOf(tenant)).toEqual(metricsWith(tenant, { consumed: 3, aggregated: 3, flushedRows: 3 }));
 	});
 
-	it("keeps the points of several flushes while it is down, then drains them 250 per invocation, each once", async () => {
+	it("keeps the points of several flushes while it is down, backing off, then drains at most 250 per invocation, each once", async () => {
 		const tenant = await createTenant();
 		const stub = env.AGGREGATOR.getByName(tenant.id);
 		const minute = previousHour(clock.start) + 5 * MINUTE;
@@ -108,17 +111,23 @@ describe("Analytics Engine failing", () => {
 		// Two flushes while it is down: 200 rows, then 120 rows (20 of them the same keys again).
 		await deliver([eventsMessage(`${tenant.id}/m1`, tenant.id, names(0, 200).map((event, i) => queuedEvent({ id: `a${i}`, event, timestamp: minute })))]);
 		expect(await (await flushVia(tenant)).json()).toEqual({ flushed: 200 });
+		// Each failure doubles the wait: a write is only tried once it is over.
+		advanceClock(OUTBOX_BACKOFF.baseMs);
 		await deliver([eventsMessage(`${tenant.id}/m2`, tenant.id, names(180, 120).map((event, i) => queuedEvent({ id: `b${i}`, event, timestamp: minute })))]);
 		expect(await (await flushVia(tenant)).json()).toEqual({ flushed: 120 });
+		expect(await runDurableObjectAlarm(stub)).toBe(true);
+		expect(sink.calls).toBe(2);
+		advanceClock(2 * OUTBOX_BACKOFF.baseMs);
 		expect(await runDurableObjectAlarm(stub)).toBe(true);
 		expect(sink.calls).toBe(3);
 		await runInDurableObject(stub, (_instance, state) => expect(outbox(state)).toHaveLength(320));
 		expect(spy).not.toHaveBeenCalled();
 
-		// Back: the oldest 250 points, then the other 70.
+		// Back: the first flush's 200 points (the second's 120 would pass 250), then those 120.
+		const now = advanceClock(4 * OUTBOX_BACKOFF.baseMs);
 		expect(await runDurableObjectAlarm(stub)).toBe(true);
-		expect(spy).toHaveBeenCalledTimes(250);
-		expect(await alarmOf(tenant.id)).toBe(clock.start);
+		expect(spy).toHaveBeenCalledTimes(200);
+		expect(await alarmOf(tenant.id)).toBe(now);
 		expect(await runDurableObjectAlarm(stub)).toBe(true);
 		expect(spy).toHaveBeenCalledTimes(320);
 

@@ -107,17 +107,15 @@ describe("D1 failing for three flushes", () => {
 			expect(pendingRowCount(state)).toBe(0);
 			return incarnation(state);
 		});
-		expect(await d1Flushes(tenant.id)).toEqual([
-			{ flush_id: `${inc}:1`, rows: 3 },
-			{ flush_id: `${inc}:2`, rows: 4 },
-		]);
+		// The ledger keeps only the newest flush: batch 1 can no longer be resent once batch 2 was sealed.
+		expect(await d1Flushes(tenant.id)).toEqual([{ flush_id: `${inc}:2`, rows: 4 }]);
 		expect(await d1Usage(tenant.id)).toEqual([
 			{ sku: "storage", unit: "gb_hour", hour: iso(hour), micros: "1", events: 1 },
 			{ sku: "tokens", unit: "token", hour: iso(hour), micros: "3750000", events: 3 },
 		]);
 		expect(await usageOf(tenant, hour, hour + HOUR)).toEqual([
-			{ sku: "storage", unit: "gb_hour", period: iso(hour), quantity: 0.000001, events: 1 },
-			{ sku: "tokens", unit: "token", period: iso(hour), quantity: 3.75, events: 3 },
+			{ sku: "storage", unit: "gb_hour", period: iso(hour), quantity: 0.000001, quantityDecimal: "0.000001", events: 1 },
+			{ sku: "tokens", unit: "token", period: iso(hour), quantity: 3.75, quantityDecimal: "3.75", events: 3 },
 		]);
 		expect(await statsOf(tenant, hour, hour + HOUR)).toEqual([
 			{ event: "api_call", period: iso(minute), count: 3, errors: 1, duration: { count: 3, sum: 45, min: 5, max: 30 } },
@@ -132,7 +130,7 @@ describe("D1 failing for three flushes", () => {
 		// A later flush finds nothing to write, and D1 stays as it is.
 		expect(await (await flushVia(tenant)).json()).toEqual({ flushed: 0 });
 		expect(d1.calls).toBe(5);
-		expect(await d1Flushes(tenant.id)).toHaveLength(2);
+		expect(await d1Flushes(tenant.id)).toHaveLength(1);
 	});
 
 	it("reports the tenant critical once its flushes have failed for over 5 minutes, and healthy again after recovery", async () => {
@@ -168,5 +166,47 @@ describe("D1 failing for three flushes", () => {
 		expect(await healthy.json()).toMatchObject({ status: "healthy", checks: { flushes: { retryingTenants: 0, failingOverThreshold: [], oldestFailureSince: null } } });
 		expect(await statsOf(tenant, minute, minute + MINUTE)).toEqual([countOnly("api_call", minute, 1)]);
 		expect((await metricsOf(tenant)).flushFailures).toBe(2);
+	});
+});
+
+describe("the health monitor missing a recovery", () => {
+	it("keeps telling it until it hears, so health never sticks at a state that has passed", async () => {
+		const tenant = await createTenant();
+		const stub = env.AGGREGATOR.getByName(tenant.id);
+		const minute = previousHour(clock.start) + 5 * MINUTE;
+		await deliver([eventsMessage(`${tenant.id}/m1`, tenant.id, [queuedEvent({ id: "h1", timestamp: minute })])]);
+		await runInDurableObject(stub, (instance) => failD1(instance, 1));
+		expect((await flushVia(tenant)).status).toBe(503);
+		expect(await healthOf(tenant.id)).toEqual({ failingFlushes: [{ tenant: tenant.id, since: clock.start, failures: 1 }], spills: [] });
+
+		// The monitor is unreachable for the aggregator's next call: the recovery report.
+		const monitor = await runInDurableObject(stub, (instance) => {
+			const inner = instance as unknown as { env: Env };
+			const real = inner.env.HEALTH;
+			const seen = { calls: 0 };
+			inner.env = {
+				...inner.env,
+				HEALTH: {
+					getByName: (name: string) => {
+						if (++seen.calls === 1) throw new Error("health monitor unreachable");
+						return real.getByName(name);
+					},
+				} as unknown as Env["HEALTH"],
+			};
+			return seen;
+		});
+		const retried = advanceClock(2_000);
+		expect(await (await flushVia(tenant)).json()).toEqual({ flushed: 1 });
+
+		expect(monitor.calls).toBe(1);
+		// D1 is fine again, the monitor does not know yet: the alarm retries the report after 5 s.
+		expect(await healthOf(tenant.id)).toEqual({ failingFlushes: [{ tenant: tenant.id, since: clock.start, failures: 1 }], spills: [] });
+		expect(await alarmOf(tenant.id)).toBe(retried + 5_000);
+
+		advanceClock(5_000);
+		expect(await runDurableObjectAlarm(stub)).toBe(true);
+		expect(monitor.calls).toBe(2);
+		expect(await healthOf(tenant.id)).toEqual({ failingFlushes: [], spills: [] });
+		expect(await metricsOf(tenant)).toEqual(metricsWith(tenant, { consumed: 1, aggregated: 1, flushedRows: 1, flushFailures: 1 }));
 	});
 });

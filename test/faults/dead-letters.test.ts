@@ -1,6 +1,6 @@
 // The dead-letter path end to end through the real local queues: a message that fails every
 // delivery lands in D1's dead_letters (max_retries 2 in the test config), is listed by the admin
-// API, and once the fault is gone a replay counts it exactly once, however often it is replayed.
+// API, and once the fault is gone a replay counts it exactly once; replaying it again enqueues nothing.
 // A poison message arrives with its reason and a superjson body that keeps its typed values.
 import { env } from "cloudflare:workers";
 import superjson from "superjson";
@@ -8,6 +8,7 @@ import { describe, expect, it, vi } from "vitest";
 import { breakAggregatorOf, deliver, rawMessage } from "../consumer/fixtures";
 import { ADMIN_TOKEN, call, createTenant, postJson, type TestTenant } from "../helpers/api";
 import { useFrozenClock } from "../helpers/clock";
+import { ingest } from "../producer/helpers";
 import {
 	deadLetterRows,
 	failAggregatorWrites,
@@ -64,14 +65,14 @@ function twoEvents(minute: number) {
 
 async function expectTwoEventsReported(tenant: TestTenant, minute: number): Promise<void> {
 	const hour = previousHour(clock.start);
-	expect(await usageOf(tenant, hour, hour + HOUR)).toEqual([{ sku: "tokens", unit: "token", period: iso(hour), quantity: 3, events: 2 }]);
+	expect(await usageOf(tenant, hour, hour + HOUR)).toEqual([{ sku: "tokens", unit: "token", period: iso(hour), quantity: 3, quantityDecimal: "3", events: 2 }]);
 	expect(await statsOf(tenant, hour, hour + HOUR)).toEqual([
 		{ event: "api_call", period: iso(minute), count: 2, errors: 1, duration: { count: 1, sum: 7, min: 7, max: 7 } },
 	]);
 }
 
 describe("a message that fails every delivery", () => {
-	it("reaches dead_letters after max_retries, and replaying it by id counts it once, even twice", async () => {
+	it("reaches dead_letters after max_retries, is counted once when replayed by id, and is skipped by a second replay", async () => {
 		const tenant = await createTenant();
 		const minute = previousHour(clock.start) + 40 * MINUTE;
 		const { wire, queued } = twoEvents(minute);
@@ -104,9 +105,21 @@ describe("a message that fails every delivery", () => {
 		expect(await (await flushVia(tenant)).json()).toEqual({ flushed: 2 });
 		await expectTwoEventsReported(tenant, minute);
 
-		// A second replay of the same dead letter is dropped by the aggregator's id dedupe.
-		expect(await replay({ ids: [item!.id] })).toEqual({ replayed: [item!.id], skipped: [] });
-		await metricsBecome(tenant, { received: 2, enqueued: 2, consumed: 4, duplicatesDropped: 2, aggregated: 2, flushedRows: 2, deadLettered: 1, replayed: 1 });
+		// A second replay of the same dead letter enqueues nothing: the row says when it was replayed.
+		const { response, queue } = await ingest(
+			new Request("https://meterline.test/v1/admin/dead-letters/replay", {
+				method: "POST",
+				body: JSON.stringify({ ids: [item!.id] }),
+				headers: { authorization: `Bearer ${ADMIN_TOKEN}`, "content-type": "application/json" },
+			}),
+		);
+		expect({ status: response.status, body: await response.json() }).toEqual({
+			status: 200,
+			body: { replayed: [], skipped: [{ id: item!.id, reason: `already replayed at ${replayedAt}` }] },
+		});
+		expect(queue.calls).toEqual([]);
+		expect((await listDeadLetters(`?tenant=${tenant.id}`)).items).toEqual([{ ...item, replayedAt }]);
+		expect(await metricsOf(tenant)).toEqual(metricsWith(tenant, { received: 2, enqueued: 2, consumed: 2, aggregated: 2, flushedRows: 2, deadLettered: 1, replayed: 1 }));
 		expect(await (await flushVia(tenant)).json()).toEqual({ flushed: 0 });
 		await expectTwoEventsReported(tenant, minute);
 		// Nothing of the tenant's is left unreplayed.

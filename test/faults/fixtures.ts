@@ -74,7 +74,7 @@ export interface FaultLog {
 
 /**
  * Makes the tenant's aggregator fail its next `times` writes, through its own steps: "before-commit"
- * throws from the tenant check that opens every ingest and spill transaction (so the transaction
+ * throws from the tenant claim that opens every ingest and spill transaction (so the transaction
  * rolls back), "after-commit" throws once ingest's transaction has committed and its alarm is
  * armed (the RPC fails although the events are durable). Later calls run the real step.
  */
@@ -148,6 +148,7 @@ export function metricsWith(tenant: TestTenant, counts: Partial<TenantMetrics> =
 		enqueued: 0,
 		enqueueFailures: 0,
 		lost: 0,
+		rejected: 0,
 		spilled: 0,
 		respooled: 0,
 		consumed: 0,
@@ -159,6 +160,10 @@ export function metricsWith(tenant: TestTenant, counts: Partial<TenantMetrics> =
 		replayed: 0,
 		oldestUnflushedAgeMs: null,
 		spillPending: 0,
+		capped: 0,
+		expired: 0,
+		quarantinedRows: 0,
+		analyticsDropped: 0,
 		...counts,
 	};
 }

@@ -51,7 +51,7 @@ function threeEvents(minute: number, prefix = "p") {
 /** The reports once the three events are in D1: one usage row, two event rows. */
 async function expectThreeEventsReported(tenant: TestTenant, minute: number): Promise<void> {
 	const hour = previousHour(clock.start);
-	expect(await usageOf(tenant, hour, hour + HOUR)).toEqual([{ sku: "tokens", unit: "unit", period: iso(hour), quantity: 1.75, events: 2 }]);
+	expect(await usageOf(tenant, hour, hour + HOUR)).toEqual([{ sku: "tokens", unit: "unit", period: iso(hour), quantity: 1.75, quantityDecimal: "1.75", events: 2 }]);
 	expect(await statsOf(tenant, hour, hour + HOUR)).toEqual([
 		{ event: "api_call", period: iso(minute), count: 2, errors: 0, duration: { count: 1, sum: 12, min: 12, max: 12 } },
 		countOnly("signup", minute, 1),
@@ -94,7 +94,7 @@ describe("a send that keeps failing after the 202", () => {
 				d1: { ok: true },
 				monitor: { ok: true },
 				flushes: { retryingTenants: 0, failingOverThreshold: [], oldestFailureSince: null },
-				deadLetters: { lastHour: 0 },
+				deadLetters: { lastHour: 0, capped: false },
 				spills: { lastHour: 3, lastFiveMinutes: 3 },
 			},
 		});
@@ -163,7 +163,7 @@ describe("a send that keeps failing after the 202", () => {
 		});
 		expect(await (await flushVia(tenant)).json()).toEqual({ flushed: 2 });
 		const hour = previousHour(clock.start);
-		expect(await usageOf(tenant, hour, hour + HOUR)).toEqual([{ sku: "rows", unit: "unit", period: iso(hour), quantity: 1000, events: 1000 }]);
+		expect(await usageOf(tenant, hour, hour + HOUR)).toEqual([{ sku: "rows", unit: "unit", period: iso(hour), quantity: 1000, quantityDecimal: "1000", events: 1000 }]);
 		expect(await statsOf(tenant, hour, hour + HOUR)).toEqual([countOnly("bulk", minute, 1000)]);
 		expect((await metricsOf(tenant)).flushedRows).toBe(4);
 	});
@@ -202,7 +202,7 @@ describe("a send that keeps failing after the 202", () => {
 
 		expect(await (await flushVia(tenant)).json()).toEqual({ flushed: 2 });
 		const hour = previousHour(clock.start);
-		expect(await usageOf(tenant, hour, hour + HOUR)).toEqual([{ sku: "tokens", unit: "unit", period: iso(hour), quantity: 7, events: 3 }]);
+		expect(await usageOf(tenant, hour, hour + HOUR)).toEqual([{ sku: "tokens", unit: "unit", period: iso(hour), quantity: 7, quantityDecimal: "7", events: 3 }]);
 		expect(await statsOf(tenant, hour, hour + HOUR)).toEqual([countOnly("api_call", minute, 3)]);
 		expect((await metricsOf(tenant)).flushedRows).toBe(4);
 	});
@@ -325,5 +325,36 @@ describe("?ack=durable", () => {
 		await metricsBecome(tenant, { received: 6, enqueued: 3, enqueueFailures: 3, consumed: 3, aggregated: 3 });
 		expect(await (await flushVia(tenant)).json()).toEqual({ flushed: 3 });
 		await expectThreeEventsReported(tenant, minute);
+	});
+});
+
+describe("a spill larger than a Durable Object row", () => {
+	it("is kept in rows of at most 1 MB, re-enqueued, and counted once", async () => {
+		const tenant = await createTenant();
+		const stub = env.AGGREGATOR.getByName(tenant.id);
+		const minute = previousHour(clock.start) + 25 * MINUTE;
+		// 90 events of ~30 KB: about 2.7 MB, more than the 2 MB one SQLite row may hold.
+		const padding = "x".repeat(30_000);
+		const events: QueuedEvent[] = Array.from({ length: 90 }, (_, i) => ({
+			id: `big-${i}`,
+			event: "upload",
+			timestamp: minute,
+			properties: { padding },
+			usage: { sku: "bytes", unit: "unit", micros: 1_000_000 },
+		}));
+
+		await stub.spill(tenant.id, events);
+
+		const chunks = await spilledChunks(tenant.id);
+		expect(chunks.map((chunk) => chunk.events.length)).toEqual([33, 33, 24]);
+		for (const chunk of chunks) expect(new TextEncoder().encode(JSON.stringify(chunk.events)).length).toBeLessThanOrEqual(1_000_000);
+		expect(chunks.flatMap((chunk) => chunk.events)).toEqual(events);
+
+		expect(await runDurableObjectAlarm(stub)).toBe(true);
+		expect(await spilledChunks(tenant.id)).toEqual([]);
+		await metricsBecome(tenant, { spilled: 90, respooled: 90, consumed: 90, aggregated: 90 });
+		expect(await (await flushVia(tenant)).json()).toEqual({ flushed: 2 });
+		const hour = previousHour(clock.start);
+		expect(await usageOf(tenant, hour, hour + HOUR)).toEqual([{ sku: "bytes", unit: "unit", period: iso(hour), quantity: 90, quantityDecimal: "90", events: 90 }]);
 	});
 });

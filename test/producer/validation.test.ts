@@ -85,7 +85,12 @@ describe("rejected event fields", () => {
 		["a 129-character sku", () => usage({ sku: chars(129) }), "usage.sku"],
 		["a numeric sku", () => usage({ sku: 5 }), "usage.sku"],
 		["a missing quantity", () => ev({ usage: { sku: "tokens" } }), "usage.quantity"],
-		["a string quantity", () => usage({ quantity: "5" }), "usage.quantity"],
+		["a string quantity that is not a decimal", () => usage({ quantity: "5 tokens" }), "usage.quantity"],
+		["a decimal string with 7 fraction digits", () => usage({ quantity: "1.1234567" }), "usage.quantity"],
+		["a negative decimal string", () => usage({ quantity: "-1" }), "usage.quantity"],
+		["a decimal string over 9,000,000,000", () => usage({ quantity: "9000000000.000001" }), "usage.quantity"],
+		// A double near 9e9 cannot hold every 6-digit fraction: this one would arrive as …998.
+		["a fractional JSON number of 2^33 or more", () => raw(`{"event":"a","usage":{"sku":"s","quantity":8999999999.999999}}`), "usage.quantity"],
 		["the string Infinity as quantity", () => usage({ quantity: "Infinity" }), "usage.quantity"],
 		["the string NaN as quantity", () => usage({ quantity: "NaN" }), "usage.quantity"],
 		["a quantity that overflows to Infinity", () => raw(`{"event":"a","usage":{"sku":"s","quantity":1e400}}`), "usage.quantity"],
@@ -173,6 +178,9 @@ describe("accepted event fields", () => {
 		["quantity 0", () => usage({ quantity: 0 })],
 		["quantity 0.000001", () => usage({ quantity: 0.000001 })],
 		["a quantity with 6 fraction digits", () => usage({ quantity: 123.456789 })],
+		["a quantity just below 2^33 with 6 fraction digits", () => usage({ quantity: 8589934591.999999 })],
+		["a whole quantity of 9,000,000,000", () => usage({ quantity: 9_000_000_000 })],
+		["a decimal string quantity", () => usage({ quantity: "8999999999.999999" })],
 		["a 128-character sku", () => usage({ sku: chars(128) })],
 		["a 32-character unit", () => usage({ unit: chars(32) })],
 	];

@@ -2,6 +2,10 @@
 // answers 400 naming the field; reports need a read key.
 import { describe, expect, it } from "vitest";
 import { call, createTenant } from "../helpers/api";
+import { freezeClockAt, useFrozenClock } from "../helpers/clock";
+
+// Frozen with the minute ranges asked for (from 1 March 2026) within the 7 days minute granularity covers.
+useFrozenClock(() => freezeClockAt(Date.UTC(2026, 2, 8)));
 
 async function errorOf(path: string, key?: string): Promise<{ status: number; body: unknown }> {
 	const response = await call(path, { key });

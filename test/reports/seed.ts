@@ -15,8 +15,8 @@ export async function seedUsage(tenant: string, rows: UsageRow[]): Promise<void>
 	await env.DB.batch(
 		rows.map((row) =>
 			env.DB.prepare(
-				"INSERT INTO usage_rollups (tenant, sku, unit, hour, quantity_micros, events) VALUES (?1, ?2, ?3, ?4, CAST(?5 AS INTEGER), ?6)",
-			).bind(tenant, row.sku, row.unit ?? "unit", row.hour, row.micros, row.events ?? 1),
+				"INSERT INTO usage_rollups (tenant, sku, unit, hour, micros_hi, micros_lo, events) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+			).bind(tenant, row.sku, row.unit ?? "unit", row.hour, Number(BigInt(row.micros) / 10n ** 12n), Number(BigInt(row.micros) % 10n ** 12n), row.events ?? 1),
 		),
 	);
 }
@@ -57,7 +57,8 @@ export interface UsageReport {
 	from: string;
 	to: string;
 	granularity: string;
-	items: { sku: string; unit: string; period: string; quantity: number; events: number }[];
+	items: { sku: string; unit: string; period: string; quantity: number; quantityDecimal: string; events: number }[];
+	adjustments: { sku: string; unit: string; period: string; adjustmentFor: string; quantity: number; quantityDecimal: string; events: number }[];
 }
 
 export interface StatsReport {

@@ -4,6 +4,10 @@ import { describe, expect, it } from "vitest";
 import { deliver, eventsMessage, queuedEvent } from "../consumer/fixtures";
 import { createTenant, getJson } from "../helpers/api";
 import { seedEvents, type StatsReport } from "./seed";
+import { freezeClockAt, useFrozenClock } from "../helpers/clock";
+
+// Frozen with the seeded minutes (10–11 March 2026) within the 7 days minute granularity covers.
+useFrozenClock(() => freezeClockAt(Date.UTC(2026, 2, 11, 12)));
 
 const MINUTE = 60_000;
 const iso = (ms: number) => new Date(ms).toISOString();

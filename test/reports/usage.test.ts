@@ -25,9 +25,10 @@ describe("GET /v1/usage", () => {
 			to: "2026-03-11T00:00:00.000Z",
 			granularity: "day",
 			items: [
-				{ sku: "storage", unit: "gb", period: "2026-03-10T00:00:00.000Z", quantity: 0.300001, events: 6 },
-				{ sku: "tokens", unit: "unit", period: "2026-03-10T00:00:00.000Z", quantity: 1, events: 10 },
+				{ sku: "storage", unit: "gb", period: "2026-03-10T00:00:00.000Z", quantity: 0.300001, quantityDecimal: "0.300001", events: 6 },
+				{ sku: "tokens", unit: "unit", period: "2026-03-10T00:00:00.000Z", quantity: 1, quantityDecimal: "1", events: 10 },
 			],
+			adjustments: [],
 		});
 	});
 
@@ -45,31 +46,31 @@ describe("GET /v1/usage", () => {
 			[
 				"hour",
 				[
-					{ sku: "api", unit: "call", period: "2026-01-31T23:00:00.000Z", quantity: 1.5, events: 3 },
-					{ sku: "api", unit: "call", period: "2026-02-01T00:00:00.000Z", quantity: 0.25, events: 1 },
-					{ sku: "storage", unit: "gb", period: "2026-02-01T00:00:00.000Z", quantity: 123.456789, events: 1 },
-					{ sku: "api", unit: "call", period: "2026-02-01T05:00:00.000Z", quantity: 2, events: 2 },
-					{ sku: "api", unit: "request", period: "2026-02-01T05:00:00.000Z", quantity: 0.000007, events: 7 },
-					{ sku: "api", unit: "call", period: "2026-02-14T12:00:00.000Z", quantity: 10, events: 5 },
+					{ sku: "api", unit: "call", period: "2026-01-31T23:00:00.000Z", quantity: 1.5, quantityDecimal: "1.5", events: 3 },
+					{ sku: "api", unit: "call", period: "2026-02-01T00:00:00.000Z", quantity: 0.25, quantityDecimal: "0.25", events: 1 },
+					{ sku: "storage", unit: "gb", period: "2026-02-01T00:00:00.000Z", quantity: 123.456789, quantityDecimal: "123.456789", events: 1 },
+					{ sku: "api", unit: "call", period: "2026-02-01T05:00:00.000Z", quantity: 2, quantityDecimal: "2", events: 2 },
+					{ sku: "api", unit: "request", period: "2026-02-01T05:00:00.000Z", quantity: 0.000007, quantityDecimal: "0.000007", events: 7 },
+					{ sku: "api", unit: "call", period: "2026-02-14T12:00:00.000Z", quantity: 10, quantityDecimal: "10", events: 5 },
 				],
 			],
 			[
 				"day",
 				[
-					{ sku: "api", unit: "call", period: "2026-01-31T00:00:00.000Z", quantity: 1.5, events: 3 },
-					{ sku: "api", unit: "call", period: "2026-02-01T00:00:00.000Z", quantity: 2.25, events: 3 },
-					{ sku: "api", unit: "request", period: "2026-02-01T00:00:00.000Z", quantity: 0.000007, events: 7 },
-					{ sku: "storage", unit: "gb", period: "2026-02-01T00:00:00.000Z", quantity: 123.456789, events: 1 },
-					{ sku: "api", unit: "call", period: "2026-02-14T00:00:00.000Z", quantity: 10, events: 5 },
+					{ sku: "api", unit: "call", period: "2026-01-31T00:00:00.000Z", quantity: 1.5, quantityDecimal: "1.5", events: 3 },
+					{ sku: "api", unit: "call", period: "2026-02-01T00:00:00.000Z", quantity: 2.25, quantityDecimal: "2.25", events: 3 },
+					{ sku: "api", unit: "request", period: "2026-02-01T00:00:00.000Z", quantity: 0.000007, quantityDecimal: "0.000007", events: 7 },
+					{ sku: "storage", unit: "gb", period: "2026-02-01T00:00:00.000Z", quantity: 123.456789, quantityDecimal: "123.456789", events: 1 },
+					{ sku: "api", unit: "call", period: "2026-02-14T00:00:00.000Z", quantity: 10, quantityDecimal: "10", events: 5 },
 				],
 			],
 			[
 				"month",
 				[
-					{ sku: "api", unit: "call", period: "2026-01-01T00:00:00.000Z", quantity: 1.5, events: 3 },
-					{ sku: "api", unit: "call", period: "2026-02-01T00:00:00.000Z", quantity: 12.25, events: 8 },
-					{ sku: "api", unit: "request", period: "2026-02-01T00:00:00.000Z", quantity: 0.000007, events: 7 },
-					{ sku: "storage", unit: "gb", period: "2026-02-01T00:00:00.000Z", quantity: 123.456789, events: 1 },
+					{ sku: "api", unit: "call", period: "2026-01-01T00:00:00.000Z", quantity: 1.5, quantityDecimal: "1.5", events: 3 },
+					{ sku: "api", unit: "call", period: "2026-02-01T00:00:00.000Z", quantity: 12.25, quantityDecimal: "12.25", events: 8 },
+					{ sku: "api", unit: "request", period: "2026-02-01T00:00:00.000Z", quantity: 0.000007, quantityDecimal: "0.000007", events: 7 },
+					{ sku: "storage", unit: "gb", period: "2026-02-01T00:00:00.000Z", quantity: 123.456789, quantityDecimal: "123.456789", events: 1 },
 				],
 			],
 		])("groups by %s, naming each bucket by its ISO start, ordered by period, sku and unit", async (granularity, items) => {
@@ -78,7 +79,7 @@ describe("GET /v1/usage", () => {
 
 			const report = await getJson<UsageReport>(`/v1/usage?from=2026-01-01&to=2026-03-01&granularity=${granularity}`, tenant.readKey);
 
-			expect(report).toEqual({ tenant: tenant.id, from: "2026-01-01T00:00:00.000Z", to: "2026-03-01T00:00:00.000Z", granularity, items });
+			expect(report).toEqual({ tenant: tenant.id, from: "2026-01-01T00:00:00.000Z", to: "2026-03-01T00:00:00.000Z", granularity, items, adjustments: [] });
 		});
 	});
 
@@ -98,8 +99,8 @@ describe("GET /v1/usage", () => {
 		expect(report.from).toBe("2026-03-10T10:00:00.000Z");
 		expect(report.to).toBe("2026-03-10T12:00:00.000Z");
 		expect(report.items).toEqual([
-			{ sku: "tokens", unit: "unit", period: "2026-03-10T10:00:00.000Z", quantity: 10, events: 1 },
-			{ sku: "tokens", unit: "unit", period: "2026-03-10T11:00:00.000Z", quantity: 11, events: 1 },
+			{ sku: "tokens", unit: "unit", period: "2026-03-10T10:00:00.000Z", quantity: 10, quantityDecimal: "10", events: 1 },
+			{ sku: "tokens", unit: "unit", period: "2026-03-10T11:00:00.000Z", quantity: 11, quantityDecimal: "11", events: 1 },
 		]);
 	});
 
@@ -125,9 +126,10 @@ describe("GET /v1/usage", () => {
 			to: iso(nextMonth),
 			granularity: "day",
 			items: [
-				{ sku: "first", unit: "unit", period: day(monthStart), quantity: 2, events: 1 },
-				{ sku: "now", unit: "unit", period: day(thisHour), quantity: 3, events: 1 },
+				{ sku: "first", unit: "unit", period: day(monthStart), quantity: 2, quantityDecimal: "2", events: 1 },
+				{ sku: "now", unit: "unit", period: day(thisHour), quantity: 3, quantityDecimal: "3", events: 1 },
 			].sort((a, b) => a.period.localeCompare(b.period)),
+			adjustments: [],
 		});
 	});
 
@@ -143,7 +145,7 @@ describe("GET /v1/usage", () => {
 		const report = await getJson<UsageReport>("/v1/usage?from=2026-03-10&to=2026-03-11", mine.readKey);
 
 		expect(report.tenant).toBe(mine.id);
-		expect(report.items).toEqual([{ sku: "tokens", unit: "unit", period: "2026-03-10T00:00:00.000Z", quantity: 1, events: 1 }]);
+		expect(report.items).toEqual([{ sku: "tokens", unit: "unit", period: "2026-03-10T00:00:00.000Z", quantity: 1, quantityDecimal: "1", events: 1 }]);
 	});
 
 	describe("as CSV", () => {
@@ -161,10 +163,10 @@ describe("GET /v1/usage", () => {
 			expect(response.status).toBe(200);
 			expect(response.headers.get("content-type")).toBe("text/csv; charset=utf-8");
 			expect(await response.text()).toBe(
-				"period,sku,unit,quantity,events\r\n" +
-					'2026-03-10T00:00:00.000Z,"plan ""pro"", yearly",seat,5,1\r\n' +
-					"2026-03-10T00:00:00.000Z,tokens,token,0.3,3\r\n" +
-					"2026-03-11T00:00:00.000Z,'=HYPERLINK(),'-1,0,3\r\n",
+				"period,sku,unit,quantity,events,adjustment_for\r\n" +
+					'2026-03-10T00:00:00.000Z,"plan ""pro"", yearly",seat,5,1,\r\n' +
+					"2026-03-10T00:00:00.000Z,tokens,token,0.3,3,\r\n" +
+					"2026-03-11T00:00:00.000Z,'=HYPERLINK(),'-1,0,3,\r\n",
 			);
 		});
 
@@ -181,7 +183,7 @@ describe("GET /v1/usage", () => {
 				headers: { accept: "application/json, text/csv;q=0.9" },
 			});
 
-			expect(await response.text()).toBe("period,sku,unit,quantity,events\r\n2026-03-01T00:00:00.000Z,bytes,unit,18000000000.123457,3\r\n");
+			expect(await response.text()).toBe("period,sku,unit,quantity,events,adjustment_for\r\n2026-03-01T00:00:00.000Z,bytes,unit,18000000000.123457,3,\r\n");
 		});
 
 		it("answers only the header for an empty range", async () => {
@@ -189,7 +191,7 @@ describe("GET /v1/usage", () => {
 
 			const response = await call("/v1/usage?from=2026-03-10&to=2026-03-11", { key: tenant.readKey, headers: { accept: "text/csv" } });
 
-			expect(await response.text()).toBe("period,sku,unit,quantity,events\r\n");
+			expect(await response.text()).toBe("period,sku,unit,quantity,events,adjustment_for\r\n");
 		});
 	});
 });

@@ -4,7 +4,7 @@ import { createExecutionContext, runInDurableObject, waitOnExecutionContext } fr
 import { env } from "cloudflare:workers";
 import { afterEach, describe, expect, it, vi } from "vitest";
 import worker from "../../src/index";
-import { aggregator, d1Usage, freezeClock, makeEvent, pendingRowCount } from "../aggregator/fixtures";
+import { aggregator, d1Usage, EVENT_HOUR, freezeClock, makeEvent, pendingRowCount } from "../aggregator/fixtures";
 import { metricsWith } from "../faults/fixtures";
 import { ADMIN_TOKEN, call, createTenant, postJson, uniqueTenantId, type TestTenant } from "../helpers/api";
 import { eventsRequest, ingest } from "../producer/helpers";
@@ -35,6 +35,7 @@ const TENANT_ROUTES: TenantRoute[] = [
 	{ method: "GET", path: "/v1/usage", scopes: ["read"], ok: 200 },
 	{ method: "GET", path: "/v1/stats", scopes: ["read"], ok: 200 },
 	{ method: "GET", path: "/v1/metrics", scopes: ["read"], ok: 200 },
+	{ method: "GET", path: "/v1/rejections", scopes: ["read"], ok: 200 },
 ];
 const name = (route: { method: string; path: string }) => `${route.method} ${route.path}`;
 
@@ -281,11 +282,11 @@ describe("tenant isolation", () => {
 		await seedUsage(a.id, [{ sku: "tokens", hour: HOUR, micros: "5000000", events: 2 }]);
 		expect(await json(USAGE, b.readKey)).toEqual({
 			status: 200,
-			body: { tenant: b.id, from: "2026-03-01T00:00:00.000Z", to: "2026-04-01T00:00:00.000Z", granularity: "month", items: [] },
+			body: { tenant: b.id, from: "2026-03-01T00:00:00.000Z", to: "2026-04-01T00:00:00.000Z", granularity: "month", items: [], adjustments: [] },
 		});
 		const own = await json<{ tenant: string; items: unknown[] }>(USAGE, a.readKey);
 		expect(own.body.tenant).toBe(a.id);
-		expect(own.body.items).toEqual([{ sku: "tokens", unit: "unit", period: "2026-03-01T00:00:00.000Z", quantity: 5, events: 2 }]);
+		expect(own.body.items).toEqual([{ sku: "tokens", unit: "unit", period: "2026-03-01T00:00:00.000Z", quantity: 5, quantityDecimal: "5", events: 2 }]);
 	});
 
 	it("shows another tenant's stats to no one but its own read key", async () => {
@@ -340,7 +341,7 @@ describe("tenant isolation", () => {
 
 		const own = await call("/v1/flush", { method: "POST", key: a.readKey });
 		expect(await own.json()).toEqual({ flushed: 2 });
-		expect(await d1Usage(a.id)).toEqual([{ sku: "tokens", unit: "token", hour: HOUR, micros: "2000000", events: 1 }]);
+		expect(await d1Usage(a.id)).toEqual([{ sku: "tokens", unit: "token", hour: EVENT_HOUR, micros: "2000000", events: 1 }]);
 	});
 
 	it("GET /v1/metrics shows only the caller's tenant", async () => {

@@ -1,11 +1,14 @@
 // GET /v1/health: healthy, degraded (flush retries, recent dead letters or spills) and critical
-// (flushes failing over 5 minutes, spills within 5 minutes), with the exact checks behind each.
+// (flushes failing over 5 minutes, spills within 5 minutes), with the exact checks behind each;
+// recent dead letters are counted through an index, up to a cap.
 // The health monitor is one pipeline-wide Durable Object shared by every test in this file, so the
 // tests run in order on a frozen clock and each leaves the monitor and dead_letters as it found them.
 import { runInDurableObject } from "cloudflare:test";
 import { env } from "cloudflare:workers";
 import { afterEach, beforeEach, describe, expect, it, vi } from "vitest";
 import { aggregator, failD1, freezeClock, FROZEN_AT, makeEvent, settle } from "../aggregator/fixtures";
+import { RECENT_DEAD_LETTERS } from "../../src/db/queries";
+import { DEAD_LETTER_COUNT_CAP } from "../../src/health/health";
 import { call, createTenant, uniqueTenantId, type TestTenant } from "../helpers/api";
 import { advanceClock } from "../helpers/clock";
 import { expectError } from "./helpers";
@@ -19,7 +22,7 @@ const HEALTHY_CHECKS = {
 	d1: { ok: true },
 	monitor: { ok: true },
 	flushes: { retryingTenants: 0, failingOverThreshold: [] as string[], oldestFailureSince: null as string | null },
-	deadLetters: { lastHour: 0 },
+	deadLetters: { lastHour: 0, capped: false },
 	spills: { lastHour: 0, lastFiveMinutes: 0 },
 };
 type Checks = typeof HEALTHY_CHECKS;
@@ -56,6 +59,17 @@ async function insertDeadLetter(lastFailedAt: number): Promise<string> {
 		.bind(id, '{"json":"poison"}', new Date(lastFailedAt).toISOString())
 		.run();
 	return id;
+}
+
+/** Inserts `count` dead letters that last failed at `lastFailedAt`, in one statement. */
+async function insertDeadLetters(count: number, lastFailedAt: number): Promise<void> {
+	await env.DB.prepare(
+		`WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < ?1)
+		 INSERT INTO dead_letters (id, tenant, body, error, attempts, first_failed_at, last_failed_at)
+		 SELECT ?2 || '-' || i, NULL, '{"json":"poison"}', 'test', 1, ?3, ?3 FROM n`,
+	)
+		.bind(count, `health-${uniqueTenantId()}`, new Date(lastFailedAt).toISOString())
+		.run();
 }
 
 beforeEach(() => {
@@ -120,14 +134,37 @@ describe("GET /v1/health", () => {
 
 	it("is degraded (200) while a dead letter arrived within the last hour", async () => {
 		const id = await insertDeadLetter(Date.now());
-		expect(await health()).toEqual(expected(200, "degraded", { deadLetters: { lastHour: 1 } }));
+		expect(await health()).toEqual(expected(200, "degraded", { deadLetters: { lastHour: 1, capped: false } }));
 
 		advanceClock(HOUR);
-		expect(await health()).toEqual(expected(200, "degraded", { deadLetters: { lastHour: 1 } }));
+		expect(await health()).toEqual(expected(200, "degraded", { deadLetters: { lastHour: 1, capped: false } }));
 		advanceClock(1);
 		expect(await health()).toEqual(expected(200, "healthy"));
 
 		await env.DB.prepare("DELETE FROM dead_letters WHERE id = ?1").bind(id).run();
+	});
+
+	it("counts recent dead letters up to 10,000, and reports more as 10,000 with capped: true", async () => {
+		expect(DEAD_LETTER_COUNT_CAP).toBe(10_000);
+		await insertDeadLetters(10_000, Date.now() - 30 * MINUTE);
+		// Older ones are not counted, however many there are.
+		await insertDeadLetters(5, Date.now() - HOUR - 1);
+		expect(await health()).toEqual(expected(200, "degraded", { deadLetters: { lastHour: 10_000, capped: false } }));
+
+		await insertDeadLetters(1, Date.now());
+		expect(await health()).toEqual(expected(200, "degraded", { deadLetters: { lastHour: 10_000, capped: true } }));
+	});
+
+	it("counts recent dead letters by searching the last_failed_at index, never scanning the table", async () => {
+		const { results } = await env.DB.prepare(`EXPLAIN QUERY PLAN ${RECENT_DEAD_LETTERS}`)
+			.bind(new Date(Date.now() - HOUR).toISOString(), DEAD_LETTER_COUNT_CAP + 1)
+			.all<{ detail: string }>();
+		// The outer scan reads the bounded subquery's rows, not dead_letters.
+		expect(results.map((row) => row.detail)).toEqual([
+			"CO-ROUTINE (subquery-1)",
+			"SEARCH dead_letters USING COVERING INDEX dead_letters_last_failed (last_failed_at>?)",
+			"SCAN (subquery-1)",
+		]);
 	});
 
 	it("is critical (503) while a spill happened within 5 minutes, then degraded for the rest of the hour", async () => {
@@ -151,7 +188,7 @@ describe("GET /v1/health", () => {
 		const tenant = uniqueTenantId("spill");
 		await settle(monitor().spilled(tenant, 2));
 		const id = await insertDeadLetter(Date.now() - 10 * MINUTE);
-		expect(await health()).toEqual(expected(503, "critical", { deadLetters: { lastHour: 1 }, spills: { lastHour: 2, lastFiveMinutes: 2 } }));
+		expect(await health()).toEqual(expected(503, "critical", { deadLetters: { lastHour: 1, capped: false }, spills: { lastHour: 2, lastFiveMinutes: 2 } }));
 
 		await env.DB.prepare("DELETE FROM dead_letters WHERE id = ?1").bind(id).run();
 		await runInDurableObject(monitor(), (_, state) => {

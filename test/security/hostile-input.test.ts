@@ -148,8 +148,8 @@ describe("hostile event bodies", () => {
 		["constructor in an object inside a properties array", () => json(ev({ properties: { list: [1, "x", { constructor: "y" }] } })), eventField("properties.list[2].constructor", FORBIDDEN)],
 		["prototype nested in properties", () => json(ev({ properties: { a: { prototype: {} } } })), eventField("properties.a.prototype", FORBIDDEN)],
 		// Numbers that are not quantities
-		["the string NaN as quantity", () => json(withUsage({ quantity: "NaN" })), eventField("usage.quantity", "must be a number")],
-		["the string Infinity as quantity", () => json(withUsage({ quantity: "Infinity" })), eventField("usage.quantity", "must be a number")],
+		["the string NaN as quantity", () => json(withUsage({ quantity: "NaN" })), eventField("usage.quantity", "must be a number, or a decimal string with at most 6 fraction digits")],
+		["the string Infinity as quantity", () => json(withUsage({ quantity: "Infinity" })), eventField("usage.quantity", "must be a number, or a decimal string with at most 6 fraction digits")],
 		["the string Infinity as duration", () => json(ev({ performance: { duration: "Infinity" } })), eventField("performance.duration")],
 		["the string NaN as timestamp", () => json(ev({ timestamp: "NaN" })), eventField("timestamp", NOT_ISO)],
 		["a quantity that overflows to Infinity", () => text('{"event":"a","usage":{"sku":"s","quantity":1e400}}'), eventField("usage.quantity", "must be finite")],
@@ -160,9 +160,9 @@ describe("hostile event bodies", () => {
 		["a quantity over 9e9", () => json(withUsage({ quantity: 9_000_000_001 })), eventField("usage.quantity", "must be ≤ 9000000000")],
 		["quantity 1e300", () => json(withUsage({ quantity: 1e300 })), eventField("usage.quantity", "must be ≤ 9000000000")],
 		// Timestamps
-		["a timestamp 35 days and 1 second ago", (now) => json(ev({ timestamp: now - 35 * DAY - 1000 })), eventField("timestamp", "is more than 35 days in the past")],
-		["a timestamp of epoch 0", () => json(ev({ timestamp: 0 })), eventField("timestamp", "is more than 35 days in the past")],
-		["a negative epoch timestamp", () => json(ev({ timestamp: -8_640_000_000_000_000 })), eventField("timestamp", "is more than 35 days in the past")],
+		["a timestamp 35 days and 1 second ago", (now) => json(ev({ timestamp: now - 35 * DAY - 1000 })), eventField("timestamp", "is more than 35 days in the past (older events cannot be deduplicated)")],
+		["a timestamp of epoch 0", () => json(ev({ timestamp: 0 })), eventField("timestamp", "is more than 35 days in the past (older events cannot be deduplicated)")],
+		["a negative epoch timestamp", () => json(ev({ timestamp: -8_640_000_000_000_000 })), eventField("timestamp", "is more than 35 days in the past (older events cannot be deduplicated)")],
 		["a timestamp 5 minutes and 1 second ahead", (now) => json(ev({ timestamp: now + 5 * MINUTE + 1000 })), eventField("timestamp", "is more than 5 minutes in the future")],
 		["an ISO timestamp in the year 9999", () => json(ev({ timestamp: "9999-12-31T23:59:59Z" })), eventField("timestamp", "is more than 5 minutes in the future")],
 		["February 30th", () => json(ev({ timestamp: "2026-02-30T00:00:00Z" })), eventField("timestamp", NOT_ISO)],
@@ -185,8 +185,11 @@ describe("hostile event bodies", () => {
 		["properties that are a string", () => json(ev({ properties: "{}" })), eventField("properties", "must be an object")],
 		["null properties", () => json(ev({ properties: null })), eventField("properties", "must be an object")],
 		["performance that is a string", () => json(ev({ performance: "fast" })), eventField("performance", "must be an object")],
-		["a negative duration", () => json(ev({ performance: { duration: -1 } })), eventField("performance.duration", "must be a finite number ≥ 0")],
-		["a string duration", () => json(ev({ performance: { duration: "12" } })), eventField("performance.duration", "must be a finite number ≥ 0")],
+		["a negative duration", () => json(ev({ performance: { duration: -1 } })), eventField("performance.duration", "must be a number of milliseconds from 0 to 86400000")],
+		["a string duration", () => json(ev({ performance: { duration: "12" } })), eventField("performance.duration", "must be a number of milliseconds from 0 to 86400000")],
+		// Two of these would sum to Infinity, which D1 stores as NULL: every duration is bounded by a day.
+		["a duration of 1e308", () => json(ev({ performance: { duration: 1e308 } })), eventField("performance.duration", "must be a number of milliseconds from 0 to 86400000")],
+		["a duration of a day and a millisecond", () => json(ev({ performance: { duration: 86_400_001 } })), eventField("performance.duration", "must be a number of milliseconds from 0 to 86400000")],
 		["statusCode 99", () => json(ev({ performance: { statusCode: 99 } })), eventField("performance.statusCode", "must be an integer 100-599")],
 		["statusCode 600", () => json(ev({ performance: { statusCode: 600 } })), eventField("performance.statusCode", "must be an integer 100-599")],
 		["statusCode 200.5", () => json(ev({ performance: { statusCode: 200.5 } })), eventField("performance.statusCode", "must be an integer 100-599")],
@@ -302,6 +305,7 @@ describe("method and path abuse", () => {
 			"/v1/usage",
 			"/v1/stats",
 			"/v1/metrics",
+			"/v1/rejections",
 			"/v1/admin/tenants",
 			`/v1/admin/tenants/${tenant.id}/keys`,
 			"/v1/admin/keys/ml_w_AAAAAAAA",
@@ -339,6 +343,7 @@ describe("method and path abuse", () => {
 			"/v1/events?ack=%00",
 			"/v1/admin/dead-letters?cursor=9999999999999999&limit=1e2",
 			"/v1/admin/dead-letters?tenant=%00&tenant=%FF",
+			"/v1/rejections?cursor=%00&limit=%FF",
 		];
 	}
 

@@ -1,9 +1,15 @@
 // API keys: their format, storage as hashes only (a scan of every D1 table), issue, revocation,
-// and the 60-second verification cache that bounds when a revocation takes effect.
+// the 60-second verification cache that bounds when a revocation takes effect, and 503 (not 500)
+// while D1 cannot be asked.
+import { createExecutionContext, waitOnExecutionContext } from "cloudflare:test";
 import { env } from "cloudflare:workers";
 import { afterEach, describe, expect, it, vi } from "vitest";
+import { verifyKey } from "../../src/auth/keys";
+import { ApiError } from "../../src/http/errors";
 import { ADMIN_TOKEN, call, createTenant, postJson, uniqueTenantId } from "../helpers/api";
-import { eventsRequest, ingest } from "../producer/helpers";
+import { d1Outage } from "../helpers/d1";
+import { RecordingQueue } from "../helpers/queues";
+import { eventsRequest, fetchWith, ingest } from "../producer/helpers";
 import { expectError, issueKey, revoke } from "./helpers";
 
 afterEach(() => {
@@ -238,5 +244,35 @@ describe("revoking keys", () => {
 		await expectError(await call("/v1/usage", { key: wrong }), 401, "unauthorized");
 		expect((await call("/v1/usage", { key: issued.key })).status).toBe(200);
 		await expectError(await call("/v1/usage", { key: wrong }), 401, "unauthorized");
+	});
+});
+
+describe("key verification during a D1 outage", () => {
+	it("answers 503 with Retry-After: 5 for a key it cannot look up, and verifies it once D1 is back", async () => {
+		const tenant = await createTenant();
+		const outage = d1Outage();
+		const errors = vi.spyOn(console, "error").mockImplementation(() => {});
+
+		const refused = await verifyKey({ ...env, DB: outage.db }, tenant.writeKey, ["write"]).catch((err: unknown) => err);
+		expect(refused).toBeInstanceOf(ApiError);
+		const { status, code, message, headers } = refused as ApiError;
+		expect({ status, code, message, headers }).toEqual({ status: 503, code: "unavailable", message: "Key verification is unavailable; retry shortly", headers: { "retry-after": "5" } });
+		expect(errors).toHaveBeenCalledWith("key lookup failed", expect.objectContaining({ message: "D1 unavailable" }));
+
+		// Through the Worker: the same 503 in the one error shape, and nothing enqueued.
+		const queue = new RecordingQueue();
+		const ctx = createExecutionContext();
+		const response = await fetchWith(eventsRequest('{"event":"a"}', tenant.writeKey), queue, ctx, { DB: outage.db });
+		await waitOnExecutionContext(ctx);
+		expect({ status: response.status, retryAfter: response.headers.get("retry-after"), body: await response.json() }).toEqual({
+			status: 503,
+			retryAfter: "5",
+			body: { error: { code: "unavailable", message: "Key verification is unavailable; retry shortly" } },
+		});
+		expect(queue.calls).toEqual([]);
+		expect(outage.refused).toBe(2);
+
+		outage.down = false;
+		expect(await verifyKey({ ...env, DB: outage.db }, tenant.writeKey, ["write"])).toBe(tenant.id);
 	});
 });

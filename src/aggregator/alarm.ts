@@ -1,0 +1,43 @@
+// When the aggregator's alarm must fire next: the earliest moment any of its work is due, never
+// before a backoff ends, or null when nothing remains (partywhen's rule: re-arm only if work remains).
+
+export interface AlarmInputs {
+	now: number;
+	/** A batch is sealed (a flush failed or was interrupted): retried once its backoff ends. */
+	sealed: boolean;
+	/** Open rows, and the flush settings that decide when they are due. */
+	openRows: number;
+	maxRows: number;
+	intervalMs: number;
+	/** When a D1 flush may be retried (0: no failure pending). */
+	retryAt: number;
+	outboxPending: boolean;
+	outboxRetryAt: number;
+	spillPending: boolean;
+	respoolRetryAt: number;
+	quarantinePending: boolean;
+	quarantineRetryAt: number;
+	/** The health monitor has not yet heard the current flush health. */
+	healthPending: boolean;
+	healthRetryAt: number;
+	/** When the oldest remembered partition of event ids falls out of the dedupe window, or null. */
+	pruneAt: number | null;
+	/** When D1's oldest uncompacted event minutes are due to be folded into hours, or null. */
+	compactAt: number | null;
+	compactRetryAt: number;
+}
+
+/** The next alarm time, or null when nothing is left to do. */
+export function nextAlarm(inputs: AlarmInputs): number | null {
+	const { now } = inputs;
+	const due: number[] = [];
+	if (inputs.sealed) due.push(Math.max(now, inputs.retryAt));
+	if (inputs.openRows > 0) due.push(Math.max(inputs.openRows >= inputs.maxRows ? now : now + inputs.intervalMs, inputs.retryAt));
+	if (inputs.outboxPending) due.push(Math.max(now, inputs.outboxRetryAt));
+	if (inputs.spillPending) due.push(Math.max(now, inputs.respoolRetryAt));
+	if (inputs.quarantinePending) due.push(Math.max(now, inputs.quarantineRetryAt));
+	if (inputs.healthPending) due.push(Math.max(now, inputs.healthRetryAt));
+	if (inputs.pruneAt !== null) due.push(Math.max(now, inputs.pruneAt));
+	if (inputs.compactAt !== null) due.push(Math.max(now, inputs.compactAt, inputs.compactRetryAt));
+	return due.length === 0 ? null : Math.min(...due);
+}

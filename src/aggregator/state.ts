@@ -1,0 +1,172 @@
+// The aggregator's typed state: one object, persisted whole in one SQLite row, so each RPC or
+// alarm writes its state (counters included) as a single row, inside the transaction of its work.
+
+export interface AggregatorCounters {
+	consumed: number;
+	duplicates: number;
+	aggregated: number;
+	/** Events refused because their timestamp is older than the dedupe window. */
+	expired: number;
+	/** Events refused because a new event name or SKU would pass the tenant's cap. */
+	capped: number;
+	flushed_rows: number;
+	flush_failures: number;
+	/** Rollup rows D1 refused for a data reason, set aside so they block nothing. */
+	quarantined_rows: number;
+	spilled: number;
+	respooled: number;
+	/** Analytics Engine points dropped because the outbox was full (dashboards only; D1 is exact). */
+	analytics_dropped: number;
+}
+
+/** The platform operations this aggregator caused, counted for the benchmark's cost figures. */
+export interface AggregatorOperationCounts {
+	rpc_calls: number;
+	alarms: number;
+	sqlite_rows_written: number;
+	d1_rows_written: number;
+	analytics_points: number;
+}
+
+export interface AggregatorState {
+	/** The tenant this storage belongs to, claimed by its first write. */
+	tenant: string | null;
+	/** Random per storage incarnation: flush ids of a wiped aggregator never collide with old ones. */
+	incarnation: string | null;
+	nextBatch: number;
+	nextChunk: number;
+	/** When the oldest delta not yet sealed into a flush arrived. */
+	openSince: number | null;
+	/** The last flush D1 committed and this storage cleared. */
+	lastFlushId: string | null;
+	/** Consecutive failed D1 flushes, and when the next attempt may run. */
+	flushFailures: number;
+	retryAt: number;
+	failingSince: number | null;
+	/** What the health monitor last acknowledged; when it differs from the truth, a report is due. */
+	healthReported: "healthy" | "failing";
+	healthFailures: number;
+	healthRetryAt: number;
+	outboxFailures: number;
+	outboxRetryAt: number;
+	respoolFailures: number;
+	respoolRetryAt: number;
+	quarantineFailures: number;
+	quarantineRetryAt: number;
+	/** Minutes flushed to D1's event_rollups and not yet folded into hours (epoch ms), or null. */
+	uncompacted: { oldest: number; newest: number } | null;
+	compactFailures: number;
+	compactRetryAt: number;
+	counters: AggregatorCounters;
+	operations: AggregatorOperationCounts;
+}
+
+export function initialState(): AggregatorState {
+	return {
+		tenant: null,
+		incarnation: null,
+		nextBatch: 1,
+		nextChunk: 1,
+		openSince: null,
+		lastFlushId: null,
+		flushFailures: 0,
+		retryAt: 0,
+		failingSince: null,
+		healthReported: "healthy",
+		healthFailures: 0,
+		healthRetryAt: 0,
+		outboxFailures: 0,
+		outboxRetryAt: 0,
+		respoolFailures: 0,
+		respoolRetryAt: 0,
+		quarantineFailures: 0,
+		quarantineRetryAt: 0,
+		uncompacted: null,
+		compactFailures: 0,
+		compactRetryAt: 0,
+		counters: {
+			consumed: 0,
+			duplicates: 0,
+			aggregated: 0,
+			expired: 0,
+			capped: 0,
+			flushed_rows: 0,
+			flush_failures: 0,
+			quarantined_rows: 0,
+			spilled: 0,
+			respooled: 0,
+			analytics_dropped: 0,
+		},
+		operations: { rpc_calls: 0, alarms: 0, sqlite_rows_written: 0, d1_rows_written: 0, analytics_points: 0 },
+	};
+}
+
+/** State loaded from its row, with any field a newer version added filled from the defaults. */
+export function parseState(json: string | undefined): AggregatorState {
+	const initial = initialState();
+	if (json === undefined) return initial;
+	const stored = JSON.parse(json) as Partial<AggregatorState>;
+	return {
+		...initial,
+		...stored,
+		counters: { ...initial.counters, ...stored.counters },
+		operations: { ...initial.operations, ...stored.operations },
+	};
+}
+
+/**
+ * SQLite access for the aggregator's modules: every statement goes through `exec`, so the rows it
+ * writes are counted, and every change goes through `transact`, which saves the state with it.
+ */
+export class Store {
+	state: AggregatorState;
+	private unsavedRows = 0;
+
+	constructor(private readonly storage: DurableObjectStorage) {
+		this.state = parseState(this.sql.exec<{ value: string }>("SELECT value FROM state WHERE id = 1").toArray()[0]?.value);
+	}
+
+	get sql(): SqlStorage {
+		return this.storage.sql;
+	}
+
+	exec<T extends Record<string, SqlStorageValue>>(query: string, ...binds: unknown[]): SqlStorageCursor<T> {
+		const cursor = this.sql.exec<T>(query, ...binds);
+		this.unsavedRows += cursor.rowsWritten;
+		return cursor;
+	}
+
+	/** The rows of a read-only query. */
+	rows<T extends Record<string, SqlStorageValue>>(query: string, ...binds: unknown[]): T[] {
+		return this.sql.exec<T>(query, ...binds).toArray();
+	}
+
+	/**
+	 * Runs `work` and saves the state in one SQLite transaction. If anything throws, SQLite rolls
+	 * back and the in-memory state is put back as it was, so memory never runs ahead of storage.
+	 */
+	transact<T>(work: (state: AggregatorState) => T, operations: Partial<AggregatorOperationCounts> = {}): T {
+		const before = structuredClone(this.state);
+		const rowsBefore = this.unsavedRows;
+		try {
+			return this.storage.transactionSync(() => {
+				const result = work(this.state);
+				this.save(operations);
+				return result;
+			});
+		} catch (err) {
+			this.state = before;
+			this.unsavedRows = rowsBefore;
+			throw err;
+		}
+	}
+
+	/** Adds the operation counts and the rows written since the last save (this one included). */
+	private save(operations: Partial<AggregatorOperationCounts>): void {
+		const ops = this.state.operations;
+		for (const [name, value] of Object.entries(operations) as [keyof AggregatorOperationCounts, number][]) ops[name] += value;
+		ops.sqlite_rows_written += this.unsavedRows + 1;
+		this.unsavedRows = 0;
+		this.sql.exec("INSERT INTO state (id, value) VALUES (1, ?) ON CONFLICT (id) DO UPDATE SET value = excluded.value", JSON.stringify(this.state));
+	}
+}
