@@ -5,7 +5,7 @@
 // Partitions older than the dedupe window are deleted whole, by primary key, without an index.
 import { utf8Length } from "../events/bytes";
 import type { QueuedEvent } from "../events/schema";
-import { IdIndex } from "./id-index";
+import { fingerprintOf, IdIndex } from "./id-index";
 import type { Store } from "./state";
 
 export const HOUR_MS = 3_600_000;
@@ -23,6 +23,13 @@ export interface NewChunk {
 	hour: number;
 	seq: number;
 	ids: string[];
+}
+
+/** One `fresh` call's partitions (each loaded and marked used once) and the chunks it has read. */
+interface Lookup {
+	oldestHour: number;
+	indexes: Map<number, IdIndex>;
+	chunks: Map<string, Set<string>>;
 }
 
 export function hourOf(ms: number): number {
@@ -55,12 +62,12 @@ export class IdMemory {
 	/** The first copy of each event whose id is not remembered yet, in order. Reads only. */
 	fresh(events: QueuedEvent[], oldestHour: number): QueuedEvent[] {
 		const seen = new Set<string>();
-		const chunks = new Map<string, Set<string>>();
+		const lookup: Lookup = { oldestHour, indexes: new Map(), chunks: new Map() };
 		const out: QueuedEvent[] = [];
 		for (const event of events) {
 			if (seen.has(event.id)) continue;
 			seen.add(event.id);
-			if (!this.remembered(event, oldestHour, chunks)) out.push(event);
+			if (!this.remembered(event, lookup)) out.push(event);
 		}
 		return out;
 	}
@@ -124,11 +131,14 @@ export class IdMemory {
 		return this.store.rows<{ hour: number | null }>("SELECT min(hour) AS hour FROM seen_chunks")[0]?.hour ?? null;
 	}
 
-	private remembered(event: QueuedEvent, oldestHour: number, chunks: Map<string, Set<string>>): boolean {
+	private remembered(event: QueuedEvent, lookup: Lookup): boolean {
+		const fingerprint = fingerprintOf(event.id);
 		for (const hour of partitionsFor(event.timestamp)) {
-			if (hour < oldestHour) continue;
-			for (const seq of this.load(hour).candidates(event.id)) {
-				if (this.chunkIds(hour, seq, chunks).has(event.id)) return true;
+			if (hour < lookup.oldestHour) continue;
+			let index = lookup.indexes.get(hour);
+			if (!index) lookup.indexes.set(hour, (index = this.load(hour)));
+			for (const seq of index.candidates(event.id, fingerprint)) {
+				if (this.chunkIds(hour, seq, lookup.chunks).has(event.id)) return true;
 			}
 		}
 		return false;
@@ -161,8 +171,9 @@ export class IdMemory {
 	}
 }
 
-/** Splits ids into JSON arrays of at most MAX_CHUNK_BYTES of UTF-8. */
+/** Splits ids into JSON arrays of at most MAX_CHUNK_BYTES of UTF-8 (usually one, serialized once). */
 function splitByBytes(ids: string[]): string[][] {
+	if (utf8Length(JSON.stringify(ids)) <= MAX_CHUNK_BYTES) return [ids];
 	const parts: string[][] = [];
 	let current: string[] = [];
 	let bytes = 2;

@@ -19,9 +19,11 @@ export function flushId(incarnation: string, batch: number): string {
 	return `${incarnation}:${batch}`;
 }
 
-/** Pending rows not yet sealed into a flush. */
+const OPEN_ROWS = `SELECT ${ROLLUPS.map((spec) => `(SELECT count(*) FROM ${spec.localTable} WHERE batch = 0)`).join(" + ")} AS n`;
+
+/** Pending rows not yet sealed into a flush (one statement: it runs after every ingest). */
 export function openRows(store: Store): number {
-	return ROLLUPS.reduce((n, spec) => n + store.rows<{ n: number }>(`SELECT count(*) AS n FROM ${spec.localTable} WHERE batch = 0`)[0]!.n, 0);
+	return store.rows<{ n: number }>(OPEN_ROWS)[0]!.n;
 }
 
 /** The sealed batches, oldest first: the head is the one to send. */

@@ -1,7 +1,7 @@
 // Folding new events into rollup rows: counters per event name and minute, exact usage per sku,
 // unit and hour, and usage for a closed billing month into that month's adjustment line.
 import type { QueuedEvent } from "../events/schema";
-import { ADJUSTMENT_ROLLUP, bucketStart, EVENT_ROLLUP, monthOf, onConflictMerge, ROLLUPS, sqlColumns, sqlValues, USAGE_ROLLUP, type RollupRow, type RollupSpec } from "./rollups";
+import { ADJUSTMENT_ROLLUP, EVENT_ROLLUP, monthOf, onConflictMerge, ROLLUPS, sqlColumns, sqlValues, USAGE_ROLLUP, type RollupRow, type RollupSpec } from "./rollups";
 import type { Store } from "./state";
 
 export type Folded = Map<RollupSpec, Map<string, RollupRow>>;
@@ -13,24 +13,42 @@ export function monthStart(ms: number): string {
 
 /**
  * One slice's rollup rows, summed in memory so each key costs one upsert. Usage whose month is in
- * `closed` is booked as an adjustment into the month of `now`.
+ * `closed` is booked as an adjustment into the month of `now`. Bucket names are computed once per
+ * bucket, not per event: a slice's events mostly share a few minutes.
  */
 export function fold(events: QueuedEvent[], closed: ReadonlySet<string>, now: number): Folded {
 	const folded: Folded = new Map(ROLLUPS.map((spec) => [spec, new Map()]));
+	const eventRows = folded.get(EVENT_ROLLUP)!;
+	const minutes = bucketNames(60_000);
+	const hours = bucketNames(3_600_000);
+	const booked = monthStart(now);
 	for (const event of events) {
-		addEvent(folded.get(EVENT_ROLLUP)!, event);
+		addEvent(eventRows, event, minutes(event.timestamp));
 		if (!event.usage) continue;
 		const { sku, unit, micros } = event.usage;
-		const period = monthOf(event.timestamp);
-		if (closed.has(period)) addUsage(folded.get(ADJUSTMENT_ROLLUP)!, { sku, unit, period, booked: monthStart(now) }, micros);
-		else addUsage(folded.get(USAGE_ROLLUP)!, { sku, unit, hour: bucketStart(event.timestamp, "hour") }, micros);
+		const hour = hours(event.timestamp);
+		const period = hour.slice(0, 7);
+		// The bucket's ISO text has a fixed length and the sku's length is spelled out, so the key is unambiguous.
+		const skuKey = `${sku.length}:${sku}${unit}`;
+		if (closed.has(period)) addUsage(folded.get(ADJUSTMENT_ROLLUP)!, period + skuKey, { sku, unit, period, booked }, micros);
+		else addUsage(folded.get(USAGE_ROLLUP)!, hour + skuKey, { sku, unit, hour }, micros);
 	}
 	return folded;
 }
 
-function addEvent(rows: Map<string, RollupRow>, event: QueuedEvent): void {
-	const minute = bucketStart(event.timestamp, "minute");
-	const key = JSON.stringify([event.event, minute]);
+/** Epoch ms → the ISO start of its bucket of `step` ms, each bucket's text built once. */
+function bucketNames(step: number): (ms: number) => string {
+	const names = new Map<number, string>();
+	return (ms) => {
+		const start = ms - (ms % step);
+		let name = names.get(start);
+		if (name === undefined) names.set(start, (name = new Date(start).toISOString()));
+		return name;
+	};
+}
+
+function addEvent(rows: Map<string, RollupRow>, event: QueuedEvent, minute: string): void {
+	const key = minute + event.event;
 	let row = rows.get(key);
 	if (!row) {
 		row = { event: event.event, minute, count: 0, errors: 0, duration_count: 0, duration_sum: 0, duration_min: null, duration_max: null };
@@ -47,27 +65,39 @@ function addEvent(rows: Map<string, RollupRow>, event: QueuedEvent): void {
 	}
 }
 
-/** Sums micro-units as BigInt text: a slice of large quantities passes 2^53 quickly. */
-function addUsage(rows: Map<string, RollupRow>, keys: Record<string, string>, micros: number): void {
-	const key = JSON.stringify(Object.values(keys));
+/** Sums micro-units as a number while that is exact, then as BigInt text (a slice of large quantities passes 2^53 quickly). */
+function addUsage(rows: Map<string, RollupRow>, key: string, keys: Record<string, string>, micros: number): void {
 	const row = rows.get(key);
-	if (row) {
-		row.micros = (BigInt(row.micros as string) + BigInt(micros)).toString();
-		(row.events as number)++;
-	} else rows.set(key, { ...keys, micros: String(micros), events: 1 });
+	if (!row) {
+		rows.set(key, { ...keys, micros, events: 1 });
+		return;
+	}
+	const sum = typeof row.micros === "number" ? row.micros + micros : NaN;
+	row.micros = Number.isSafeInteger(sum) ? sum : (BigInt(row.micros!) + BigInt(micros)).toString();
+	(row.events as number)++;
 }
 
-const upsertSql = new Map<RollupSpec, string>(
-	ROLLUPS.map((spec) => {
-		const columns = sqlColumns(spec);
-		return [spec, `INSERT INTO ${spec.localTable} (batch, ${columns.join(", ")}) VALUES (0, ${columns.map(() => "?").join(", ")}) ${onConflictMerge(spec, ["batch", ...spec.keys])}`];
-	}),
-);
+const MAX_BINDS = 100;
 
-/** Adds folded rows to the open (unsealed) deltas: one upsert per row. Call inside a transaction. */
+/** `INSERT … VALUES (…), (…) … ON CONFLICT` for `rows` rows of a spec, each row's batch 0. */
+function upsertSql(spec: RollupSpec, rows: number): string {
+	const columns = sqlColumns(spec);
+	const tuple = `(0, ${columns.map(() => "?").join(", ")})`;
+	return `INSERT INTO ${spec.localTable} (batch, ${columns.join(", ")}) VALUES ${Array.from({ length: rows }, () => tuple).join(", ")} ${onConflictMerge(spec, ["batch", ...spec.keys])}`;
+}
+
+/**
+ * Adds folded rows to the open (unsealed) deltas, as few multi-row upserts as the bind limit
+ * allows: each statement has a fixed cost, and an ingest runs this for every RPC. Call inside a
+ * transaction.
+ */
 export function addToOpen(store: Store, folded: Folded): void {
 	for (const [spec, rows] of folded) {
-		const sql = upsertSql.get(spec)!;
-		for (const row of rows.values()) store.exec(sql, ...sqlValues(spec, row));
+		const perStatement = Math.floor(MAX_BINDS / sqlColumns(spec).length);
+		const all = [...rows.values()];
+		for (let start = 0; start < all.length; start += perStatement) {
+			const chunk = all.slice(start, start + perStatement);
+			store.exec(upsertSql(spec, chunk.length), ...chunk.flatMap((row) => sqlValues(spec, row)));
+		}
 	}
 }

@@ -50,8 +50,7 @@ export class IdIndex {
 	}
 
 	/** The chunks that may hold `id`: usually none, one for a duplicate. */
-	candidates(id: string): number[] {
-		const fingerprint = fingerprintOf(id);
+	candidates(id: string, fingerprint = fingerprintOf(id)): number[] {
 		const found: number[] = [];
 		for (let i = fingerprint & this.mask; this.fingerprints[i] !== 0; i = (i + 1) & this.mask) {
 			if (this.fingerprints[i] === fingerprint && !found.includes(this.chunks[i]!)) found.push(this.chunks[i]!);

@@ -39,8 +39,8 @@ export class NameRegistry {
 	admit(names: Record<NameKind, Iterable<string>>, allOrNothing = false): Admission {
 		const known = this.load();
 		const admission: Admission = { admitted: { event: new Set(), sku: new Set() }, added: [] };
-		const fits = (["event", "sku"] as const).every((kind) => known[kind].size + new Set([...names[kind]].filter((name) => !known[kind].has(name))).size <= this.caps[kind]);
-		if (allOrNothing && !fits) {
+		const fits = () => (["event", "sku"] as const).every((kind) => known[kind].size + new Set([...names[kind]].filter((name) => !known[kind].has(name))).size <= this.caps[kind]);
+		if (allOrNothing && !fits()) {
 			for (const kind of ["event", "sku"] as const) for (const name of names[kind]) if (known[kind].has(name)) admission.admitted[kind].add(name);
 			return admission;
 		}
