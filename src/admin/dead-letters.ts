@@ -1,12 +1,12 @@
 // The dead-letter admin API: list, replay (once: a replayed row is skipped until it dies again), discard.
 import type { IRequest } from "itty-router";
 import superjson from "superjson";
-import { requireAdmin } from "../auth/keys";
-import { deadLettersByIds, deleteDeadLetter, listDeadLetters, markReplayed, unreplayedDeadLetters, type DeadLetterRow } from "../db/queries";
+import { requireAdmin } from "../http/auth";
+import { deadLettersByIds, deleteDeadLetter, listDeadLetters, markReplayed, unreplayedDeadLetters, type DeadLetterRow } from "../sinks/d1/queries";
 import { readJson } from "../http/body";
-import { ApiError, invalidField, json } from "../http/errors";
+import { ApiError, invalidField, json } from "../shared/errors";
 import { pathParam } from "../http/params";
-import { checkEventsMessage, isPlainObject } from "../events/schema";
+import { checkEventsMessage, isPlainObject } from "../event/validate";
 
 const MAX_PAGE = 100;
 /** Dead letters one replay call handles; call again for more. */

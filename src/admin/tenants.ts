@@ -1,9 +1,9 @@
 // POST /v1/admin/tenants: creates a tenant with one write key and one read key, shown once.
-import { issueKey, requireAdmin } from "../auth/keys";
-import { insertTenant } from "../db/queries";
+import { issueKey, requireAdmin } from "../http/auth";
+import { insertTenant } from "../sinks/d1/queries";
 import { readJson } from "../http/body";
-import { ApiError, invalidField, json } from "../http/errors";
-import { isPlainObject } from "../events/schema";
+import { ApiError, invalidField, json } from "../shared/errors";
+import { isPlainObject } from "../event/validate";
 
 /** A tenant id: 1-64 of a-z, 0-9, _ and -, starting with a letter or digit. */
 export const TENANT_ID = /^[a-z0-9][a-z0-9_-]{0,63}$/;

@@ -3,9 +3,9 @@
 // the RPC surface and the alarm; each concern lives in its own module beside it.
 import { DurableObject } from "cloudflare:workers";
 import superjson from "superjson";
-import { applyFlush, compactEventMinutes, insertDeadLetters, type FlushBatch, type NewDeadLetter } from "../db/queries";
-import { DEDUPE_WINDOW_MS, type QueuedEvent } from "../events/schema";
-import { HEALTH_MONITOR } from "../health/monitor";
+import { applyFlush, compactEventMinutes, insertDeadLetters, type FlushBatch, type NewDeadLetter } from "../sinks/d1/queries";
+import { DEDUPE_WINDOW_MS, type QueuedEvent } from "../event/validate";
+import { HEALTH_MONITOR } from "../sinks/health-monitor";
 import { backoffMs } from "../shared/backoff";
 import { toDataPoint, writeDataPoints, type DataPoint } from "../sinks/analytics";
 import { nextAlarm } from "./alarm";
@@ -15,7 +15,7 @@ import { addToOpen, fold } from "./fold";
 import { migrate } from "./local-schema";
 import { NameRegistry, skuName, type NameKind } from "./names";
 import { appendPoints, drainOutbox, outboxPoints } from "./outbox";
-import { EVENT_ROLLUP, fromSql, ROLLUPS, selectList, type RollupRow, type RollupSpec } from "./rollups";
+import { EVENT_ROLLUP, fromSql, ROLLUPS, selectList, type RollupRow, type RollupSpec } from "../sinks/rollups";
 import { hasSpill, respool, spillPending, storeSpill } from "./spill";
 import { Store, type AggregatorCounters, type AggregatorOperationCounts } from "./state";
 

@@ -3,8 +3,8 @@
 // compact index in memory per hour partition (loaded on first use) names the chunk that may hold
 // an id, and the chunk itself settles it, so no real event is ever taken for a duplicate.
 // Partitions older than the dedupe window are deleted whole, by primary key, without an index.
-import { utf8Length } from "../events/bytes";
-import type { QueuedEvent } from "../events/schema";
+import { utf8Length } from "../shared/bytes";
+import type { QueuedEvent } from "../event/validate";
 import { fingerprintOf, IdIndex } from "./id-index";
 import type { Store } from "./state";
 

@@ -1,9 +1,9 @@
 // Events the producer could not enqueue, kept by the tenant's aggregator in rows of at most
 // MAX_SPILL_ROW_BYTES (a row may hold 2 MB), and re-enqueued from its alarm, oldest first. They go
 // back through the queue, not straight into the rollups, so every event takes one path.
-import { utf8Length } from "../events/bytes";
-import type { QueuedEvent } from "../events/schema";
-import { enqueueEvents } from "../producer/pack";
+import { utf8Length } from "../shared/bytes";
+import type { QueuedEvent } from "../event/validate";
+import { enqueueEvents } from "../event/pack";
 import { backoffMs } from "../shared/backoff";
 import type { Store } from "./state";
 

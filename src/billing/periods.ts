@@ -1,9 +1,9 @@
 // Closed billing months: POST /v1/periods/:period/close (read key, or the admin for any tenant)
 // freezes a month's usage; late usage for it is booked as an adjustment into the month it arrives in.
 import type { IRequest } from "itty-router";
-import { authenticate, requireAdmin } from "../auth/keys";
-import { closedPeriods, insertClosedPeriod } from "../db/queries";
-import { ApiError, invalidField, json } from "../http/errors";
+import { authenticate, requireAdmin } from "../http/auth";
+import { closedPeriods, insertClosedPeriod } from "../sinks/d1/queries";
+import { ApiError, invalidField, json } from "../shared/errors";
 import { onlyQuery, pathParam } from "../http/params";
 
 const PERIOD = /^(\d{4})-(0[1-9]|1[0-2])$/;

@@ -1,6 +1,6 @@
 // createAnalytics: the hot path only builds an event and pushes it; batches leave by size, by
 // timer or on flush(), one send at a time, always inside ctx.waitUntil. Nothing here throws.
-import { EVENT_LIMITS } from "../events/schema";
+import { EVENT_LIMITS } from "../event/validate";
 import { prepare, type Pending, type PrepareConfig } from "./events";
 import type { RetryPolicy } from "./retry";
 import { senderFor, type Prepared, type Sender } from "./transports";

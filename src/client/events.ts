@@ -1,7 +1,7 @@
 // Send-time work on tracked events: defaults, a JSON copy, redaction and validation by the edge's
 // own validator, so nothing is sent that Meterline would refuse, and one bad event costs only itself.
-import { validateEvent } from "../events/schema";
-import type { FieldIssue } from "../http/errors";
+import { validateEvent } from "../event/validate";
+import type { FieldIssue } from "../shared/errors";
 import type { Prepared } from "./transports";
 import type { MeterlineEvent, Properties } from "./types";
 

@@ -1,8 +1,8 @@
 // The three ways events leave the client: straight to the queue, over a service binding by RPC,
 // or over HTTP. Each splits a batch within Meterline's limits and retries each part.
-import { utf8Length } from "../events/bytes";
-import { EVENT_LIMITS, type QueuedEvent } from "../events/schema";
-import { groupIntoBatches, packMessages } from "../producer/pack";
+import { utf8Length } from "../shared/bytes";
+import { EVENT_LIMITS, type QueuedEvent } from "../event/validate";
+import { groupIntoBatches, packMessages } from "../event/pack";
 import { parseRetryAfter, SendError, withRetries, type RetryPolicy } from "./retry";
 import type { FetchLike, MeterlineEvent, Transport } from "./types";
 

@@ -1,7 +1,7 @@
 // The queue consumer: one RPC per tenant per batch, ack only what the aggregators made durable.
-import { checkEventsMessage, type EventsMessage, type QueuedEvent } from "../events/schema";
-import { PIPELINE_WIDE } from "../db/queries";
-import { countProducer, reportProducerCounters } from "../producer/counters";
+import { checkEventsMessage, type EventsMessage, type QueuedEvent } from "../event/validate";
+import { PIPELINE_WIDE } from "../sinks/d1/queries";
+import { countProducer, reportProducerCounters } from "../sinks/counters";
 import { backoffMs, type BackoffPolicy } from "../shared/backoff";
 import type { IngestResult } from "../aggregator/aggregator";
 import { sendRefused, sendToDeadLetters } from "./dead-letters";

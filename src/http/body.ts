@@ -1,5 +1,5 @@
 // Reads a JSON request body with the checks every route shares: media type, size, UTF-8, syntax.
-import { ApiError } from "./errors";
+import { ApiError } from "../shared/errors";
 
 const strictUtf8 = new TextDecoder("utf-8", { fatal: true, ignoreBOM: false });
 

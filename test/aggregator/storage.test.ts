@@ -4,8 +4,8 @@
 import { runInDurableObject } from "cloudflare:test";
 import { env } from "cloudflare:workers";
 import { expect, it } from "vitest";
-import type { QueuedEvent } from "../../src/events/schema";
-import { uuidv7 } from "../../src/events/ids";
+import type { QueuedEvent } from "../../src/event/validate";
+import { uuidv7 } from "../../src/shared/ids";
 import { uniqueTenantId } from "../helpers/api";
 
 const EVENTS = 20_000;

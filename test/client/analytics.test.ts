@@ -1,7 +1,7 @@
 // What each call records, what the send does to it (defaults, redaction, validation), and that
 // nothing ever throws into the caller. Sends go to an in-memory queue; the transports have their own files.
 import { afterEach, describe, expect, it, vi } from "vitest";
-import { createAnalytics, InvalidEventError } from "../../src/client";
+import { createAnalytics, InvalidEventError } from "../../src/client/index";
 import { IDS_PER_POOL, uuidv7 } from "../../src/client/uuid";
 import { errorLog, MemoryQueue, RecordingContext, UUID_V7 } from "./helpers";
 

@@ -1,7 +1,7 @@
 // When batches leave: by size or by interval (whichever first), on flush(), one send at a time,
 // always through ctx.waitUntil; and what maxQueue drops. Time is fake and moved by hand.
 import { afterEach, beforeEach, describe, expect, it, vi } from "vitest";
-import { createAnalytics } from "../../src/client";
+import { createAnalytics } from "../../src/client/index";
 import { deferred } from "../helpers/queues";
 import { errorLog, MemoryQueue, RecordingContext } from "./helpers";
 

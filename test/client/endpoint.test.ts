@@ -2,7 +2,7 @@
 // (backoff, Retry-After, no retry for a 4xx) and a resend after a lost answer deduplicated downstream.
 import { exports } from "cloudflare:workers";
 import { afterEach, describe, expect, it, vi } from "vitest";
-import { createAnalytics, SendError, type FetchLike } from "../../src/client";
+import { createAnalytics, SendError, type FetchLike } from "../../src/client/index";
 import { createTenant } from "../helpers/api";
 import { errorLog, RecordingContext, reports } from "./helpers";
 

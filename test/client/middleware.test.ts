@@ -2,8 +2,8 @@
 // the status, the duration and thrown errors; whatever analytics does, the response is the same.
 import { AutoRouter, error, Router, StatusError, type IRequest } from "itty-router";
 import { afterEach, beforeEach, describe, expect, it, vi } from "vitest";
-import { analyticsOf, instrument, withAnalytics, type Analytics, type AnalyticsOptions, type Transport } from "../../src/client";
-import type { QueuedEvent } from "../../src/events/schema";
+import { analyticsOf, instrument, withAnalytics, type Analytics, type AnalyticsOptions, type Transport } from "../../src/client/index";
+import type { QueuedEvent } from "../../src/event/validate";
 import { errorLog, MemoryQueue, RecordingContext } from "./helpers";
 
 const BASE = "https://app.test";

@@ -2,7 +2,7 @@
 // aggregator, then POST /v1/flush and the reports.
 import { env } from "cloudflare:workers";
 import { describe, expect, it } from "vitest";
-import { createAnalytics } from "../../src/client";
+import { createAnalytics } from "../../src/client/index";
 import { createTenant } from "../helpers/api";
 import { RecordingQueue } from "../helpers/queues";
 import { errorLog, RecordingContext, reports } from "./helpers";

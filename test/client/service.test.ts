@@ -2,7 +2,7 @@
 // through `exports` as a service binding would, into the real queue, consumer and reports.
 import { exports } from "cloudflare:workers";
 import { describe, expect, it } from "vitest";
-import { createAnalytics, SendError, type MeterlineEvent, type ServiceLike } from "../../src/client";
+import { createAnalytics, SendError, type MeterlineEvent, type ServiceLike } from "../../src/client/index";
 import { createTenant } from "../helpers/api";
 import { errorLog, RecordingContext, reports } from "./helpers";
 

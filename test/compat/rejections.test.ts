@@ -5,7 +5,7 @@
 import { createExecutionContext, waitOnExecutionContext } from "cloudflare:test";
 import { env } from "cloudflare:workers";
 import { afterEach, describe, expect, it, vi } from "vitest";
-import { REJECTION_LIMITS } from "../../src/db/rejections";
+import { REJECTION_LIMITS } from "../../src/sinks/d1/rejections";
 import { metricsWith } from "../faults/fixtures";
 import { ADMIN_TOKEN, call, createTenant, getJson, type TestTenant } from "../helpers/api";
 import { freezeClockAt } from "../helpers/clock";

@@ -27,7 +27,7 @@ import {
 	usageOf,
 	type DeadLetterItem,
 } from "./fixtures";
-import type { TenantMetrics } from "../../src/health/metrics";
+import type { TenantMetrics } from "../../src/read/metrics";
 
 const clock = useFrozenClock(freezeClock);
 

@@ -4,10 +4,10 @@
 import { runInDurableObject } from "cloudflare:test";
 import { env } from "cloudflare:workers";
 import type { TenantAggregator } from "../../src/aggregator/aggregator";
-import type { DeadLetterRow as StoredDeadLetter } from "../../src/db/queries";
-import type { QueuedEvent } from "../../src/events/schema";
-import type { TenantMetrics } from "../../src/health/metrics";
-import { HEALTH_MONITOR, type HealthSnapshot } from "../../src/health/monitor";
+import type { DeadLetterRow as StoredDeadLetter } from "../../src/sinks/d1/queries";
+import type { QueuedEvent } from "../../src/event/validate";
+import type { TenantMetrics } from "../../src/read/metrics";
+import { HEALTH_MONITOR, type HealthSnapshot } from "../../src/sinks/health-monitor";
 import { d1Rows, FROZEN_AT, InjectedFault } from "../aggregator/fixtures";
 import type { StatsItem, UsageItem } from "../e2e/ledger-model";
 import { ADMIN_TOKEN, call, getJson, postJson, type TestTenant } from "../helpers/api";

@@ -4,8 +4,8 @@
 import { createExecutionContext, runDurableObjectAlarm, waitOnExecutionContext } from "cloudflare:test";
 import { env } from "cloudflare:workers";
 import { describe, expect, it, vi } from "vitest";
-import type { QueuedEvent } from "../../src/events/schema";
-import type { TenantMetrics } from "../../src/health/metrics";
+import type { QueuedEvent } from "../../src/event/validate";
+import type { TenantMetrics } from "../../src/read/metrics";
 import { call, createTenant, postJson, type TestTenant } from "../helpers/api";
 import { advanceClock, useFrozenClock } from "../helpers/clock";
 import { deferred, RecordingQueue } from "../helpers/queues";

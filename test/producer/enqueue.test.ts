@@ -1,8 +1,8 @@
 // The producer's hand-off to the queue: 202 at once, then the accepted events packed into few messages.
 import { createExecutionContext, waitOnExecutionContext } from "cloudflare:test";
 import { describe, expect, it } from "vitest";
-import type { EventsMessage, QueuedEvent } from "../../src/events/schema";
-import { QUEUE_LIMITS } from "../../src/producer/pack";
+import type { EventsMessage, QueuedEvent } from "../../src/event/validate";
+import { QUEUE_LIMITS } from "../../src/event/pack";
 import { createTenant } from "../helpers/api";
 import { deferred, RecordingQueue } from "../helpers/queues";
 import { eventsRequest, fetchWith, ingest, jsonBytes, UUID_V7 } from "./helpers";

@@ -1,7 +1,7 @@
 // Unit tests of the queue packer with small limits: message splitting and sendBatch grouping.
 import { describe, expect, it } from "vitest";
-import type { QueuedEvent } from "../../src/events/schema";
-import { groupIntoBatches, packMessages, QUEUE_LIMITS, type QueueLimits } from "../../src/producer/pack";
+import type { QueuedEvent } from "../../src/event/validate";
+import { groupIntoBatches, packMessages, QUEUE_LIMITS, type QueueLimits } from "../../src/event/pack";
 import { jsonBytes } from "./helpers";
 
 const TENANT = "t-pack";

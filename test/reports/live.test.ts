@@ -3,7 +3,7 @@
 import { env } from "cloudflare:workers";
 import { runInDurableObject } from "cloudflare:test";
 import { describe, expect, it } from "vitest";
-import { reconcile } from "../../src/reports/live";
+import { reconcile } from "../../src/read/live";
 import { crashAfterD1Commit, failD1 } from "../aggregator/fixtures";
 import { deliver, eventsMessage, queuedEvent } from "../consumer/fixtures";
 import { createTenant } from "../helpers/api";

@@ -5,7 +5,7 @@
 import { env } from "cloudflare:workers";
 import { describe, expect, it } from "vitest";
 import type { AggregatorOperations } from "../../src/aggregator/aggregator";
-import type { TenantMetrics } from "../../src/health/metrics";
+import type { TenantMetrics } from "../../src/read/metrics";
 import { metricsWith } from "../faults/fixtures";
 import { ADMIN_TOKEN, call, createTenant, getJson, uniqueTenantId } from "../helpers/api";
 

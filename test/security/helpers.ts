@@ -1,6 +1,6 @@
 // Security test plumbing: exact error assertions, a tenant's extra keys, and the admin calls tests repeat.
 import { expect } from "vitest";
-import type { FieldIssue } from "../../src/http/errors";
+import type { FieldIssue } from "../../src/shared/errors";
 import { ADMIN_TOKEN, call, postJson } from "../helpers/api";
 import { errorOf } from "../producer/helpers";
 

@@ -4,8 +4,8 @@
 import { createExecutionContext, waitOnExecutionContext } from "cloudflare:test";
 import { env } from "cloudflare:workers";
 import { afterEach, describe, expect, it, vi } from "vitest";
-import { verifyKey } from "../../src/auth/keys";
-import { ApiError } from "../../src/http/errors";
+import { verifyKey } from "../../src/http/auth";
+import { ApiError } from "../../src/shared/errors";
 import { ADMIN_TOKEN, call, createTenant, postJson, uniqueTenantId } from "../helpers/api";
 import { d1Outage } from "../helpers/d1";
 import { RecordingQueue } from "../helpers/queues";

@@ -1,7 +1,7 @@
 // GET /v1/rejections: the Segment and PostHog events the caller's SDKs sent that were rejected, and why.
-import { authenticate } from "../auth/keys";
-import { listRejections, type RejectionRow } from "../db/rejections";
-import { invalidField, json } from "../http/errors";
+import { authenticate } from "../http/auth";
+import { listRejections, type RejectionRow } from "../sinks/d1/rejections";
+import { invalidField, json } from "../shared/errors";
 import { onlyQuery } from "../http/params";
 
 const MAX_PAGE = 100;

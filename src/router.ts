@@ -1,22 +1,22 @@
 // The HTTP surface: every route, its method, and the central error handling.
 import { Router, type IRequest } from "itty-router";
-import { discardDeadLetter, listDeadLettersRoute, replayDeadLetters } from "../admin/dead-letters";
-import { createKey, deleteKey } from "../admin/keys";
-import { createTenant } from "../admin/tenants";
-import { authenticate } from "../auth/keys";
-import { adminClosePeriod, closePeriod, listPeriods } from "../billing/periods";
-import { posthogCapture, POSTHOG_PATHS } from "../compat/posthog";
-import { segmentHandler } from "../compat/segment";
-import { getHealth } from "../health/health";
-import { getAllMetrics, getOperations, getTenantMetrics } from "../health/metrics";
-import { ingestEvents } from "../producer/ingest";
-import { getStats } from "../reports/stats";
-import { getRejections } from "../reports/rejections";
-import { getUsage } from "../reports/usage";
-import { PIPELINE_WIDE } from "../db/queries";
-import { countProducer } from "../producer/counters";
-import { ApiError, json, toErrorResponse } from "./errors";
-import { onlyQuery } from "./params";
+import { discardDeadLetter, listDeadLettersRoute, replayDeadLetters } from "./admin/dead-letters";
+import { createKey, deleteKey } from "./admin/keys";
+import { createTenant } from "./admin/tenants";
+import { authenticate } from "./http/auth";
+import { adminClosePeriod, closePeriod, listPeriods } from "./billing/periods";
+import { posthogCapture, POSTHOG_PATHS } from "./ingest/posthog";
+import { segmentHandler } from "./ingest/segment";
+import { getHealth } from "./read/health";
+import { getAllMetrics, getOperations, getTenantMetrics } from "./read/metrics";
+import { ingestEvents } from "./ingest/events";
+import { getStats } from "./read/stats";
+import { getRejections } from "./read/rejections";
+import { getUsage } from "./read/usage";
+import { PIPELINE_WIDE } from "./sinks/d1/queries";
+import { countProducer } from "./sinks/counters";
+import { ApiError, json, toErrorResponse } from "./shared/errors";
+import { onlyQuery } from "./http/params";
 
 type Handler = (request: IRequest, env: Env, ctx: ExecutionContext) => Promise<Response> | Response;
 

@@ -1,14 +1,14 @@
 // What the Segment- and PostHog-compatible APIs share: their events become Meterline events and go
 // through the one validator, with the same redaction, rate limit and delivery as POST /v1/events;
 // unlike it, a batch is accepted in part, and each rejected message is kept for the tenant.
-import { insertRejections, REJECTION_LIMITS, type RejectionSource } from "../db/rejections";
-import { utf8Length } from "../events/bytes";
-import { invalidEvents, isPlainObject, REDACTED, validateEvent, type QueuedEvent } from "../events/schema";
-import { parseIsoInstant } from "../events/time";
-import type { FieldIssue } from "../http/errors";
-import { capIssues } from "../producer/caps";
-import { countProducer, reportProducerCounters } from "../producer/counters";
-import { acceptEvents, redactionFor } from "../producer/ingest";
+import { insertRejections, REJECTION_LIMITS, type RejectionSource } from "../sinks/d1/rejections";
+import { utf8Length } from "../shared/bytes";
+import { invalidEvents, isPlainObject, REDACTED, validateEvent, type QueuedEvent } from "../event/validate";
+import { parseIsoInstant } from "../shared/time";
+import type { FieldIssue } from "../shared/errors";
+import { capIssues } from "./caps";
+import { countProducer, reportProducerCounters } from "../sinks/counters";
+import { acceptEvents, redactionFor } from "./events";
 
 /** A Meterline event built from a foreign message, before validation. */
 export type RawEvent = Record<string, unknown>;

@@ -1,11 +1,11 @@
 // Ingest over a service binding: other Workers in the account call `ingest(events, writeKey)`
 // by RPC, with the same key check, validation, rate limit and delivery as POST /v1/events.
 import { WorkerEntrypoint } from "cloudflare:workers";
-import { verifyKey } from "../auth/keys";
-import { ApiError } from "../http/errors";
-import { utf8Length } from "../events/bytes";
-import { EVENT_LIMITS, parseEventsBody } from "../events/schema";
-import { acceptEvents, enforceRateLimit, redactionFor, refuseCapped } from "./ingest";
+import { verifyKey } from "../http/auth";
+import { ApiError } from "../shared/errors";
+import { utf8Length } from "../shared/bytes";
+import { EVENT_LIMITS, parseEventsBody } from "../event/validate";
+import { acceptEvents, enforceRateLimit, redactionFor, refuseCapped } from "./events";
 
 export interface IngestResult {
 	accepted: number;

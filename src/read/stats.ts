@@ -1,9 +1,9 @@
 // GET /v1/stats: event counts, errors and durations per event name and bucket, D1's rollups merged
 // with what the aggregator has not flushed yet.
-import { EVENT_ROLLUP } from "../aggregator/rollups";
+import { EVENT_ROLLUP } from "../sinks/rollups";
 import { MINUTE_RETENTION_MS } from "../aggregator/aggregator";
-import { authenticate } from "../auth/keys";
-import { invalidField, json } from "../http/errors";
+import { authenticate } from "../http/auth";
+import { invalidField, json } from "../shared/errors";
 import { liveReports } from "./live";
 import { currentUtcDay, parseRange, periodStart } from "./range";
 

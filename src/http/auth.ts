@@ -1,6 +1,6 @@
 // Tenant API keys: random, scope-prefixed, stored only as SHA-256 hashes, compared in constant time.
-import { findKeyByPrefix, type ApiKeyRow, type Scope } from "../db/queries";
-import { ApiError } from "../http/errors";
+import { findKeyByPrefix, type ApiKeyRow, type Scope } from "../sinks/d1/queries";
+import { ApiError } from "../shared/errors";
 
 const SCOPE_PREFIX: Record<Scope, string> = { write: "ml_w_", read: "ml_r_" };
 /** Characters of a key kept in clear as its public handle: the scope prefix and 8 more. */

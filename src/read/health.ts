@@ -1,7 +1,7 @@
 // GET /v1/health: healthy, degraded or critical, from the health monitor and D1.
-import { recentDeadLetters } from "../db/queries";
-import { json } from "../http/errors";
-import { HEALTH_MONITOR, type HealthSnapshot } from "./monitor";
+import { recentDeadLetters } from "../sinks/d1/queries";
+import { json } from "../shared/errors";
+import { HEALTH_MONITOR, type HealthSnapshot } from "../sinks/health-monitor";
 
 /** The thresholds /v1/health judges by (documented in the README). */
 export const HEALTH_THRESHOLDS = {

@@ -1,11 +1,11 @@
 // PostHog's capture API (/batch/, /capture/, /e/, /i/v0/e/), so posthog-node and posthog-js work
 // unchanged with only the host changed, gzip included.
-import { verifyKey } from "../auth/keys";
-import { EVENT_LIMITS, isPlainObject } from "../events/schema";
+import { verifyKey } from "../http/auth";
+import { EVENT_LIMITS, isPlainObject } from "../event/validate";
 import { parseJsonBytes, readMaybeGzip } from "../http/body";
-import { ApiError, invalidField, json } from "../http/errors";
-import { enforceRateLimit, redactionFor } from "../producer/ingest";
-import { acceptValid, asId, correctClockSkew, validateAt, withUsage, type RawEvent } from "./shared";
+import { ApiError, invalidField, json } from "../shared/errors";
+import { enforceRateLimit, redactionFor } from "./events";
+import { acceptValid, asId, correctClockSkew, validateAt, withUsage, type RawEvent } from "./compat";
 
 export const POSTHOG_PATHS = ["/batch", "/capture", "/e", "/i/v0/e"] as const;
 

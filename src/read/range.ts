@@ -1,7 +1,7 @@
 // The report query: a [from, to) UTC range and a bucket size, with the same rules for every report.
-import type { Granularity } from "../db/queries";
-import { parseIsoInstant } from "../events/time";
-import { invalidField } from "../http/errors";
+import type { Granularity } from "../sinks/d1/queries";
+import { parseIsoInstant } from "../shared/time";
+import { invalidField } from "../shared/errors";
 import { onlyQuery } from "../http/params";
 
 const BUCKET_MS: Record<Granularity, number> = { minute: 60_000, hour: 3_600_000, day: 86_400_000, month: 31 * 86_400_000 };

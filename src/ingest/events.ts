@@ -1,12 +1,12 @@
 // POST /v1/events: validate, answer 202 at once, enqueue inside waitUntil (or, with
 // ?ack=durable, before answering).
-import { authenticate } from "../auth/keys";
+import { authenticate } from "../http/auth";
 import { readJson } from "../http/body";
-import { ApiError, invalidField, json } from "../http/errors";
+import { ApiError, invalidField, json } from "../shared/errors";
 import { onlyQuery } from "../http/params";
-import { EVENT_LIMITS, invalidEvents, parseEventsBody, redactionKeys, type QueuedEvent } from "../events/schema";
+import { EVENT_LIMITS, invalidEvents, parseEventsBody, redactionKeys, type QueuedEvent } from "../event/validate";
 import { capIssues } from "./caps";
-import { countProducer, reportProducerCounters } from "./counters";
+import { countProducer, reportProducerCounters } from "../sinks/counters";
 import { deliverEvents } from "./deliver";
 
 let redactList: string | undefined;

@@ -1,9 +1,9 @@
 // GET /v1/usage: exact usage per sku and bucket, D1's rollups merged with what the aggregator has
 // not flushed yet, plus adjustments: late usage for closed months, booked into the month it arrived in.
-import { ADJUSTMENT_ROLLUP, USAGE_ROLLUP } from "../aggregator/rollups";
-import { authenticate } from "../auth/keys";
-import { formatMicros } from "../events/quantity";
-import { json } from "../http/errors";
+import { ADJUSTMENT_ROLLUP, USAGE_ROLLUP } from "../sinks/rollups";
+import { authenticate } from "../http/auth";
+import { formatMicros } from "../event/quantity";
+import { json } from "../shared/errors";
 import { liveReports } from "./live";
 import { currentUtcMonth, parseRange, periodStart } from "./range";
 

@@ -1,9 +1,9 @@
 // The one event validator: the producer runs it at the edge, the consumer reuses its guard.
-import { ApiError, type FieldIssue } from "../http/errors";
-import { utf8Length } from "./bytes";
-import { uuidv7 } from "./ids";
+import { ApiError, type FieldIssue } from "../shared/errors";
+import { utf8Length } from "../shared/bytes";
+import { uuidv7 } from "../shared/ids";
 import { MAX_QUANTITY, MICROS_PER_UNIT, toMicros } from "./quantity";
-import { parseIsoInstant } from "./time";
+import { parseIsoInstant } from "../shared/time";
 
 /** An accepted event as it travels through the queue to the aggregator. */
 export interface QueuedEvent {

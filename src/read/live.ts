@@ -1,9 +1,9 @@
 // Reads that include what the aggregator holds but has not flushed yet, merged with D1 exactly once:
 // a report is visible as soon as its events are aggregated, not when the next flush lands.
 import type { PendingSnapshot } from "../aggregator/aggregator";
-import { fromSql, mergeRow, rowKey, type RollupRow, type RollupSpec } from "../aggregator/rollups";
-import { BUCKET_PREFIX, ledgerStatement, rollupReport, type Granularity } from "../db/queries";
-import { ApiError } from "../http/errors";
+import { fromSql, mergeRow, rowKey, type RollupRow, type RollupSpec } from "../sinks/rollups";
+import { BUCKET_PREFIX, ledgerStatement, rollupReport, type Granularity } from "../sinks/d1/queries";
+import { ApiError } from "../shared/errors";
 
 /** Snapshots retried when a flush lands between the snapshot and the D1 read. */
 const MAX_ATTEMPTS = 5;

@@ -1,12 +1,12 @@
 // Segment's HTTP Tracking API (/v1/track, /v1/identify, /v1/page, /v1/screen, /v1/group,
 // /v1/alias, /v1/batch), so Segment's SDKs work unchanged with only the host changed.
-import { verifyKey } from "../auth/keys";
-import { utf8Length } from "../events/bytes";
-import { isPlainObject, type QueuedEvent } from "../events/schema";
+import { verifyKey } from "../http/auth";
+import { utf8Length } from "../shared/bytes";
+import { isPlainObject, type QueuedEvent } from "../event/validate";
 import { parseJsonBytes, readMaybeGzip } from "../http/body";
-import { ApiError, invalidField, json, type FieldIssue } from "../http/errors";
-import { enforceRateLimit, redactionFor } from "../producer/ingest";
-import { acceptValid, asId, correctClockSkew, validateAt, withUsage, type RawEvent } from "./shared";
+import { ApiError, invalidField, json, type FieldIssue } from "../shared/errors";
+import { enforceRateLimit, redactionFor } from "./events";
+import { acceptValid, asId, correctClockSkew, validateAt, withUsage, type RawEvent } from "./compat";
 
 /** Segment's limits: 32 KB per message (a larger one is rejected alone) and 500 KB per batch (a 400 it does not retry). */
 export const SEGMENT_LIMITS = { messageBytes: 32 * 1024, batchBytes: 500 * 1024 } as const;

@@ -1,9 +1,9 @@
 // GET /v1/metrics (a tenant's own, read key) and GET /v1/admin/metrics (every tenant, admin, paged).
 import type { AggregatorMetrics, AggregatorOperations } from "../aggregator/aggregator";
 import { TENANT_ID } from "../admin/tenants";
-import { authenticate, requireAdmin } from "../auth/keys";
-import { deadLetterCounts, listTenantIds, pipelineOperations, producerMetrics } from "../db/queries";
-import { invalidField, json } from "../http/errors";
+import { authenticate, requireAdmin } from "../http/auth";
+import { deadLetterCounts, listTenantIds, pipelineOperations, producerMetrics } from "../sinks/d1/queries";
+import { invalidField, json } from "../shared/errors";
 import { onlyQuery } from "../http/params";
 
 export interface TenantMetrics {
