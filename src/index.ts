@@ -1,11 +1,11 @@
 // Meterline's Worker: HTTP producer, the two queue consumers, and the Durable Object classes.
-import { consumeDeadLetters } from "./consumer/dead-letters";
-import { consumeEvents } from "./consumer/events-consumer";
-import { handleFetch } from "./router";
+import { consumeDeadLetters } from "./consumer/dead-letters.js";
+import { consumeEvents } from "./consumer/events-consumer.js";
+import { handleFetch } from "./router.js";
 
-export { TenantAggregator } from "./aggregator/aggregator";
-export { HealthMonitor } from "./sinks/health-monitor";
-export { MeterlineIngest } from "./ingest/entrypoint";
+export { TenantAggregator } from "./aggregator/aggregator.js";
+export { HealthMonitor } from "./sinks/health-monitor.js";
+export { MeterlineIngest } from "./ingest/entrypoint.js";
 
 export default {
 	fetch: (request, env, ctx) => handleFetch(request, env, ctx),

@@ -1,22 +1,22 @@
 // The HTTP surface: every route, its method, and the central error handling.
 import { Router, type IRequest } from "itty-router";
-import { discardDeadLetter, listDeadLettersRoute, replayDeadLetters } from "./admin/dead-letters";
-import { createKey, deleteKey } from "./admin/keys";
-import { createTenant } from "./admin/tenants";
-import { authenticate } from "./http/auth";
-import { adminClosePeriod, closePeriod, listPeriods } from "./billing/periods";
-import { posthogCapture, POSTHOG_PATHS } from "./ingest/posthog";
-import { segmentHandler } from "./ingest/segment";
-import { getHealth } from "./read/health";
-import { getAllMetrics, getOperations, getTenantMetrics } from "./read/metrics";
-import { ingestEvents } from "./ingest/events";
-import { getStats } from "./read/stats";
-import { getRejections } from "./read/rejections";
-import { getUsage } from "./read/usage";
-import { PIPELINE_WIDE } from "./sinks/d1/queries";
-import { countProducer } from "./sinks/counters";
-import { ApiError, json, toErrorResponse } from "./shared/errors";
-import { onlyQuery } from "./http/params";
+import { discardDeadLetter, listDeadLettersRoute, replayDeadLetters } from "./admin/dead-letters.js";
+import { createKey, deleteKey } from "./admin/keys.js";
+import { createTenant } from "./admin/tenants.js";
+import { authenticate } from "./http/auth.js";
+import { adminClosePeriod, closePeriod, listPeriods } from "./billing/periods.js";
+import { posthogCapture, POSTHOG_PATHS } from "./ingest/posthog.js";
+import { segmentHandler } from "./ingest/segment.js";
+import { getHealth } from "./read/health.js";
+import { getAllMetrics, getOperations, getTenantMetrics } from "./read/metrics.js";
+import { ingestEvents } from "./ingest/events.js";
+import { getStats } from "./read/stats.js";
+import { getRejections } from "./read/rejections.js";
+import { getUsage } from "./read/usage.js";
+import { PIPELINE_WIDE } from "./sinks/d1/queries.js";
+import { countProducer } from "./sinks/counters.js";
+import { ApiError, json, toErrorResponse } from "./shared/errors.js";
+import { onlyQuery } from "./http/params.js";
 
 type Handler = (request: IRequest, env: Env, ctx: ExecutionContext) => Promise<Response> | Response;
 
@@ -27,7 +27,7 @@ async function flushTenant(request: Request, env: Env): Promise<Response> {
 		return json({ flushed: await env.AGGREGATOR.getByName(tenant).flush() });
 	} catch (err) {
 		console.error("flush failed", { tenant }, err);
-		throw new ApiError(503, "Flush failed; the deltas are kept and retried", undefined, { "retry-after": "5" });
+		throw new ApiError(503, "Flush failed; the deltas are kept and retried", { headers: { "retry-after": "5" } });
 	}
 }
 
@@ -67,7 +67,7 @@ const router = Router<IRequest, [env: Env, ctx: ExecutionContext]>({ catch: toEr
 for (const [path, methods] of Object.entries(ROUTES)) {
 	for (const [method, handler] of Object.entries(methods)) router[method.toLowerCase() as "get" | "post" | "delete"](path, handler);
 	router.all(path, () => {
-		throw new ApiError(405, "Method not allowed", undefined, { allow: Object.keys(methods).join(", ") });
+		throw new ApiError(405, "Method not allowed", { headers: { allow: Object.keys(methods).join(", ") } });
 	});
 }
 router.all("*", () => {

@@ -1,12 +1,13 @@
 // The dead-letter admin API: list, replay (once: a replayed row is skipped until it dies again), discard.
 import type { IRequest } from "itty-router";
 import superjson from "superjson";
-import { requireAdmin } from "../http/auth";
-import { deadLettersByIds, deleteDeadLetter, listDeadLetters, markReplayed, unreplayedDeadLetters, type DeadLetterRow } from "../sinks/d1/queries";
-import { readJson } from "../http/body";
-import { ApiError, invalidField, json } from "../shared/errors";
-import { pathParam } from "../http/params";
-import { checkEventsMessage, isPlainObject } from "../event/validate";
+import { requireAdmin } from "../http/auth.js";
+import { deadLettersByIds, deleteDeadLetter, listDeadLetters, markReplayed, unreplayedDeadLetters, type DeadLetterRow } from "../sinks/d1/queries.js";
+import { readJson } from "../http/body.js";
+import { ApiError, invalidField, json } from "../shared/errors.js";
+import { pathParam } from "../http/params.js";
+import { checkEventsMessage } from "../event/guard.js";
+import { isPlainObject } from "../shared/objects.js";
 
 const MAX_PAGE = 100;
 /** Dead letters one replay call handles; call again for more. */
@@ -59,7 +60,7 @@ export async function replayDeadLetters(request: IRequest, env: Env): Promise<Re
 	} else if (body.tenant !== undefined && body.ids === undefined) {
 		if (typeof body.tenant !== "string" || body.tenant.length === 0) throw invalidField("tenant", "must be a tenant id");
 		rows = await unreplayedDeadLetters(env.DB, body.tenant, MAX_REPLAY);
-	} else throw new ApiError(400, 'Give either "ids" or "tenant"', [{ path: "ids", message: 'give either "ids" or "tenant"' }]);
+	} else throw new ApiError(400, 'Give either "ids" or "tenant"', { details: [{ path: "ids", message: 'give either "ids" or "tenant"' }] });
 
 	const replayed: string[] = [];
 	const skipped = missing.map((id) => ({ id, reason: "not found" }));

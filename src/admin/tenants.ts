@@ -1,9 +1,9 @@
 // POST /v1/admin/tenants: creates a tenant with one write key and one read key, shown once.
-import { issueKey, requireAdmin } from "../http/auth";
-import { insertTenant } from "../sinks/d1/queries";
-import { readJson } from "../http/body";
-import { ApiError, invalidField, json } from "../shared/errors";
-import { isPlainObject } from "../event/validate";
+import { issueKey, requireAdmin } from "../http/auth.js";
+import { insertTenant } from "../sinks/d1/queries.js";
+import { readJson } from "../http/body.js";
+import { ApiError, invalidField, json } from "../shared/errors.js";
+import { isPlainObject } from "../shared/objects.js";
 
 /** A tenant id: 1-64 of a-z, 0-9, _ and -, starting with a letter or digit. */
 export const TENANT_ID = /^[a-z0-9][a-z0-9_-]{0,63}$/;
@@ -21,7 +21,7 @@ export async function createTenant(request: Request, env: Env): Promise<Response
 	const createdAt = new Date().toISOString();
 	const tenant = { id, name: (name as string | undefined) ?? id, createdAt };
 	if (!(await insertTenant(env.DB, id, tenant.name, [write, read], createdAt))) {
-		throw new ApiError(409, `Tenant ${id} already exists`, [{ path: "id", message: "already exists" }]);
+		throw new ApiError(409, `Tenant ${id} already exists`, { details: [{ path: "id", message: "already exists" }] });
 	}
 	return json({ tenant, writeKey: write.key, readKey: read.key }, 201);
 }

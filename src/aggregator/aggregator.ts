@@ -3,21 +3,21 @@
 // the RPC surface and the alarm; each concern lives in its own module beside it.
 import { DurableObject } from "cloudflare:workers";
 import superjson from "superjson";
-import { applyFlush, compactEventMinutes, insertDeadLetters, type FlushBatch, type NewDeadLetter } from "../sinks/d1/queries";
-import { DEDUPE_WINDOW_MS, type QueuedEvent } from "../event/validate";
-import { HEALTH_MONITOR } from "../sinks/health-monitor";
-import { backoffMs } from "../shared/backoff";
-import { toDataPoint, writeDataPoints, type DataPoint } from "../sinks/analytics";
-import { nextAlarm } from "./alarm";
-import { hourOf, HOUR_MS, IdMemory } from "./dedupe";
-import { batchRows, clearBatch, flushId, isDataError, openRows, quarantinedRows, sealedBatches, sealNext, splitBatch } from "./flush";
-import { addToOpen, fold } from "./fold";
-import { migrate } from "./local-schema";
-import { NameRegistry, skuName, type NameKind } from "./names";
-import { appendPoints, drainOutbox, outboxPoints } from "./outbox";
-import { EVENT_ROLLUP, fromSql, ROLLUPS, selectList, type RollupRow, type RollupSpec } from "../sinks/rollups";
-import { hasSpill, respool, spillPending, storeSpill } from "./spill";
-import { Store, type AggregatorCounters, type AggregatorOperationCounts } from "./state";
+import { applyFlush, compactEventMinutes, insertDeadLetters, type FlushBatch, type NewDeadLetter } from "../sinks/d1/queries.js";
+import { DEDUPE_WINDOW_MS, type QueuedEvent } from "../event/model.js";
+import { HEALTH_MONITOR } from "../sinks/health-monitor.js";
+import { backoffMs } from "../shared/backoff.js";
+import { toDataPoint, writeDataPoints, type DataPoint } from "../sinks/analytics.js";
+import { nextAlarm } from "./alarm.js";
+import { hourOf, HOUR_MS, IdMemory } from "./dedupe.js";
+import { batchRows, clearBatch, flushId, isDataError, openRows, quarantinedRows, sealedBatches, sealNext, splitBatch } from "./flush.js";
+import { addToOpen, fold } from "./fold.js";
+import { migrate } from "./local-schema.js";
+import { NameRegistry, skuName, type NameKind } from "./names.js";
+import { appendPoints, drainOutbox, outboxPoints } from "./outbox.js";
+import { EVENT_ROLLUP, fromSql, ROLLUPS, selectList, type RollupRow, type RollupSpec } from "../sinks/rollups.js";
+import { hasSpill, respool, spillPending, storeSpill } from "./spill.js";
+import { Store, type AggregatorCounters, type AggregatorOperationCounts } from "./state.js";
 
 export interface RefusedEvent {
 	id: string;

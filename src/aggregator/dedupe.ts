@@ -3,10 +3,10 @@
 // compact index in memory per hour partition (loaded on first use) names the chunk that may hold
 // an id, and the chunk itself settles it, so no real event is ever taken for a duplicate.
 // Partitions older than the dedupe window are deleted whole, by primary key, without an index.
-import { utf8Length } from "../shared/bytes";
-import type { QueuedEvent } from "../event/validate";
-import { fingerprintOf, IdIndex } from "./id-index";
-import type { Store } from "./state";
+import { utf8Length } from "../shared/bytes.js";
+import type { QueuedEvent } from "../event/model.js";
+import { fingerprintOf, IdIndex } from "./id-index.js";
+import type { Store } from "./state.js";
 
 export const HOUR_MS = 3_600_000;
 /** Copies of one id are recognized when their timestamps are within this of each other. */

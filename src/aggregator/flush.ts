@@ -2,8 +2,8 @@
 // `<incarnation>:<batch>`, and cleared only once D1 has committed them. A batch D1 refuses for a
 // data reason is split in halves (fresh batch numbers: it was never committed) until the one
 // offending row is alone, and that row is quarantined, so it never blocks the rows behind it.
-import { fromSql, ROLLUPS, selectList, type RollupRow, type RollupSpec } from "../sinks/rollups";
-import type { Store } from "./state";
+import { fromSql, ROLLUPS, selectList, type RollupRow, type RollupSpec } from "../sinks/rollups.js";
+import type { Store } from "./state.js";
 
 /** Rows sealed into one flush, per rollup: bounds the size of one D1 transaction. */
 export const MAX_ROWS_PER_FLUSH = 2000;

@@ -1,8 +1,8 @@
 // Folding new events into rollup rows: counters per event name and minute, exact usage per sku,
 // unit and hour, and usage for a closed billing month into that month's adjustment line.
-import type { QueuedEvent } from "../event/validate";
-import { ADJUSTMENT_ROLLUP, EVENT_ROLLUP, monthOf, onConflictMerge, ROLLUPS, sqlColumns, sqlValues, USAGE_ROLLUP, type RollupRow, type RollupSpec } from "../sinks/rollups";
-import type { Store } from "./state";
+import type { QueuedEvent } from "../event/model.js";
+import { ADJUSTMENT_ROLLUP, EVENT_ROLLUP, monthOf, onConflictMerge, ROLLUPS, sqlColumns, sqlValues, USAGE_ROLLUP, type RollupRow, type RollupSpec } from "../sinks/rollups.js";
+import type { Store } from "./state.js";
 
 export type Folded = Map<RollupSpec, Map<string, RollupRow>>;
 

@@ -1,5 +1,5 @@
 // The aggregator's SQLite schema: an append-only list of migrations, each applied exactly once.
-import { initialState } from "./state";
+import { initialState } from "./state.js";
 
 /**
  * Never edit an entry once shipped: add a new one. In the pending tables, batch 0 holds open

@@ -1,8 +1,8 @@
 // The tenant's distinct event names and SKUs, capped: each new one creates rollup rows every
 // minute or hour it is used, so a write key sending random names could otherwise grow D1 without
 // bound. Names are registered once, here, and a new one past the cap is refused.
-import type { QueuedEvent } from "../event/validate";
-import type { Store } from "./state";
+import type { QueuedEvent } from "../event/model.js";
+import type { Store } from "./state.js";
 
 export type NameKind = "event" | "sku";
 

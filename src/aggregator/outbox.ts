@@ -2,9 +2,9 @@
 // at most 250 per invocation. A failing write backs off instead of spinning, and the outbox is
 // bounded: past MAX_OUTBOX_POINTS the oldest points are dropped and counted (dashboards only;
 // D1 stays exact).
-import { backoffMs } from "../shared/backoff";
-import { MAX_POINTS_PER_INVOCATION, type DataPoint } from "../sinks/analytics";
-import type { Store } from "./state";
+import { backoffMs } from "../shared/backoff.js";
+import { MAX_POINTS_PER_INVOCATION, type DataPoint } from "../sinks/analytics.js";
+import type { Store } from "./state.js";
 
 export const MAX_OUTBOX_POINTS = 25_000;
 export const OUTBOX_BACKOFF = { baseMs: 5_000, capMs: 10 * 60_000 } as const;

@@ -1,11 +1,11 @@
 // Events the producer could not enqueue, kept by the tenant's aggregator in rows of at most
 // MAX_SPILL_ROW_BYTES (a row may hold 2 MB), and re-enqueued from its alarm, oldest first. They go
 // back through the queue, not straight into the rollups, so every event takes one path.
-import { utf8Length } from "../shared/bytes";
-import type { QueuedEvent } from "../event/validate";
-import { enqueueEvents } from "../event/pack";
-import { backoffMs } from "../shared/backoff";
-import type { Store } from "./state";
+import { utf8Length } from "../shared/bytes.js";
+import type { QueuedEvent } from "../event/model.js";
+import { enqueueEvents } from "../event/pack.js";
+import { backoffMs } from "../shared/backoff.js";
+import type { Store } from "./state.js";
 
 export const MAX_SPILL_ROW_BYTES = 1_000_000;
 /** Spilled rows re-enqueued per alarm. */

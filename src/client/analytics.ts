@@ -1,11 +1,11 @@
 // createAnalytics: the hot path only builds an event and pushes it; batches leave by size, by
 // timer or on flush(), one send at a time, always inside ctx.waitUntil. Nothing here throws.
-import { EVENT_LIMITS } from "../event/validate";
-import { prepare, type Pending, type PrepareConfig } from "./events";
-import type { RetryPolicy } from "./retry";
-import { senderFor, type Prepared, type Sender } from "./transports";
-import type { Analytics, AnalyticsOptions, AnalyticsStats, ContextLike, ErrorInfo, Properties, Transport } from "./types";
-import { uuidv7 } from "./uuid";
+import { EVENT_LIMITS } from "../event/model.js";
+import { prepare, type Pending, type PrepareConfig } from "./events.js";
+import type { RetryPolicy } from "./retry.js";
+import { senderFor, type Prepared, type Sender } from "./transports.js";
+import type { Analytics, AnalyticsOptions, AnalyticsStats, ContextLike, ErrorInfo, Properties, Transport } from "./types.js";
+import { uuidv7 } from "../shared/ids.js";
 
 const DEFAULTS = { batchSize: 20, flushInterval: 1000, maxQueue: 1000, retries: 3, retryDelay: 100, maxRetryDelay: 10_000 };
 

@@ -1,9 +1,9 @@
 // Send-time work on tracked events: defaults, a JSON copy, redaction and validation by the edge's
 // own validator, so nothing is sent that Meterline would refuse, and one bad event costs only itself.
-import { validateEvent } from "../event/validate";
-import type { FieldIssue } from "../shared/errors";
-import type { Prepared } from "./transports";
-import type { MeterlineEvent, Properties } from "./types";
+import { validateEvent } from "../event/validate.js";
+import type { FieldIssue } from "../shared/errors.js";
+import type { Prepared } from "./transports.js";
+import type { MeterlineEvent, Properties } from "./types.js";
 
 /** A tracked event as the hot path leaves it: nothing copied, serialized or checked yet. */
 export interface Pending {

@@ -2,8 +2,8 @@
 // path, so ids do not explode the event's cardinality), status and duration; a thrown error is
 // named on it, and also recorded as "$error" when it made a 5xx. Analytics failures are reported
 // to onError and never change the response.
-import { newClient, type Client } from "./analytics";
-import type { Analytics, AnalyticsOptions, ContextLike, ErrorInfo, Transport } from "./types";
+import { newClient, type Client } from "./analytics.js";
+import type { Analytics, AnalyticsOptions, ContextLike, ErrorInfo, Transport } from "./types.js";
 
 export interface RequestLike {
 	method: string;

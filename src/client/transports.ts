@@ -1,10 +1,10 @@
 // The three ways events leave the client: straight to the queue, over a service binding by RPC,
 // or over HTTP. Each splits a batch within Meterline's limits and retries each part.
-import { utf8Length } from "../shared/bytes";
-import { EVENT_LIMITS, type QueuedEvent } from "../event/validate";
-import { groupIntoBatches, packMessages } from "../event/pack";
-import { parseRetryAfter, SendError, withRetries, type RetryPolicy } from "./retry";
-import type { FetchLike, MeterlineEvent, Transport } from "./types";
+import { utf8Length } from "../shared/bytes.js";
+import { EVENT_LIMITS, type QueuedEvent } from "../event/model.js";
+import { groupIntoBatches, packMessages } from "../event/pack.js";
+import { parseRetryAfter, SendError, withRetries, type RetryPolicy } from "./retry.js";
+import type { FetchLike, MeterlineEvent, Transport } from "./types.js";
 
 /** One event ready to send: its HTTP/RPC form, and its queue form (usage in micro-units). */
 export interface Prepared {

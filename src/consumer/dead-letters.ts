@@ -1,10 +1,11 @@
 // Dead letters: poison messages go straight to the dead-letter queue with their reason; its
 // consumer keeps every dead message in D1 (as superjson, so typed values replay faithfully).
 import superjson from "superjson";
-import { insertDeadLetters, type NewDeadLetter } from "../sinks/d1/queries";
-import { utf8Length } from "../shared/bytes";
-import { isPlainObject, type EventsMessage, type QueuedEvent } from "../event/validate";
-import { backoffMs, type BackoffPolicy } from "../shared/backoff";
+import { insertDeadLetters, type NewDeadLetter } from "../sinks/d1/queries.js";
+import { utf8Length } from "../shared/bytes.js";
+import { isPlainObject } from "../shared/objects.js";
+import { type EventsMessage, type QueuedEvent } from "../event/model.js";
+import { backoffMs, type BackoffPolicy } from "../shared/backoff.js";
 
 /** What the events consumer sends to the DLQ for a message it will never be able to process. */
 export interface DeadLetterEnvelope {

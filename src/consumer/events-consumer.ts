@@ -1,10 +1,11 @@
 // The queue consumer: one RPC per tenant per batch, ack only what the aggregators made durable.
-import { checkEventsMessage, type EventsMessage, type QueuedEvent } from "../event/validate";
-import { PIPELINE_WIDE } from "../sinks/d1/queries";
-import { countProducer, reportProducerCounters } from "../sinks/counters";
-import { backoffMs, type BackoffPolicy } from "../shared/backoff";
-import type { IngestResult } from "../aggregator/aggregator";
-import { sendRefused, sendToDeadLetters } from "./dead-letters";
+import { checkEventsMessage } from "../event/guard.js";
+import { type EventsMessage, type QueuedEvent } from "../event/model.js";
+import { PIPELINE_WIDE } from "../sinks/d1/queries.js";
+import { countProducer, reportProducerCounters } from "../sinks/counters.js";
+import { backoffMs, type BackoffPolicy } from "../shared/backoff.js";
+import type { IngestResult } from "../aggregator/aggregator.js";
+import { sendRefused, sendToDeadLetters } from "./dead-letters.js";
 
 /**
  * max_retries of the meterline-events consumer in wrangler.toml (a test keeps the two equal). With

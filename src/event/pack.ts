@@ -1,6 +1,6 @@
 // Packs accepted events into as few queue messages as the Queues limits allow.
-import { utf8Length } from "../shared/bytes";
-import type { EventsMessage, QueuedEvent } from "./validate";
+import { utf8Length } from "../shared/bytes.js";
+import type { EventsMessage, QueuedEvent } from "./model.js";
 
 /**
  * Queues limits: 128 KB per message, and 100 messages or 256 KB per sendBatch. We keep a margin

@@ -1,6 +1,6 @@
 // Tenant API keys: random, scope-prefixed, stored only as SHA-256 hashes, compared in constant time.
-import { findKeyByPrefix, type ApiKeyRow, type Scope } from "../sinks/d1/queries";
-import { ApiError } from "../shared/errors";
+import { findKeyByPrefix, type ApiKeyRow, type Scope } from "../sinks/d1/queries.js";
+import { ApiError } from "../shared/errors.js";
 
 const SCOPE_PREFIX: Record<Scope, string> = { write: "ml_w_", read: "ml_r_" };
 /** Characters of a key kept in clear as its public handle: the scope prefix and 8 more. */
@@ -73,7 +73,7 @@ async function findKey(env: Env, prefix: string): Promise<ApiKeyRow | null> {
 		return await findKeyByPrefix(env.DB, prefix);
 	} catch (err) {
 		console.error("key lookup failed", err);
-		throw new ApiError(503, "Key verification is unavailable; retry shortly", undefined, { "retry-after": "5" });
+		throw new ApiError(503, "Key verification is unavailable; retry shortly", { headers: { "retry-after": "5" } });
 	}
 }
 

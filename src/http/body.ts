@@ -1,5 +1,5 @@
 // Reads a JSON request body with the checks every route shares: media type, size, UTF-8, syntax.
-import { ApiError } from "../shared/errors";
+import { ApiError } from "../shared/errors.js";
 
 const strictUtf8 = new TextDecoder("utf-8", { fatal: true, ignoreBOM: false });
 
@@ -17,17 +17,17 @@ export async function readJson(request: Request, maxBytes: number): Promise<unkn
 
 /** Decodes strict UTF-8 (invalid sequences are refused, never replaced) and parses JSON. */
 export function parseJsonBytes(bytes: Uint8Array): unknown {
-	if (bytes.byteLength === 0) throw new ApiError(400, "Request body is empty", [{ path: "body", message: "empty" }]);
+	if (bytes.byteLength === 0) throw new ApiError(400, "Request body is empty", { details: [{ path: "body", message: "empty" }] });
 	let text: string;
 	try {
 		text = strictUtf8.decode(bytes);
 	} catch {
-		throw new ApiError(400, "Request body is not valid UTF-8", [{ path: "body", message: "invalid UTF-8" }]);
+		throw new ApiError(400, "Request body is not valid UTF-8", { details: [{ path: "body", message: "invalid UTF-8" }] });
 	}
 	try {
 		return JSON.parse(text);
 	} catch {
-		throw new ApiError(400, "Request body is not valid JSON", [{ path: "body", message: "invalid JSON" }]);
+		throw new ApiError(400, "Request body is not valid JSON", { details: [{ path: "body", message: "invalid JSON" }] });
 	}
 }
 
@@ -44,12 +44,12 @@ export async function readMaybeGzip(request: Request, maxBytes: number, gzip: bo
 		return await readLimited(new Request("https://body.invalid", { method: "POST", body: stream }), maxBytes);
 	} catch (err) {
 		if (err instanceof ApiError) throw err;
-		throw new ApiError(400, "Request body is not valid gzip", [{ path: "body", message: "invalid gzip" }]);
+		throw new ApiError(400, "Request body is not valid gzip", { details: [{ path: "body", message: "invalid gzip" }] });
 	}
 }
 
 function tooLarge(maxBytes: number): ApiError {
-	return new ApiError(413, `Request body exceeds ${maxBytes} bytes`, [{ path: "body", message: `larger than ${maxBytes} bytes` }]);
+	return new ApiError(413, `Request body exceeds ${maxBytes} bytes`, { details: [{ path: "body", message: `larger than ${maxBytes} bytes` }] });
 }
 
 /** Reads at most maxBytes, so a lying or absent Content-Length cannot make us buffer more. */

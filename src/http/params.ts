@@ -1,6 +1,6 @@
 // Path and query parameters: what a route accepts, and itty-router's still-encoded path params.
 import type { IRequest } from "itty-router";
-import { invalidField } from "../shared/errors";
+import { invalidField } from "../shared/errors.js";
 
 /** The decoded path parameter, or a 400 naming it when its encoding is broken. */
 export function pathParam(request: IRequest, name: string): string {

@@ -1,9 +1,9 @@
 // The tenant's caps on distinct event names and SKUs, checked before the producer answers: names
 // this isolate has seen admitted pass at once; new ones are registered by the tenant's aggregator,
 // which refuses any past the cap, so the caller gets a 400 instead of an event that is never counted.
-import { skuName } from "../aggregator/names";
-import type { QueuedEvent } from "../event/validate";
-import type { FieldIssue } from "../shared/errors";
+import { skuName } from "../aggregator/names.js";
+import type { QueuedEvent } from "../event/model.js";
+import type { FieldIssue } from "../shared/errors.js";
 
 /** Names known to be admitted, per tenant, in this isolate (a tenant's names never stop being admitted). */
 const admitted = new Map<string, { event: Set<string>; sku: Set<string> }>();

@@ -1,14 +1,17 @@
 // What the Segment- and PostHog-compatible APIs share: their events become Meterline events and go
 // through the one validator, with the same redaction, rate limit and delivery as POST /v1/events;
 // unlike it, a batch is accepted in part, and each rejected message is kept for the tenant.
-import { insertRejections, REJECTION_LIMITS, type RejectionSource } from "../sinks/d1/rejections";
-import { utf8Length } from "../shared/bytes";
-import { invalidEvents, isPlainObject, REDACTED, validateEvent, type QueuedEvent } from "../event/validate";
-import { parseIsoInstant } from "../shared/time";
-import type { FieldIssue } from "../shared/errors";
-import { capIssues } from "./caps";
-import { countProducer, reportProducerCounters } from "../sinks/counters";
-import { acceptEvents, redactionFor } from "./events";
+import { insertRejections, REJECTION_LIMITS, type RejectionSource } from "../sinks/d1/rejections.js";
+import { utf8Length } from "../shared/bytes.js";
+import { invalidEvents } from "./events.js";
+import { isPlainObject } from "../shared/objects.js";
+import { REDACTED, type QueuedEvent } from "../event/model.js";
+import { validateEvent } from "../event/validate.js";
+import { parseIsoInstant } from "../shared/time.js";
+import type { FieldIssue } from "../shared/errors.js";
+import { capIssues } from "./caps.js";
+import { countProducer, reportProducerCounters } from "../sinks/counters.js";
+import { acceptEvents, redactionFor } from "./events.js";
 
 /** A Meterline event built from a foreign message, before validation. */
 export type RawEvent = Record<string, unknown>;

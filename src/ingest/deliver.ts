@@ -1,10 +1,10 @@
 // Getting accepted events into the queue: retries with backoff inside the waitUntil budget, then
 // a spill to the tenant's aggregator, which re-enqueues them from its alarm.
-import { PIPELINE_WIDE } from "../sinks/d1/queries";
-import type { QueuedEvent } from "../event/validate";
-import { HEALTH_MONITOR } from "../sinks/health-monitor";
-import { countProducer } from "../sinks/counters";
-import { groupIntoBatches, packMessages } from "../event/pack";
+import { PIPELINE_WIDE } from "../sinks/d1/queries.js";
+import type { QueuedEvent } from "../event/model.js";
+import { HEALTH_MONITOR } from "../sinks/health-monitor.js";
+import { countProducer } from "../sinks/counters.js";
+import { groupIntoBatches, packMessages } from "../event/pack.js";
 
 /** Waits between send attempts: about 1 s in all, far inside waitUntil's 30 s. */
 export const SEND_RETRY_DELAYS_MS = [50, 200, 800];

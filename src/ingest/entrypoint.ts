@@ -1,11 +1,12 @@
 // Ingest over a service binding: other Workers in the account call `ingest(events, writeKey)`
 // by RPC, with the same key check, validation, rate limit and delivery as POST /v1/events.
 import { WorkerEntrypoint } from "cloudflare:workers";
-import { verifyKey } from "../http/auth";
-import { ApiError } from "../shared/errors";
-import { utf8Length } from "../shared/bytes";
-import { EVENT_LIMITS, parseEventsBody } from "../event/validate";
-import { acceptEvents, enforceRateLimit, redactionFor, refuseCapped } from "./events";
+import { verifyKey } from "../http/auth.js";
+import { ApiError } from "../shared/errors.js";
+import { utf8Length } from "../shared/bytes.js";
+import { EVENT_LIMITS } from "../event/model.js";
+import { parseEventsBody } from "../event/validate.js";
+import { acceptedOrRefused, acceptEvents, enforceRateLimit, redactionFor, refuseCapped } from "./events.js";
 
 export interface IngestResult {
 	accepted: number;
@@ -25,9 +26,9 @@ export class MeterlineIngest extends WorkerEntrypoint<Env> {
 			// The same byte limit as an HTTP body, so no call can spill more than a Durable Object row holds.
 			const bytes = utf8Length(JSON.stringify(events) ?? "");
 			if (bytes > EVENT_LIMITS.maxBodyBytes) {
-				throw new ApiError(413, `The events are ${bytes} bytes as JSON, over ${EVENT_LIMITS.maxBodyBytes}; send fewer per call`, [{ path: "events", message: `larger than ${EVENT_LIMITS.maxBodyBytes} bytes` }]);
+				throw new ApiError(413, `The events are ${bytes} bytes as JSON, over ${EVENT_LIMITS.maxBodyBytes}; send fewer per call`, { details: [{ path: "events", message: `larger than ${EVENT_LIMITS.maxBodyBytes} bytes` }] });
 			}
-			const accepted = parseEventsBody({ events }, Date.now(), redactionFor(this.env));
+			const accepted = acceptedOrRefused(parseEventsBody({ events }, Date.now(), redactionFor(this.env)));
 			await refuseCapped(this.env, this.ctx, tenant, accepted);
 			await acceptEvents(this.env, this.ctx, tenant, accepted, false);
 			return { accepted: accepted.length, ids: accepted.map((event) => event.id) };

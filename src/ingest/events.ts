@@ -1,13 +1,14 @@
 // POST /v1/events: validate, answer 202 at once, enqueue inside waitUntil (or, with
 // ?ack=durable, before answering).
-import { authenticate } from "../http/auth";
-import { readJson } from "../http/body";
-import { ApiError, invalidField, json } from "../shared/errors";
-import { onlyQuery } from "../http/params";
-import { EVENT_LIMITS, invalidEvents, parseEventsBody, redactionKeys, type QueuedEvent } from "../event/validate";
-import { capIssues } from "./caps";
-import { countProducer, reportProducerCounters } from "../sinks/counters";
-import { deliverEvents } from "./deliver";
+import { authenticate } from "../http/auth.js";
+import { readJson } from "../http/body.js";
+import { ApiError, invalidField, json, type FieldIssue } from "../shared/errors.js";
+import { onlyQuery } from "../http/params.js";
+import { EVENT_LIMITS, type QueuedEvent } from "../event/model.js";
+import { parseEventsBody, redactionKeys, type Validation } from "../event/validate.js";
+import { capIssues } from "./caps.js";
+import { countProducer, reportProducerCounters } from "../sinks/counters.js";
+import { deliverEvents } from "./deliver.js";
 
 let redactList: string | undefined;
 let redactSet: ReadonlySet<string> = new Set();
@@ -30,7 +31,7 @@ export async function enforceRateLimit(env: Env, tenant: string): Promise<void> 
 		// Fail open: a rate limiter outage must not drop billable events.
 		console.error("rate limiter unavailable", err);
 	}
-	if (!allowed) throw new ApiError(429, "Rate limit exceeded; retry later", undefined, { "retry-after": "60" });
+	if (!allowed) throw new ApiError(429, "Rate limit exceeded; retry later", { headers: { "retry-after": "60" } });
 }
 
 /**
@@ -42,10 +43,28 @@ export async function acceptEvents(env: Env, ctx: ExecutionContext, tenant: stri
 	if (durable) {
 		const delivery = await deliverEvents(env, tenant, events, false);
 		ctx.waitUntil(reportProducerCounters(env));
-		if (delivery !== "enqueued") throw new ApiError(503, "The queue is unavailable; retry the same events later (their ids make a retry safe)", undefined, { "retry-after": "5" });
+		if (delivery !== "enqueued") throw new ApiError(503, "The queue is unavailable; retry the same events later (their ids make a retry safe)", { headers: { "retry-after": "5" } });
 		return;
 	}
 	ctx.waitUntil(deliverEvents(env, tenant, events, true).then(() => reportProducerCounters(env)));
+}
+
+/** At most this many field issues are reported, so a hostile batch cannot inflate the answer. */
+const MAX_ISSUES = 100;
+
+/** The 400 for a batch refused whole: one detail per bad field, at most MAX_ISSUES. */
+export function invalidEvents(issues: FieldIssue[]): ApiError {
+	const bad = new Set(issues.map((issue) => issue.index)).size;
+	return new ApiError(400, `${bad} invalid event${bad === 1 ? "" : "s"}; nothing was accepted`, { details: issues.slice(0, MAX_ISSUES) });
+}
+
+/** The events of an all-or-nothing validation, or its 400: per event, or for the batch itself. */
+export function acceptedOrRefused({ events, issues }: Validation): QueuedEvent[] {
+	if (issues.length === 0) return events;
+	if (issues.some((issue) => issue.index === undefined)) {
+		throw new ApiError(400, `Invalid batch: ${issues.map((i) => `${i.path} ${i.message}`).join("; ")}`, { details: issues });
+	}
+	throw invalidEvents(issues);
 }
 
 /** All-or-nothing: a batch with an event past the tenant's name caps is refused whole, and counted. */
@@ -70,7 +89,7 @@ export async function ingestEvents(request: Request, env: Env, ctx: ExecutionCon
 	await enforceRateLimit(env, tenant);
 	const durable = ackMode(new URL(request.url)) === "durable";
 	const body = await readJson(request, EVENT_LIMITS.maxBodyBytes);
-	const events = parseEventsBody(body, Date.now(), redactionFor(env));
+	const events = acceptedOrRefused(parseEventsBody(body, Date.now(), redactionFor(env)));
 	await refuseCapped(env, ctx, tenant, events);
 	await acceptEvents(env, ctx, tenant, events, durable);
 	return json({ accepted: events.length, ids: events.map((event) => event.id) }, 202);

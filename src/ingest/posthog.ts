@@ -1,11 +1,12 @@
 // PostHog's capture API (/batch/, /capture/, /e/, /i/v0/e/), so posthog-node and posthog-js work
 // unchanged with only the host changed, gzip included.
-import { verifyKey } from "../http/auth";
-import { EVENT_LIMITS, isPlainObject } from "../event/validate";
-import { parseJsonBytes, readMaybeGzip } from "../http/body";
-import { ApiError, invalidField, json } from "../shared/errors";
-import { enforceRateLimit, redactionFor } from "./events";
-import { acceptValid, asId, correctClockSkew, validateAt, withUsage, type RawEvent } from "./compat";
+import { verifyKey } from "../http/auth.js";
+import { EVENT_LIMITS } from "../event/model.js";
+import { isPlainObject } from "../shared/objects.js";
+import { parseJsonBytes, readMaybeGzip } from "../http/body.js";
+import { ApiError, invalidField, json } from "../shared/errors.js";
+import { enforceRateLimit, redactionFor } from "./events.js";
+import { acceptValid, asId, correctClockSkew, validateAt, withUsage, type RawEvent } from "./compat.js";
 
 export const POSTHOG_PATHS = ["/batch", "/capture", "/e", "/i/v0/e"] as const;
 
@@ -52,7 +53,7 @@ export async function posthogCapture(request: Request, env: Env, ctx: ExecutionC
 	await enforceRateLimit(env, tenant);
 	if (messages.length === 0) throw invalidField("batch", "must not be empty");
 	if (messages.length > EVENT_LIMITS.maxEventsPerBatch) {
-		throw new ApiError(413, `At most ${EVENT_LIMITS.maxEventsPerBatch} events per request`, [{ path: "batch", message: `more than ${EVENT_LIMITS.maxEventsPerBatch} events` }]);
+		throw new ApiError(413, `At most ${EVENT_LIMITS.maxEventsPerBatch} events per request`, { details: [{ path: "batch", message: `more than ${EVENT_LIMITS.maxEventsPerBatch} events` }] });
 	}
 	const receivedAt = Date.now();
 	const redact = redactionFor(env);

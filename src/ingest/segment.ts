@@ -1,12 +1,13 @@
 // Segment's HTTP Tracking API (/v1/track, /v1/identify, /v1/page, /v1/screen, /v1/group,
 // /v1/alias, /v1/batch), so Segment's SDKs work unchanged with only the host changed.
-import { verifyKey } from "../http/auth";
-import { utf8Length } from "../shared/bytes";
-import { isPlainObject, type QueuedEvent } from "../event/validate";
-import { parseJsonBytes, readMaybeGzip } from "../http/body";
-import { ApiError, invalidField, json, type FieldIssue } from "../shared/errors";
-import { enforceRateLimit, redactionFor } from "./events";
-import { acceptValid, asId, correctClockSkew, validateAt, withUsage, type RawEvent } from "./compat";
+import { verifyKey } from "../http/auth.js";
+import { utf8Length } from "../shared/bytes.js";
+import { isPlainObject } from "../shared/objects.js";
+import { type QueuedEvent } from "../event/model.js";
+import { parseJsonBytes, readMaybeGzip } from "../http/body.js";
+import { ApiError, invalidField, json, type FieldIssue } from "../shared/errors.js";
+import { enforceRateLimit, redactionFor } from "./events.js";
+import { acceptValid, asId, correctClockSkew, validateAt, withUsage, type RawEvent } from "./compat.js";
 
 /** Segment's limits: 32 KB per message (a larger one is rejected alone) and 500 KB per batch (a 400 it does not retry). */
 export const SEGMENT_LIMITS = { messageBytes: 32 * 1024, batchBytes: 500 * 1024 } as const;
@@ -64,7 +65,7 @@ export function segmentHandler(endpoint: SegmentType | "batch") {
 			bytes = await readMaybeGzip(request, SEGMENT_LIMITS.batchBytes, false);
 		} catch (err) {
 			// Segment's SDKs retry a 413 but not a 400: oversize must not be retried forever.
-			if (err instanceof ApiError && err.status === 413) throw new ApiError(400, err.message, err.details, undefined, "payload_too_large");
+			if (err instanceof ApiError && err.status === 413) throw new ApiError(400, err.message, { details: err.details, code: "payload_too_large" });
 			throw err;
 		}
 		const body = parseJsonBytes(bytes);

@@ -1,7 +1,7 @@
 // GET /v1/health: healthy, degraded or critical, from the health monitor and D1.
-import { recentDeadLetters } from "../sinks/d1/queries";
-import { json } from "../shared/errors";
-import { HEALTH_MONITOR, type HealthSnapshot } from "../sinks/health-monitor";
+import { recentDeadLetters } from "../sinks/d1/queries.js";
+import { json } from "../shared/errors.js";
+import { HEALTH_MONITOR, type HealthSnapshot } from "../sinks/health-monitor.js";
 
 /** The thresholds /v1/health judges by (documented in the README). */
 export const HEALTH_THRESHOLDS = {

@@ -1,9 +1,9 @@
 // Reads that include what the aggregator holds but has not flushed yet, merged with D1 exactly once:
 // a report is visible as soon as its events are aggregated, not when the next flush lands.
-import type { PendingSnapshot } from "../aggregator/aggregator";
-import { fromSql, mergeRow, rowKey, type RollupRow, type RollupSpec } from "../sinks/rollups";
-import { BUCKET_PREFIX, ledgerStatement, rollupReport, type Granularity } from "../sinks/d1/queries";
-import { ApiError } from "../shared/errors";
+import type { PendingSnapshot } from "../aggregator/aggregator.js";
+import { fromSql, mergeRow, rowKey, type RollupRow, type RollupSpec } from "../sinks/rollups.js";
+import { BUCKET_PREFIX, ledgerStatement, rollupReport, type Granularity } from "../sinks/d1/queries.js";
+import { ApiError } from "../shared/errors.js";
 
 /** Snapshots retried when a flush lands between the snapshot and the D1 read. */
 const MAX_ATTEMPTS = 5;
@@ -59,7 +59,7 @@ export async function liveReports(env: Env, tenant: string, queries: LiveQuery[]
 			return merge(spec, results[i]!.results as Record<string, unknown>[], pending, BUCKET_PREFIX[granularity]);
 		});
 	}
-	throw new ApiError(503, "The aggregator is flushing faster than this report can be read; retry", undefined, { "retry-after": "1" });
+	throw new ApiError(503, "The aggregator is flushing faster than this report can be read; retry", { headers: { "retry-after": "1" } });
 }
 
 /** D1's grouped rows plus pending rows grouped the same way, in bucket and key order. */

@@ -1,10 +1,10 @@
 // GET /v1/metrics (a tenant's own, read key) and GET /v1/admin/metrics (every tenant, admin, paged).
-import type { AggregatorMetrics, AggregatorOperations } from "../aggregator/aggregator";
-import { TENANT_ID } from "../admin/tenants";
-import { authenticate, requireAdmin } from "../http/auth";
-import { deadLetterCounts, listTenantIds, pipelineOperations, producerMetrics } from "../sinks/d1/queries";
-import { invalidField, json } from "../shared/errors";
-import { onlyQuery } from "../http/params";
+import type { AggregatorMetrics, AggregatorOperations } from "../aggregator/aggregator.js";
+import { TENANT_ID } from "../admin/tenants.js";
+import { authenticate, requireAdmin } from "../http/auth.js";
+import { deadLetterCounts, listTenantIds, pipelineOperations, producerMetrics } from "../sinks/d1/queries.js";
+import { invalidField, json } from "../shared/errors.js";
+import { onlyQuery } from "../http/params.js";
 
 export interface TenantMetrics {
 	tenant: string;

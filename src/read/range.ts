@@ -1,8 +1,8 @@
 // The report query: a [from, to) UTC range and a bucket size, with the same rules for every report.
-import type { Granularity } from "../sinks/d1/queries";
-import { parseIsoInstant } from "../shared/time";
-import { invalidField } from "../shared/errors";
-import { onlyQuery } from "../http/params";
+import type { Granularity } from "../sinks/d1/queries.js";
+import { parseIsoInstant } from "../shared/time.js";
+import { invalidField } from "../shared/errors.js";
+import { onlyQuery } from "../http/params.js";
 
 const BUCKET_MS: Record<Granularity, number> = { minute: 60_000, hour: 3_600_000, day: 86_400_000, month: 31 * 86_400_000 };
 /** A report returns at most this many buckets per series, so one query stays cheap. */

@@ -1,8 +1,8 @@
 // GET /v1/rejections: the Segment and PostHog events the caller's SDKs sent that were rejected, and why.
-import { authenticate } from "../http/auth";
-import { listRejections, type RejectionRow } from "../sinks/d1/rejections";
-import { invalidField, json } from "../shared/errors";
-import { onlyQuery } from "../http/params";
+import { authenticate } from "../http/auth.js";
+import { listRejections, type RejectionRow } from "../sinks/d1/rejections.js";
+import { invalidField, json } from "../shared/errors.js";
+import { onlyQuery } from "../http/params.js";
 
 const MAX_PAGE = 100;
 

@@ -1,11 +1,11 @@
 // GET /v1/stats: event counts, errors and durations per event name and bucket, D1's rollups merged
 // with what the aggregator has not flushed yet.
-import { EVENT_ROLLUP } from "../sinks/rollups";
-import { MINUTE_RETENTION_MS } from "../aggregator/aggregator";
-import { authenticate } from "../http/auth";
-import { invalidField, json } from "../shared/errors";
-import { liveReports } from "./live";
-import { currentUtcDay, parseRange, periodStart } from "./range";
+import { EVENT_ROLLUP } from "../sinks/rollups.js";
+import { MINUTE_RETENTION_MS } from "../aggregator/aggregator.js";
+import { authenticate } from "../http/auth.js";
+import { invalidField, json } from "../shared/errors.js";
+import { liveReports } from "./live.js";
+import { currentUtcDay, parseRange, periodStart } from "./range.js";
 
 export async function getStats(request: Request, env: Env): Promise<Response> {
 	const tenant = await authenticate(request, env, ["read"]);

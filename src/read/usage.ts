@@ -1,11 +1,11 @@
 // GET /v1/usage: exact usage per sku and bucket, D1's rollups merged with what the aggregator has
 // not flushed yet, plus adjustments: late usage for closed months, booked into the month it arrived in.
-import { ADJUSTMENT_ROLLUP, USAGE_ROLLUP } from "../sinks/rollups";
-import { authenticate } from "../http/auth";
-import { formatMicros } from "../event/quantity";
-import { json } from "../shared/errors";
-import { liveReports } from "./live";
-import { currentUtcMonth, parseRange, periodStart } from "./range";
+import { ADJUSTMENT_ROLLUP, USAGE_ROLLUP } from "../sinks/rollups.js";
+import { authenticate } from "../http/auth.js";
+import { formatMicros } from "../event/quantity.js";
+import { json } from "../shared/errors.js";
+import { liveReports } from "./live.js";
+import { currentUtcMonth, parseRange, periodStart } from "./range.js";
 
 export async function getUsage(request: Request, env: Env): Promise<Response> {
 	const tenant = await authenticate(request, env, ["read"]);

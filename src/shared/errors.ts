@@ -20,22 +20,36 @@ const CODES: Record<number, string> = {
 	503: "unavailable",
 };
 
+export interface ApiErrorOptions {
+	/** One entry per bad field. */
+	details?: FieldIssue[];
+	/** Response headers, e.g. Retry-After. */
+	headers?: Record<string, string>;
+	/** The error code; by default the one for the status. */
+	code?: string;
+}
+
 /** An error whose message is safe to show the caller. Anything else becomes a bare 500. */
 export class ApiError extends Error {
+	readonly details?: FieldIssue[];
+	readonly headers?: Record<string, string>;
+	readonly code: string;
+
 	constructor(
 		readonly status: number,
 		message: string,
-		readonly details?: FieldIssue[],
-		readonly headers?: Record<string, string>,
-		readonly code: string = CODES[status] ?? "error",
+		options: ApiErrorOptions = {},
 	) {
 		super(message);
+		this.details = options.details;
+		this.headers = options.headers;
+		this.code = options.code ?? CODES[status] ?? "error";
 	}
 }
 
 /** A 400 naming the one field that is wrong. */
 export function invalidField(path: string, message: string): ApiError {
-	return new ApiError(400, `${path}: ${message}`, [{ path, message }]);
+	return new ApiError(400, `${path}: ${message}`, { details: [{ path, message }] });
 }
 
 export function json(body: unknown, status = 200, headers?: Record<string, string>): Response {

@@ -1,6 +1,6 @@
 // The one Analytics Engine writer: a fixed column map and one point builder, for dashboards.
-import { MICROS_PER_UNIT } from "../event/quantity";
-import { EVENT_ROLLUP, USAGE_ROLLUP, type RollupRow, type RollupSpec } from "./rollups";
+import { MICROS_PER_UNIT } from "../event/quantity.js";
+import { EVENT_ROLLUP, USAGE_ROLLUP, type RollupRow, type RollupSpec } from "./rollups.js";
 
 /** Analytics Engine accepts at most this many data points per Worker invocation. */
 export const MAX_POINTS_PER_INVOCATION = 250;

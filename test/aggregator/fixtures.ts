@@ -2,7 +2,7 @@
 import { env } from "cloudflare:workers";
 import { MINUTE_RETENTION_MS, type FlushSinks, type TenantAggregator } from "../../src/aggregator/aggregator";
 import type { AggregatorState } from "../../src/aggregator/state";
-import { DEDUPE_WINDOW_MS as WINDOW, type QueuedEvent } from "../../src/event/validate";
+import { DEDUPE_WINDOW_MS as WINDOW, type QueuedEvent } from "../../src/event/model";
 import type { DataPoint } from "../../src/sinks/analytics";
 import { uniqueTenantId } from "../helpers/api";
 import { freezeClockAt } from "../helpers/clock";

@@ -3,7 +3,7 @@ import { runDurableObjectAlarm, runInDurableObject } from "cloudflare:test";
 import { describe, expect, it, vi } from "vitest";
 import { FLUSH_BACKOFF } from "../../src/aggregator/aggregator";
 import { backoffMs } from "../../src/shared/backoff";
-import type { QueuedEvent } from "../../src/event/validate";
+import type { QueuedEvent } from "../../src/event/model";
 import { uniqueTenantId } from "../helpers/api";
 import { advanceClock, useFrozenClock } from "../helpers/clock";
 import {

@@ -1,12 +1,12 @@
-// The benchmark as a CI smoke test: `node test/bench/run.ts --quick` runs every measurement against
+// The benchmark as a CI smoke test: `node src/bench/run.ts --quick` runs every measurement against
 // the local pipeline and writes well-formed results. No timing is asserted: CI machines vary.
 import { spawnSync } from "node:child_process";
 import { existsSync, mkdtempSync, readFileSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import path from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { PRICES } from "./cost";
-import type { BenchResults } from "./results";
+import { PRICES } from "../../src/bench/cost";
+import type { BenchResults } from "../../src/bench/results";
 
 const root = path.resolve(import.meta.dirname, "../..");
 const dir = mkdtempSync(path.join(tmpdir(), "meterline-bench-"));
@@ -18,7 +18,7 @@ const positive = (value: unknown) => typeof value === "number" && Number.isFinit
 const finite = (value: unknown) => typeof value === "number" && Number.isFinite(value) && value >= 0;
 
 beforeAll(() => {
-	run = spawnSync(process.execPath, ["test/bench/run.ts", "--quick", `--out=${out}`], { cwd: root, encoding: "utf8", timeout: 240_000 });
+	run = spawnSync(process.execPath, ["src/bench/run.ts", "--quick", `--out=${out}`], { cwd: root, encoding: "utf8", timeout: 240_000 });
 	if (existsSync(out)) results = JSON.parse(readFileSync(out, "utf8")) as BenchResults;
 }, 250_000);
 

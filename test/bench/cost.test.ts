@@ -1,6 +1,6 @@
 // The cost arithmetic against a hand-computed example.
 import { describe, expect, it } from "vitest";
-import { costPerMillionEvents, durableObjectGbSeconds } from "./cost";
+import { costPerMillionEvents, durableObjectGbSeconds } from "../../src/bench/cost";
 
 describe("costPerMillionEvents", () => {
 	it("prices 1,000 events at client batch size 100 by hand", () => {

@@ -2,7 +2,7 @@
 // nothing ever throws into the caller. Sends go to an in-memory queue; the transports have their own files.
 import { afterEach, describe, expect, it, vi } from "vitest";
 import { createAnalytics, InvalidEventError } from "../../src/client/index";
-import { IDS_PER_POOL, uuidv7 } from "../../src/client/uuid";
+import { IDS_PER_POOL, uuidv7 } from "../../src/shared/ids";
 import { errorLog, MemoryQueue, RecordingContext, UUID_V7 } from "./helpers";
 
 /** A fixed instant, on the real clock's minute, so the edge's ±35 days / 5 minutes checks pass. */

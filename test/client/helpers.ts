@@ -2,7 +2,7 @@
 // sends, and the pipeline's reports once the real consumer has taken the events in.
 import { createExecutionContext, waitOnExecutionContext } from "cloudflare:test";
 import { expect, vi } from "vitest";
-import type { EventsMessage, QueuedEvent } from "../../src/event/validate";
+import type { EventsMessage, QueuedEvent } from "../../src/event/model";
 import type { ContextLike, ErrorInfo, QueueLike } from "../../src/client/index";
 import { call, getJson, type TestTenant } from "../helpers/api";
 

@@ -3,7 +3,7 @@
 import { AutoRouter, error, Router, StatusError, type IRequest } from "itty-router";
 import { afterEach, beforeEach, describe, expect, it, vi } from "vitest";
 import { analyticsOf, instrument, withAnalytics, type Analytics, type AnalyticsOptions, type Transport } from "../../src/client/index";
-import type { QueuedEvent } from "../../src/event/validate";
+import type { QueuedEvent } from "../../src/event/model";
 import { errorLog, MemoryQueue, RecordingContext } from "./helpers";
 
 const BASE = "https://app.test";

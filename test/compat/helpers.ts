@@ -2,7 +2,7 @@
 // reached the recording queue, the refusals both APIs answer alike, the rejections they keep, and
 // the counts once the real queue and aggregator have settled.
 import { expect, vi } from "vitest";
-import type { QueuedEvent } from "../../src/event/validate";
+import type { QueuedEvent } from "../../src/event/model";
 import { call, getJson, type TestTenant } from "../helpers/api";
 import { freezeClockAt, useFrozenClock } from "../helpers/clock";
 import { RecordingQueue } from "../helpers/queues";

@@ -2,7 +2,7 @@
 // Meterline events, gzip included; a batch is accepted in part (each invalid event rejected alone),
 // and every request with no valid event is refused exactly, enqueueing nothing.
 import { describe, expect, it } from "vitest";
-import type { QueuedEvent } from "../../src/event/validate";
+import type { QueuedEvent } from "../../src/event/model";
 import { createTenant, type TestTenant } from "../helpers/api";
 import { jsonBytes } from "../producer/helpers";
 import { apiError, CORRECTED, expectPostOnly, expectRateLimited, expectRefused, gzip, post, receiveAtFrozenTime, RECEIVED, rejectionsOf, send, SENT_AT, TIMESTAMP } from "./helpers";

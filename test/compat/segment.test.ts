@@ -2,7 +2,7 @@
 // accepted in part (each invalid message rejected alone), and every request with no valid event is
 // refused with its exact status and body, enqueueing nothing.
 import { describe, expect, it } from "vitest";
-import type { QueuedEvent } from "../../src/event/validate";
+import type { QueuedEvent } from "../../src/event/model";
 import { createTenant, type TestTenant } from "../helpers/api";
 import { jsonBytes, UUID_V7 } from "../producer/helpers";
 import { apiError, basicAuth, CORRECTED, expectPostOnly, expectRateLimited, expectRefused, post, receiveAtFrozenTime, RECEIVED, rejectionsOf, send, SENT_AT, TIMESTAMP } from "./helpers";

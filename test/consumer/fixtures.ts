@@ -3,7 +3,7 @@
 import { runInDurableObject } from "cloudflare:test";
 import { env, exports } from "cloudflare:workers";
 import type { TenantAggregator } from "../../src/aggregator/aggregator";
-import type { QueuedEvent } from "../../src/event/validate";
+import type { QueuedEvent } from "../../src/event/model";
 import { EXACT_MICROS } from "../aggregator/fixtures";
 
 export const QUEUE = "meterline-events";

@@ -4,7 +4,7 @@ import { createExecutionContext, createMessageBatch, getQueueResult } from "clou
 import { env } from "cloudflare:workers";
 import { describe, expect, it, vi } from "vitest";
 import { REFUSED_EXPIRED } from "../../src/aggregator/aggregator";
-import { DEDUPE_WINDOW_MS } from "../../src/event/validate";
+import { DEDUPE_WINDOW_MS } from "../../src/event/model";
 import worker from "../../src/index";
 import { createTenant } from "../helpers/api";
 import { metricsOf, metricsWith } from "../faults/fixtures";

@@ -5,7 +5,7 @@ import { runInDurableObject } from "cloudflare:test";
 import { env } from "cloudflare:workers";
 import type { TenantAggregator } from "../../src/aggregator/aggregator";
 import type { DeadLetterRow as StoredDeadLetter } from "../../src/sinks/d1/queries";
-import type { QueuedEvent } from "../../src/event/validate";
+import type { QueuedEvent } from "../../src/event/model";
 import type { TenantMetrics } from "../../src/read/metrics";
 import { HEALTH_MONITOR, type HealthSnapshot } from "../../src/sinks/health-monitor";
 import { d1Rows, FROZEN_AT, InjectedFault } from "../aggregator/fixtures";

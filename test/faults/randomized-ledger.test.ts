@@ -7,7 +7,8 @@ import { env } from "cloudflare:workers";
 import { describe, expect, it, vi } from "vitest";
 import type { TenantAggregator } from "../../src/aggregator/aggregator";
 import type { FlushBatch } from "../../src/sinks/d1/queries";
-import { parseEventsBody, type EventsMessage } from "../../src/event/validate";
+import { parseEventsBody } from "../../src/event/validate";
+import { type EventsMessage } from "../../src/event/model";
 import { packMessages, QUEUE_LIMITS } from "../../src/event/pack";
 import type { DataPoint } from "../../src/sinks/analytics";
 import { d1Flushes, flushMeta, internals, outbox, pendingRowCount, settle } from "../aggregator/fixtures";
@@ -162,7 +163,8 @@ describe("randomized ledger under faults", () => {
 			const faults = await injectFaults(tenant.id, (SEED ^ Math.imul(index + 1, 0x9e3779b9)) >>> 0);
 			runs.push({ tenant, truths: events.map((event) => event.truth), faults, consumed: 0 });
 			plan.batches.forEach((batch, r) => {
-				const queued = parseEventsBody({ events: batch }, Date.now());
+				const { events: queued, issues } = parseEventsBody({ events: batch }, Date.now());
+				expect(issues, `seed ${SEED}: the generated events are valid`).toEqual([]);
 				const messages = packMessages(tenant.id, queued, { ...QUEUE_LIMITS, messageBytes: MESSAGE_BYTES });
 				(requests[r] ??= []).push(...messages.map((message, m) => ({ id: `${tenant.id}/r${r}/m${m}`, tenant: tenant.id, body: message.body, attempts: 1 })));
 			});

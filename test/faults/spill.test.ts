@@ -4,7 +4,7 @@
 import { createExecutionContext, runDurableObjectAlarm, waitOnExecutionContext } from "cloudflare:test";
 import { env } from "cloudflare:workers";
 import { describe, expect, it, vi } from "vitest";
-import type { QueuedEvent } from "../../src/event/validate";
+import type { QueuedEvent } from "../../src/event/model";
 import type { TenantMetrics } from "../../src/read/metrics";
 import { call, createTenant, postJson, type TestTenant } from "../helpers/api";
 import { advanceClock, useFrozenClock } from "../helpers/clock";

@@ -1,7 +1,7 @@
 // A stand-in for a queue binding that records every send and delegates to the real local queue,
 // optionally held behind a gate or failing chosen calls; and the hand-made promise that gates it.
 import { env } from "cloudflare:workers";
-import type { EventsMessage, QueuedEvent } from "../../src/event/validate";
+import type { EventsMessage, QueuedEvent } from "../../src/event/model";
 import { InjectedFault } from "../aggregator/fixtures";
 
 /** A promise the test resolves by hand. */

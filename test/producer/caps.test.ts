@@ -1,7 +1,7 @@
 // Caps on a tenant's distinct event names and (sku, unit) pairs: a whole 400 at POST /v1/events, per message on the Segment and PostHog APIs, and `refused` at the aggregator.
 import { env } from "cloudflare:workers";
 import { describe, expect, it, vi } from "vitest";
-import type { QueuedEvent } from "../../src/event/validate";
+import type { QueuedEvent } from "../../src/event/model";
 import { d1Rows } from "../aggregator/fixtures";
 import { basicAuth, post, rejectionsOf } from "../compat/helpers";
 import { flushVia, freezeClock, iso, metricsOf, metricsWith } from "../faults/fixtures";

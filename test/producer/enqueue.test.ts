@@ -1,7 +1,7 @@
 // The producer's hand-off to the queue: 202 at once, then the accepted events packed into few messages.
 import { createExecutionContext, waitOnExecutionContext } from "cloudflare:test";
 import { describe, expect, it } from "vitest";
-import type { EventsMessage, QueuedEvent } from "../../src/event/validate";
+import type { EventsMessage, QueuedEvent } from "../../src/event/model";
 import { QUEUE_LIMITS } from "../../src/event/pack";
 import { createTenant } from "../helpers/api";
 import { deferred, RecordingQueue } from "../helpers/queues";

@@ -1,6 +1,6 @@
 // Unit tests of the queue packer with small limits: message splitting and sendBatch grouping.
 import { describe, expect, it } from "vitest";
-import type { QueuedEvent } from "../../src/event/validate";
+import type { QueuedEvent } from "../../src/event/model";
 import { groupIntoBatches, packMessages, QUEUE_LIMITS, type QueueLimits } from "../../src/event/pack";
 import { jsonBytes } from "./helpers";
 

@@ -2,7 +2,7 @@
 import { runDurableObjectAlarm } from "cloudflare:test";
 import { env } from "cloudflare:workers";
 import { describe, expect, it } from "vitest";
-import type { QueuedEvent } from "../../src/event/validate";
+import type { QueuedEvent } from "../../src/event/model";
 import { d1Rows, FROZEN_AT, type EventTotal } from "../aggregator/fixtures";
 import { alarmOf, flushVia, HOUR, iso, MINUTE } from "../faults/fixtures";
 import { call, createTenant, getJson, type TestTenant } from "../helpers/api";

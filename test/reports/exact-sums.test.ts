@@ -1,7 +1,7 @@
 // Usage sums past int64 through the real aggregator and D1: exact in quantityDecimal and CSV, pending or flushed, stored as micros_hi / micros_lo.
 import { env } from "cloudflare:workers";
 import { describe, expect, it, vi } from "vitest";
-import type { QueuedEvent } from "../../src/event/validate";
+import type { QueuedEvent } from "../../src/event/model";
 import { d1Rows } from "../aggregator/fixtures";
 import { eventsRequest, flushVia, freezeClock, HOUR, iso, metricsOf, MINUTE, postThrough, previousHour } from "../faults/fixtures";
 import { call, createTenant, getJson, type TestTenant } from "../helpers/api";

@@ -3,7 +3,7 @@
 import { Analytics } from "@segment/analytics-node";
 import { PostHog } from "posthog-node";
 import { afterAll, beforeAll, describe, expect, it, vi } from "vitest";
-import { startLocalPipeline, type LocalPipeline, type TenantKeys } from "../support/local-pipeline";
+import { startLocalPipeline, type LocalPipeline, type TenantKeys } from "../../src/scripts/local-pipeline";
 
 let pipeline: LocalPipeline;
 

@@ -1,5 +1,5 @@
 // Every D1 statement in one place: prepared, with numbered binds and typed results.
-import { EVENT_ROLLUP, onConflictMerge, selectList, sqlColumns, sqlValues, type RollupRow, type RollupSpec } from "../rollups";
+import { EVENT_ROLLUP, onConflictMerge, selectList, sqlColumns, sqlValues, type RollupRow, type RollupSpec } from "../rollups.js";
 
 /** D1 binds at most 100 parameters per statement. */
 const MAX_BINDS = 100;

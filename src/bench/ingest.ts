@@ -1,7 +1,7 @@
 // 1. Ingest latency and rate: POST /v1/events at batch sizes 1, 100 and 1000, fire-and-forget and
 // with ?ack=durable, under autocannon at a fixed concurrency.
 import autocannon from "autocannon";
-import type { LocalPipeline } from "../support/local-pipeline.ts";
+import type { LocalPipeline } from "../scripts/local-pipeline.ts";
 import { sampleCpu, type CpuUse } from "./cpu.ts";
 import type { Progress } from "./progress.ts";
 import { batchBody, ControlPlane, sleep, waitFor, type StatusCounts } from "./support.ts";

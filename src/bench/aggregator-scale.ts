@@ -1,6 +1,6 @@
 // 7. Aggregator scale: one tenant's aggregator taking up to 1,000,000 events through the pipeline,
 // timed per 10k-event chunk from its consumed counter, with its storage size at checkpoints.
-import type { LocalPipeline } from "../support/local-pipeline.ts";
+import type { LocalPipeline } from "../scripts/local-pipeline.ts";
 import { sampleCpu, type CpuUse } from "./cpu.ts";
 import type { Progress } from "./progress.ts";
 import { batchBody, ControlPlane, countStatus, lanes, postEvents, sleep, type StatusCounts } from "./support.ts";

@@ -1,12 +1,12 @@
 // `npm run bench [-- --quick] [-- --only=ingest,client] [-- --out=path]`: starts the pipeline
 // locally (workerd through wrangler, fresh state), runs the measurements, prints the report and
-// writes every figure to test/bench/results.json.
+// writes every figure to src/bench/results.json.
 import { writeFileSync } from "node:fs";
 import { createRequire } from "node:module";
 import os from "node:os";
 import path from "node:path";
 import { parseArgs } from "node:util";
-import { startLocalPipeline, type LocalPipeline } from "../support/local-pipeline.ts";
+import { startLocalPipeline, type LocalPipeline } from "../scripts/local-pipeline.ts";
 import { measureAggregatorScale } from "./aggregator-scale.ts";
 import { measureClient } from "./client.ts";
 import { costPerMillionEvents, PEER_PRICES_PER_MILLION_EVENTS, PRICES } from "./cost.ts";
@@ -20,7 +20,7 @@ import { MEASUREMENTS, type BenchResults, type Measurement } from "./results.ts"
 import { totalOf } from "./support.ts";
 
 const root = path.resolve(import.meta.dirname, "../..");
-export const DEFAULT_OUT = path.join(root, "test/bench/results.json");
+export const DEFAULT_OUT = path.join(root, "src/bench/results.json");
 
 /** Sizes of each measurement: the full run fits in 10 minutes on 2 cores, the quick one in about 1. */
 const CONFIG = {
@@ -51,7 +51,7 @@ const WEIGHTS: Record<"full" | "quick", Record<Exclude<Measurement, "cost"> | "s
 const USAGE = `Usage: npm run bench [-- options]
   --quick          a run of about a minute (CI smoke test)
   --only=a,b       run only these measurements: ${MEASUREMENTS.join(", ")}
-  --out=path       where to write the results (default test/bench/results.json)`;
+  --out=path       where to write the results (default src/bench/results.json)`;
 
 function versionOf(pkg: string): string {
 	try {

@@ -1,4 +1,4 @@
-// The shape of test/bench/results.json: the run's context and every figure, by measurement.
+// The shape of src/bench/results.json: the run's context and every figure, by measurement.
 import type { AggregatorScaleResult } from "./aggregator-scale.ts";
 import type { ClientResult } from "./client.ts";
 import type { CostBreakdown, CostLine, Price } from "./cost.ts";

@@ -4,7 +4,7 @@
 import { readFileSync } from "node:fs";
 import path from "node:path";
 import { Bench, type FnReturnedObject } from "tinybench";
-import type { LocalPipeline } from "../support/local-pipeline.ts";
+import type { LocalPipeline } from "../scripts/local-pipeline.ts";
 import type { Progress } from "./progress.ts";
 import { benchEvent, ControlPlane, postEvents, sleep } from "./support.ts";
 

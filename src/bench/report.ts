@@ -265,7 +265,7 @@ export function renderReport(results: BenchResults): string {
 	}
 
 	if (cost) {
-		out.push("5. Cost per million events (Cloudflare list prices beyond the included amounts; test/bench/cost.ts)");
+		out.push("5. Cost per million events (Cloudflare list prices beyond the included amounts; src/bench/cost.ts)");
 		const lines = Object.keys(cost.prices) as CostLine[];
 		out.push(
 			table(

@@ -1,6 +1,6 @@
 // 2. End-to-end throughput: events per second from the first POST until every event is in
 // /v1/usage, for one tenant and for 100, in batches of 100 from several concurrent senders.
-import type { LocalPipeline, TenantKeys } from "../support/local-pipeline.ts";
+import type { LocalPipeline, TenantKeys } from "../scripts/local-pipeline.ts";
 import { sampleCpu, type CpuUse } from "./cpu.ts";
 import type { Progress } from "./progress.ts";
 import { batchBody, ControlPlane, countStatus, lanes, postEvents, sleep, type StatusCounts } from "./support.ts";

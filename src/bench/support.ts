@@ -1,6 +1,6 @@
 // The benchmark's shared plumbing: the events it sends, counted calls against the pipeline,
 // polling, and the estimate of queue message sizes (mirroring src/producer/pack.ts).
-import type { LocalPipeline, TenantKeys } from "../support/local-pipeline.ts";
+import type { LocalPipeline, TenantKeys } from "../scripts/local-pipeline.ts";
 
 export const sleep = (ms: number) => new Promise<void>((resolve) => setTimeout(resolve, ms));
 

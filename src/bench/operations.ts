@@ -1,6 +1,6 @@
 // 4. Platform operations per 1,000 events at client batch sizes 1 and 100, counted by the
 // pipeline's own instrumentation (GET /v1/admin/operations, every page) on a fresh pipeline per scenario.
-import { startLocalPipeline, type LocalPipeline } from "../support/local-pipeline.ts";
+import { startLocalPipeline, type LocalPipeline } from "../scripts/local-pipeline.ts";
 import { durableObjectGbSeconds, DURATION_MODEL, type OperationCounts } from "./cost.ts";
 import { sampleCpu, type CpuUse } from "./cpu.ts";
 import type { Progress } from "./progress.ts";
@@ -67,7 +67,7 @@ export async function measureOperations(progress: Progress, options: { events: R
 			"D1 rows written are the aggregators' flushes only (D1 meta.rows_written); the producer's own operational counter writes (producer_metrics) are excluded.",
 			"Worker requests = ingest HTTP requests + queue consumer invocations. The pipeline's http_requests counter also sees the benchmark's own calls (tenant creation, flush, polls); those, and one probe event sent to another tenant to make every isolate report its counters, are taken out.",
 			"The one POST /v1/flush per scenario stands in for the alarm that would otherwise have flushed: its RPC is counted as an alarm, not as an aggregator RPC.",
-			`Storage is priced as the aggregator's SQLite size after the scenario, held for the ${DEDUPE_WINDOW_DAYS}-day dedupe window (GB-months = GB × ${DEDUPE_WINDOW_DAYS} / 30). Worker CPU is workerd's CPU time (every thread: producer, consumer, aggregators and the local D1 and queue) from the first send until the flush: an upper bound. Durable Object duration is modelled (test/bench/cost.ts DURATION_MODEL): the same CPU time again (all of it counted as the aggregator's, an upper bound) plus ${DURATION_MODEL.d1RoundTripMs} ms of waiting per D1 flush, at ${DURATION_MODEL.memoryGb * 1000} MB; idle objects may hibernate and are not billed. Not priced: D1 rows read and storage (rollups only).`,
+			`Storage is priced as the aggregator's SQLite size after the scenario, held for the ${DEDUPE_WINDOW_DAYS}-day dedupe window (GB-months = GB × ${DEDUPE_WINDOW_DAYS} / 30). Worker CPU is workerd's CPU time (every thread: producer, consumer, aggregators and the local D1 and queue) from the first send until the flush: an upper bound. Durable Object duration is modelled (src/bench/cost.ts DURATION_MODEL): the same CPU time again (all of it counted as the aggregator's, an upper bound) plus ${DURATION_MODEL.d1RoundTripMs} ms of waiting per D1 flush, at ${DURATION_MODEL.memoryGb * 1000} MB; idle objects may hibernate and are not billed. Not priced: D1 rows read and storage (rollups only).`,
 			"Queue chunks are estimated from the packed message sizes (the producer's packing, recomputed from each event's queued form): one 64 KB chunk per message up to 64 KB, else ceil(bytes / 64 KB).",
 		],
 	};
