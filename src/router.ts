@@ -8,12 +8,13 @@ import { adminClosePeriod, closePeriod, listPeriods } from "./billing/periods.js
 import { posthogCapture, POSTHOG_PATHS } from "./ingest/posthog.js";
 import { segmentHandler } from "./ingest/segment.js";
 import { getHealth } from "./read/health.js";
-import { getAllMetrics, getOperations, getTenantMetrics } from "./read/metrics.js";
+import { getAllMetrics, getOperations } from "./admin/metrics.js";
+import { getTenantMetrics } from "./read/metrics.js";
 import { ingestEvents } from "./ingest/events.js";
 import { getStats } from "./read/stats.js";
 import { getRejections } from "./read/rejections.js";
 import { getUsage } from "./read/usage.js";
-import { PIPELINE_WIDE } from "./sinks/d1/queries.js";
+import { PIPELINE_WIDE } from "./sinks/d1/metrics.js";
 import { countProducer } from "./sinks/counters.js";
 import { ApiError, json, toErrorResponse } from "./shared/errors.js";
 import { onlyQuery } from "./http/params.js";

@@ -1,3 +1,4 @@
+/// <reference types="vite/client" />
 // Bindings and module types that exist only in tests.
 declare namespace Cloudflare {
 	interface Env {

@@ -2,7 +2,7 @@
 import type { IRequest } from "itty-router";
 import superjson from "superjson";
 import { requireAdmin } from "../http/auth.js";
-import { deadLettersByIds, deleteDeadLetter, listDeadLetters, markReplayed, unreplayedDeadLetters, type DeadLetterRow } from "../sinks/d1/queries.js";
+import { deadLettersByIds, deleteDeadLetter, listDeadLetters, markReplayed, unreplayedDeadLetters, type DeadLetterRow } from "../sinks/d1/dead-letters.js";
 import { readJson } from "../http/body.js";
 import { ApiError, invalidField, json } from "../shared/errors.js";
 import { pathParam } from "../http/params.js";

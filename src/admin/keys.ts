@@ -1,7 +1,7 @@
 // POST /v1/admin/tenants/:id/keys issues a key; DELETE /v1/admin/keys/:prefix revokes one.
 import type { IRequest } from "itty-router";
 import { issueKey, KEY_CACHE_TTL_MS, PREFIX_LENGTH, requireAdmin } from "../http/auth.js";
-import { insertKey, revokeKey, type Scope } from "../sinks/d1/queries.js";
+import { insertKey, revokeKey, type Scope } from "../sinks/d1/tenants.js";
 import { readJson } from "../http/body.js";
 import { ApiError, invalidField, json } from "../shared/errors.js";
 import { pathParam } from "../http/params.js";

@@ -1,6 +1,6 @@
 // POST /v1/admin/tenants: creates a tenant with one write key and one read key, shown once.
 import { issueKey, requireAdmin } from "../http/auth.js";
-import { insertTenant } from "../sinks/d1/queries.js";
+import { insertTenant } from "../sinks/d1/tenants.js";
 import { readJson } from "../http/body.js";
 import { ApiError, invalidField, json } from "../shared/errors.js";
 import { isPlainObject } from "../shared/objects.js";

@@ -1,5 +1,14 @@
 // When the aggregator's alarm must fire next: the earliest moment any of its work is due, never
 // before a backoff ends, or null when nothing remains (partywhen's rule: re-arm only if work remains).
+import { DEDUPE_WINDOW_MS } from "../event/model.js";
+import { openRows, sealedBatches } from "./batches.js";
+import { compactAt } from "./compaction.js";
+import { HOUR_MS } from "./dedupe.js";
+import { healthReportPending } from "./health-report.js";
+import { outboxPoints } from "./outbox.js";
+import { flushSettings, type Parts } from "./parts.js";
+import { quarantinePending } from "./quarantine.js";
+import { hasSpill } from "./spill.js";
 
 export interface AlarmInputs {
 	now: number;
@@ -40,4 +49,31 @@ export function nextAlarm(inputs: AlarmInputs): number | null {
 	if (inputs.pruneAt !== null) due.push(Math.max(now, inputs.pruneAt));
 	if (inputs.compactAt !== null) due.push(Math.max(now, inputs.compactAt, inputs.compactRetryAt));
 	return due.length === 0 ? null : Math.min(...due);
+}
+
+/** The alarm inputs from the aggregator's storage and state now. */
+export function alarmInputs(p: Parts, now: number): AlarmInputs {
+	const { store } = p;
+	const state = store.state;
+	const oldest = p.ids.oldestHour();
+	const { intervalMs, maxRows } = flushSettings(p.env);
+	return {
+		now,
+		sealed: sealedBatches(store).length > 0,
+		openRows: openRows(store),
+		maxRows,
+		intervalMs,
+		retryAt: state.retries.flush.retryAt,
+		outboxPending: outboxPoints(store) > 0,
+		outboxRetryAt: state.retries.outbox.retryAt,
+		spillPending: hasSpill(store),
+		respoolRetryAt: state.retries.respool.retryAt,
+		quarantinePending: quarantinePending(store) > 0,
+		quarantineRetryAt: state.retries.quarantine.retryAt,
+		healthPending: healthReportPending(state),
+		healthRetryAt: state.retries.health.retryAt,
+		pruneAt: oldest === null ? null : (oldest + 1) * HOUR_MS + DEDUPE_WINDOW_MS,
+		compactAt: compactAt(state),
+		compactRetryAt: state.retries.compact.retryAt,
+	};
 }

@@ -4,7 +4,7 @@
 // an id, and the chunk itself settles it, so no real event is ever taken for a duplicate.
 // Partitions older than the dedupe window are deleted whole, by primary key, without an index.
 import { utf8Length } from "../shared/bytes.js";
-import type { QueuedEvent } from "../event/model.js";
+import { DEDUPE_WINDOW_MS, type QueuedEvent } from "../event/model.js";
 import { fingerprintOf, IdIndex } from "./id-index.js";
 import type { Store } from "./state.js";
 
@@ -124,6 +124,13 @@ export class IdMemory {
 			this.partitions.delete(hour);
 			this.resident -= index.size;
 		}
+	}
+
+	/** Deletes, in its own transaction, every partition whose hour has left the dedupe window at `now`. */
+	pruneWindow(now: number): void {
+		const oldest = hourOf(now - DEDUPE_WINDOW_MS);
+		const stored = this.oldestHour();
+		if (stored !== null && stored < oldest) this.store.transact(() => this.prune(oldest));
 	}
 
 	/** The oldest stored partition, or null. */

@@ -1,109 +1,65 @@
-// Sealed flush batches: open deltas are sealed under a batch number, sent to D1 under the flush id
-// `<incarnation>:<batch>`, and cleared only once D1 has committed them. A batch D1 refuses for a
-// data reason is split in halves (fresh batch numbers: it was never committed) until the one
-// offending row is alone, and that row is quarantined, so it never blocks the rows behind it.
-import { fromSql, ROLLUPS, selectList, type RollupRow, type RollupSpec } from "../sinks/rollups.js";
-import type { Store } from "./state.js";
+// One flush to D1: the head sealed batch (or a new one) is applied under the flush id
+// `<incarnation>:<batch>`, guarded by D1's ledger, and cleared locally only once D1 has committed
+// it; its Analytics Engine points go to the outbox in the same transaction as the clear.
+import type { FlushBatch } from "../sinks/d1/rollups.js";
+import { toDataPoint, type DataPoint } from "../sinks/analytics.js";
+import { EVENT_ROLLUP } from "../sinks/rollups.js";
+import { batchRows, clearBatch, flushId, isDataError, sealNext, splitBatch } from "./batches.js";
+import { noteFlushedMinutes } from "./compaction.js";
+import { reportHealth } from "./health-report.js";
+import { appendPoints } from "./outbox.js";
+import type { Parts } from "./parts.js";
+import { backOff, recovered } from "./state.js";
 
-/** Rows sealed into one flush, per rollup: bounds the size of one D1 transaction. */
-export const MAX_ROWS_PER_FLUSH = 2000;
-
-/** D1 errors that name the data, not the database: retrying the same rows would fail forever. */
-const DATA_ERROR = /SQLITE_(CONSTRAINT|MISMATCH|TOOBIG|RANGE)|constraint failed|integer overflow|datatype mismatch|too big|too many terms/i;
-
-export function isDataError(err: unknown): boolean {
-	return DATA_ERROR.test(err instanceof Error ? `${err.message} ${String(err.cause ?? "")}` : String(err));
-}
-
-export function flushId(incarnation: string, batch: number): string {
-	return `${incarnation}:${batch}`;
-}
-
-const OPEN_ROWS = `SELECT ${ROLLUPS.map((spec) => `(SELECT count(*) FROM ${spec.localTable} WHERE batch = 0)`).join(" + ")} AS n`;
-
-/** Pending rows not yet sealed into a flush (one statement: it runs after every ingest). */
-export function openRows(store: Store): number {
-	return store.rows<{ n: number }>(OPEN_ROWS)[0]!.n;
-}
-
-/** The sealed batches, oldest first: the head is the one to send. */
-export function sealedBatches(store: Store): { batch: number; since: number }[] {
-	return store.rows<{ batch: number; since: number }>("SELECT batch, since FROM sealed ORDER BY batch");
-}
-
-/** The batch to send: the head still sealed from a failed or interrupted flush, else a new one; null when idle. */
-export function sealNext(store: Store, now: number): number | null {
-	const head = sealedBatches(store)[0];
-	if (head) return head.batch;
-	if (openRows(store) === 0) return null;
-	return store.transact((state) => {
-		const batch = state.nextBatch++;
-		for (const spec of ROLLUPS) {
-			store.exec(
-				`UPDATE ${spec.localTable} SET batch = ? WHERE rowid IN (SELECT rowid FROM ${spec.localTable} WHERE batch = 0 LIMIT ?)`,
-				batch,
-				MAX_ROWS_PER_FLUSH,
-			);
+/** Seals (or resumes) one batch and writes it to D1. Returns rows flushed, or null if idle. */
+export async function flushOnce(p: Parts, now: number): Promise<number | null> {
+	const { store } = p;
+	const batch = sealNext(store, now);
+	if (batch === null) return null;
+	const tenant = store.state.tenant!;
+	const rows = batchRows(store, batch);
+	const id = flushId(store.state.incarnation!, batch);
+	const flush: FlushBatch = { flushId: id, rows, stats: { rowsWritten: 0 } };
+	try {
+		await p.sinks.d1(tenant, flush);
+	} catch (err) {
+		if (isDataError(err)) {
+			// D1's answer will not change for these rows: narrow it down, never block the rest.
+			const quarantined = splitBatch(store, batch, String(err), now);
+			console.error(quarantined ? "QUARANTINED: D1 refused a rollup row" : "D1 refused a flush for a data reason; split in halves", { tenant, flushId: id }, err);
+			return 0;
 		}
-		store.exec("INSERT INTO sealed (batch, since) VALUES (?, ?)", batch, state.openSince ?? now);
-		if (openRows(store) === 0) state.openSince = null;
-		return batch;
-	});
-}
-
-/** A batch's rows per rollup, as D1 and the read side take them. */
-export function batchRows(store: Store, batch: number): Map<RollupSpec, RollupRow[]> {
-	return new Map(ROLLUPS.map((spec) => [spec, store.rows(`SELECT ${selectList(spec, false)} FROM ${spec.localTable} WHERE batch = ?`, batch).map((raw) => fromSql(spec, raw))]));
-}
-
-/** Drops a batch D1 has committed. Call inside a transaction. */
-export function clearBatch(store: Store, batch: number): void {
-	for (const spec of ROLLUPS) store.exec(`DELETE FROM ${spec.localTable} WHERE batch = ?`, batch);
-	store.exec("DELETE FROM sealed WHERE batch = ?", batch);
-}
-
-/**
- * Handles a batch D1 refused for a data reason: two halves under new batch numbers, or, for a
- * single row, its quarantine. Returns the rows quarantined (0 or 1).
- */
-export function splitBatch(store: Store, batch: number, error: string, now: number): number {
-	return store.transact((state) => {
-		const since = store.rows<{ since: number }>("SELECT since FROM sealed WHERE batch = ?", batch)[0]?.since ?? now;
-		const rows = ROLLUPS.flatMap((spec) => store.rows<{ rowid: number }>(`SELECT rowid FROM ${spec.localTable} WHERE batch = ? ORDER BY rowid`, batch).map(({ rowid }) => ({ spec, rowid })));
-		store.exec("DELETE FROM sealed WHERE batch = ?", batch);
-		if (rows.length === 1) {
-			const { spec, rowid } = rows[0]!;
-			const row = fromSql(spec, store.rows(`SELECT ${selectList(spec, false)} FROM ${spec.localTable} WHERE rowid = ?`, rowid)[0]!);
-			store.exec(
-				"INSERT INTO quarantine (flush_id, rollup, row, error, at) VALUES (?, ?, ?, ?, ?)",
-				flushId(state.incarnation!, batch),
-				spec.name,
-				JSON.stringify(row),
-				error,
-				now,
+		store.transact((state) => {
+			backOff(state, "flush", now);
+			state.failingSince ??= now;
+			state.counters.flush_failures++;
+		});
+		await reportHealth(p, now, true);
+		throw err;
+	}
+	// D1 has the batch: only now may the local copy go. Dashboards get their points from an
+	// outbox in the same transaction, so an Analytics Engine failure cannot touch D1's result.
+	let count = 0;
+	store.transact(
+		(state) => {
+			clearBatch(store, batch);
+			const points: DataPoint[] = [];
+			for (const [spec, specRows] of rows) {
+				for (const row of specRows) points.push(toDataPoint(tenant, spec, row));
+				count += specRows.length;
+			}
+			appendPoints(store, points);
+			noteFlushedMinutes(
+				state,
+				rows.get(EVENT_ROLLUP)!.map((row) => Date.parse(row.minute as string)),
 			);
-			store.exec(`DELETE FROM ${spec.localTable} WHERE rowid = ?`, rowid);
-			state.counters.quarantined_rows++;
-			return 1;
-		}
-		const halves = [state.nextBatch++, state.nextBatch++];
-		rows.forEach(({ spec, rowid }, i) => store.exec(`UPDATE ${spec.localTable} SET batch = ? WHERE rowid = ?`, halves[i < rows.length / 2 ? 0 : 1], rowid));
-		for (const half of halves) store.exec("INSERT INTO sealed (batch, since) VALUES (?, ?)", half, since);
-		return 0;
-	});
-}
-
-export interface QuarantinedRow {
-	id: number;
-	flushId: string;
-	rollup: string;
-	row: RollupRow;
-	error: string;
-	at: number;
-}
-
-export function quarantinedRows(store: Store, limit: number): QuarantinedRow[] {
-	return store
-		.rows<{ id: number; flush_id: string; rollup: string; row: string; error: string; at: number }>("SELECT id, flush_id, rollup, row, error, at FROM quarantine ORDER BY id LIMIT ?", limit)
-		.map((r) => ({ id: r.id, flushId: r.flush_id, rollup: r.rollup, row: JSON.parse(r.row) as RollupRow, error: r.error, at: r.at }));
+			state.counters.flushed_rows += count;
+			state.lastFlushId = id;
+			state.failingSince = null;
+			recovered(state, "flush");
+		},
+		{ d1_rows_written: flush.stats?.rowsWritten ?? 0 },
+	);
+	await reportHealth(p, now);
+	return count;
 }

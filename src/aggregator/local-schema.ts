@@ -69,11 +69,10 @@ function carryOverVersion3(sql: SqlStorage): void {
 	state.incarnation = meta.get("incarnation") ?? null;
 	state.nextBatch = number("next_batch") ?? 1;
 	state.openSince = number("open_since");
-	state.flushFailures = number("flush_failures") ?? 0;
-	state.retryAt = number("retry_at") ?? 0;
+	state.retries.flush = { failures: number("flush_failures") ?? 0, retryAt: number("retry_at") ?? 0 };
 	state.failingSince = number("failing_since");
 	state.healthReported = state.failingSince === null ? "healthy" : "failing";
-	state.respoolRetryAt = number("respool_retry_at") ?? 0;
+	state.retries.respool.retryAt = number("respool_retry_at") ?? 0;
 	for (const name of Object.keys(state.counters) as (keyof typeof state.counters)[]) state.counters[name] = counters[name] ?? 0;
 	for (const name of Object.keys(state.operations) as (keyof typeof state.operations)[]) state.operations[name] = counters[name] ?? 0;
 	const sealed = number("sealed_batch");

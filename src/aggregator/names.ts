@@ -82,3 +82,22 @@ export class NameRegistry {
 		return this.known;
 	}
 }
+
+/**
+ * Admits names for the producer, in its own transaction (see TenantAggregator.admitNames), and
+ * returns those that may be used. `check` is the tenant check; memory follows storage.
+ */
+export function admitForProducer(store: Store, registry: NameRegistry, names: Record<NameKind, string[]>, allOrNothing: boolean, check: () => void): Record<NameKind, string[]> {
+	let admission;
+	try {
+		admission = store.transact(() => {
+			check();
+			return registry.admit(names, allOrNothing);
+		}, { rpc_calls: 1 });
+	} catch (err) {
+		registry.reset();
+		throw err;
+	}
+	registry.commit(admission);
+	return { event: [...admission.admitted.event], sku: [...admission.admitted.sku] };
+}

@@ -2,12 +2,10 @@
 // at most 250 per invocation. A failing write backs off instead of spinning, and the outbox is
 // bounded: past MAX_OUTBOX_POINTS the oldest points are dropped and counted (dashboards only;
 // D1 stays exact).
-import { backoffMs } from "../shared/backoff.js";
 import { MAX_POINTS_PER_INVOCATION, type DataPoint } from "../sinks/analytics.js";
-import type { Store } from "./state.js";
+import { backOff, recovered, type Store } from "./state.js";
 
 export const MAX_OUTBOX_POINTS = 25_000;
-export const OUTBOX_BACKOFF = { baseMs: 5_000, capMs: 10 * 60_000 } as const;
 
 /** Appends points, packed by MAX_POINTS_PER_INVOCATION, dropping the oldest beyond the bound. Call inside a transaction. */
 export function appendPoints(store: Store, points: DataPoint[]): void {
@@ -30,7 +28,7 @@ export function outboxPoints(store: Store): number {
 
 /** Writes the oldest points, at most one invocation's worth, unless a failure's backoff is still running. */
 export function drainOutbox(store: Store, write: (points: DataPoint[]) => number, now: number): void {
-	if (now < store.state.outboxRetryAt) return;
+	if (now < store.state.retries.outbox.retryAt) return;
 	const rows: { id: number; points: string; count: number }[] = [];
 	let count = 0;
 	for (const row of store.rows<{ id: number; points: string; count: number }>("SELECT id, points, count FROM outbox ORDER BY id LIMIT 10")) {
@@ -43,17 +41,13 @@ export function drainOutbox(store: Store, write: (points: DataPoint[]) => number
 		write(rows.flatMap((row) => JSON.parse(row.points) as DataPoint[]));
 	} catch (err) {
 		console.error("Analytics Engine write failed; points kept for a later alarm", err);
-		store.transact((state) => {
-			state.outboxFailures++;
-			state.outboxRetryAt = now + backoffMs(state.outboxFailures, OUTBOX_BACKOFF);
-		});
+		store.transact((state) => backOff(state, "outbox", now));
 		return;
 	}
 	store.transact(
 		(state) => {
 			store.exec("DELETE FROM outbox WHERE id <= ?", rows[rows.length - 1]!.id);
-			state.outboxFailures = 0;
-			state.outboxRetryAt = 0;
+			recovered(state, "outbox");
 		},
 		{ analytics_points: count },
 	);

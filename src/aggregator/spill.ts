@@ -4,13 +4,11 @@
 import { utf8Length } from "../shared/bytes.js";
 import type { QueuedEvent } from "../event/model.js";
 import { enqueueEvents } from "../event/pack.js";
-import { backoffMs } from "../shared/backoff.js";
-import type { Store } from "./state.js";
+import { backOff, recovered, type Store } from "./state.js";
 
 export const MAX_SPILL_ROW_BYTES = 1_000_000;
 /** Spilled rows re-enqueued per alarm. */
 const RESPOOL_PER_ALARM = 20;
-export const RESPOOL_BACKOFF = { baseMs: 5_000, capMs: 5 * 60_000 } as const;
 
 /** The events as JSON arrays of at most MAX_SPILL_ROW_BYTES each. */
 export function spillRows(events: QueuedEvent[]): string[] {
@@ -48,7 +46,7 @@ export function hasSpill(store: Store): boolean {
 
 /** Re-enqueues spilled rows, oldest first; a failure keeps them and backs off. */
 export async function respool(store: Store, queue: Queue, now: number): Promise<void> {
-	if (now < store.state.respoolRetryAt) return;
+	if (now < store.state.retries.respool.retryAt) return;
 	const tenant = store.state.tenant!;
 	for (const chunk of store.rows<{ id: number; events: string }>("SELECT id, events FROM spilled_events ORDER BY id LIMIT ?", RESPOOL_PER_ALARM)) {
 		const events = JSON.parse(chunk.events) as QueuedEvent[];
@@ -56,17 +54,13 @@ export async function respool(store: Store, queue: Queue, now: number): Promise<
 			await enqueueEvents(queue, tenant, events);
 		} catch (err) {
 			console.error("re-enqueue of spilled events failed; kept for a later alarm", err);
-			store.transact((state) => {
-				state.respoolFailures++;
-				state.respoolRetryAt = now + backoffMs(state.respoolFailures, RESPOOL_BACKOFF);
-			});
+			store.transact((state) => backOff(state, "respool", now));
 			return;
 		}
 		store.transact((state) => {
 			store.exec("DELETE FROM spilled_events WHERE id = ?", chunk.id);
 			state.counters.respooled += events.length;
-			state.respoolFailures = 0;
-			state.respoolRetryAt = 0;
+			recovered(state, "respool");
 		});
 	}
 }

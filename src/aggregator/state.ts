@@ -1,5 +1,6 @@
 // The aggregator's typed state: one object, persisted whole in one SQLite row, so each RPC or
 // alarm writes its state (counters included) as a single row, inside the transaction of its work.
+import { backoffMs, type BackoffPolicy } from "../shared/backoff.js";
 
 export interface AggregatorCounters {
 	consumed: number;
@@ -28,6 +29,27 @@ export interface AggregatorOperationCounts {
 	analytics_points: number;
 }
 
+/** Work that backs off while it fails: D1 flushes, health reports, the outbox, re-enqueues, quarantine and compaction. */
+export type RetryKind = "flush" | "health" | "outbox" | "respool" | "quarantine" | "compact";
+
+/** Consecutive failures, and when the next attempt may run (0: now). */
+export interface Retry {
+	failures: number;
+	retryAt: number;
+}
+
+/** How each kind of work backs off: D1 flushes 2 s, 4 s, 8 s … at most 5 minutes, and so on. */
+export const RETRY_POLICIES: Readonly<Record<RetryKind, BackoffPolicy>> = {
+	flush: { baseMs: 2_000, capMs: 5 * 60_000 },
+	health: { baseMs: 5_000, capMs: 5 * 60_000 },
+	outbox: { baseMs: 5_000, capMs: 10 * 60_000 },
+	respool: { baseMs: 5_000, capMs: 5 * 60_000 },
+	quarantine: { baseMs: 5_000, capMs: 5 * 60_000 },
+	compact: { baseMs: 5_000, capMs: 5 * 60_000 },
+};
+
+const RETRY_KINDS = Object.keys(RETRY_POLICIES) as RetryKind[];
+
 export interface AggregatorState {
 	/** The tenant this storage belongs to, claimed by its first write. */
 	tenant: string | null;
@@ -39,24 +61,13 @@ export interface AggregatorState {
 	openSince: number | null;
 	/** The last flush D1 committed and this storage cleared. */
 	lastFlushId: string | null;
-	/** Consecutive failed D1 flushes, and when the next attempt may run. */
-	flushFailures: number;
-	retryAt: number;
+	/** When D1 flushes started failing, or null. */
 	failingSince: number | null;
 	/** What the health monitor last acknowledged; when it differs from the truth, a report is due. */
 	healthReported: "healthy" | "failing";
-	healthFailures: number;
-	healthRetryAt: number;
-	outboxFailures: number;
-	outboxRetryAt: number;
-	respoolFailures: number;
-	respoolRetryAt: number;
-	quarantineFailures: number;
-	quarantineRetryAt: number;
 	/** Minutes flushed to D1's event_rollups and not yet folded into hours (epoch ms), or null. */
 	uncompacted: { oldest: number; newest: number } | null;
-	compactFailures: number;
-	compactRetryAt: number;
+	retries: Record<RetryKind, Retry>;
 	counters: AggregatorCounters;
 	operations: AggregatorOperationCounts;
 }
@@ -69,21 +80,10 @@ export function initialState(): AggregatorState {
 		nextChunk: 1,
 		openSince: null,
 		lastFlushId: null,
-		flushFailures: 0,
-		retryAt: 0,
 		failingSince: null,
 		healthReported: "healthy",
-		healthFailures: 0,
-		healthRetryAt: 0,
-		outboxFailures: 0,
-		outboxRetryAt: 0,
-		respoolFailures: 0,
-		respoolRetryAt: 0,
-		quarantineFailures: 0,
-		quarantineRetryAt: 0,
 		uncompacted: null,
-		compactFailures: 0,
-		compactRetryAt: 0,
+		retries: Object.fromEntries(RETRY_KINDS.map((kind) => [kind, { failures: 0, retryAt: 0 }])) as Record<RetryKind, Retry>,
 		counters: {
 			consumed: 0,
 			duplicates: 0,
@@ -105,13 +105,33 @@ export function initialState(): AggregatorState {
 export function parseState(json: string | undefined): AggregatorState {
 	const initial = initialState();
 	if (json === undefined) return initial;
-	const stored = JSON.parse(json) as Partial<AggregatorState>;
+	const stored = JSON.parse(json) as Partial<AggregatorState> & Record<string, unknown>;
+	// The first version kept each retry as two flat fields (flushFailures and retryAt, …).
+	const retries = { ...initial.retries, ...stored.retries };
+	for (const kind of RETRY_KINDS) {
+		const failures = stored[kind === "flush" ? "flushFailures" : `${kind}Failures`];
+		const retryAt = stored[kind === "flush" ? "retryAt" : `${kind}RetryAt`];
+		if (typeof failures === "number" && typeof retryAt === "number") retries[kind] = { failures, retryAt };
+	}
 	return {
 		...initial,
 		...stored,
+		retries,
 		counters: { ...initial.counters, ...stored.counters },
 		operations: { ...initial.operations, ...stored.operations },
 	};
+}
+
+/** Records a failure of `kind`: one more, and the next attempt after its backoff. */
+export function backOff(state: AggregatorState, kind: RetryKind, now: number): void {
+	const retry = state.retries[kind];
+	retry.failures++;
+	retry.retryAt = now + backoffMs(retry.failures, RETRY_POLICIES[kind]);
+}
+
+/** Records a success of `kind`: no failures, nothing to wait for. */
+export function recovered(state: AggregatorState, kind: RetryKind): void {
+	state.retries[kind] = { failures: 0, retryAt: 0 };
 }
 
 /**

@@ -3,7 +3,7 @@
 import { createServer } from "node:http";
 import type { AddressInfo } from "node:net";
 import { Analytics as Segment } from "@segment/analytics-node";
-import { createAnalytics } from "meterline/client";
+import { createAnalytics } from "@meterline/client";
 import { PostHog } from "posthog-node";
 import { Bench } from "tinybench";
 import type { Progress } from "./progress.ts";

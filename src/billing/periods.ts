@@ -2,7 +2,7 @@
 // freezes a month's usage; late usage for it is booked as an adjustment into the month it arrives in.
 import type { IRequest } from "itty-router";
 import { authenticate, requireAdmin } from "../http/auth.js";
-import { closedPeriods, insertClosedPeriod } from "../sinks/d1/queries.js";
+import { closedPeriods, insertClosedPeriod } from "../sinks/d1/periods.js";
 import { ApiError, invalidField, json } from "../shared/errors.js";
 import { onlyQuery, pathParam } from "../http/params.js";
 

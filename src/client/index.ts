@@ -1,4 +1,4 @@
-// meterline/client: record events from any Worker (or Node) without awaiting them; they leave in
+// @meterline/client: record events from any Worker (or Node) without awaiting them; they leave in
 // batches inside ctx.waitUntil, by queue, service binding or HTTP.
 export { createAnalytics } from "./analytics.js";
 export { InvalidEventError } from "./events.js";

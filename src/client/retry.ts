@@ -1,5 +1,6 @@
-// Retries for every transport: exponential backoff, a server's Retry-After honoured, and no retry
-// for an answer that will not change (a 4xx other than 429).
+// Retries for every transport: the pipeline's one backoff rule, a server's Retry-After honoured,
+// and no retry for an answer that will not change (a 4xx other than 429).
+import { backoffMs } from "../shared/backoff.js";
 
 export interface RetryPolicy {
 	retries: number;
@@ -51,7 +52,8 @@ export async function withRetries<T>(policy: RetryPolicy, attempt: () => Promise
 			if (n >= policy.retries || (err instanceof SendError && !err.retryable)) throw err;
 			const asked = err instanceof SendError ? err.retryAfter : undefined;
 			if (asked !== undefined && asked > policy.maxRetryDelay) throw err;
-			await sleep(asked ?? Math.min(policy.retryDelay * 2 ** n, policy.maxRetryDelay));
+			// Retry n + 1 waits retryDelay × 2^n, at most maxRetryDelay.
+			await sleep(asked ?? backoffMs(n + 1, { baseMs: policy.retryDelay, capMs: policy.maxRetryDelay }));
 		}
 	}
 }

@@ -1,7 +1,7 @@
 // Dead letters: poison messages go straight to the dead-letter queue with their reason; its
 // consumer keeps every dead message in D1 (as superjson, so typed values replay faithfully).
 import superjson from "superjson";
-import { insertDeadLetters, type NewDeadLetter } from "../sinks/d1/queries.js";
+import { insertDeadLetters, type NewDeadLetter } from "../sinks/d1/dead-letters.js";
 import { utf8Length } from "../shared/bytes.js";
 import { isPlainObject } from "../shared/objects.js";
 import { type EventsMessage, type QueuedEvent } from "../event/model.js";

@@ -1,10 +1,10 @@
 // The queue consumer: one RPC per tenant per batch, ack only what the aggregators made durable.
 import { checkEventsMessage } from "../event/guard.js";
 import { type EventsMessage, type QueuedEvent } from "../event/model.js";
-import { PIPELINE_WIDE } from "../sinks/d1/queries.js";
+import { PIPELINE_WIDE } from "../sinks/d1/metrics.js";
 import { countProducer, reportProducerCounters } from "../sinks/counters.js";
 import { backoffMs, type BackoffPolicy } from "../shared/backoff.js";
-import type { IngestResult } from "../aggregator/aggregator.js";
+import type { IngestResult } from "../aggregator/ingest.js";
 import { sendRefused, sendToDeadLetters } from "./dead-letters.js";
 
 /**

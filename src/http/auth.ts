@@ -1,5 +1,5 @@
 // Tenant API keys: random, scope-prefixed, stored only as SHA-256 hashes, compared in constant time.
-import { findKeyByPrefix, type ApiKeyRow, type Scope } from "../sinks/d1/queries.js";
+import { findKeyByPrefix, type ApiKeyRow, type Scope } from "../sinks/d1/tenants.js";
 import { ApiError } from "../shared/errors.js";
 
 const SCOPE_PREFIX: Record<Scope, string> = { write: "ml_w_", read: "ml_r_" };

@@ -1,13 +1,15 @@
 // Getting accepted events into the queue: retries with backoff inside the waitUntil budget, then
 // a spill to the tenant's aggregator, which re-enqueues them from its alarm.
-import { PIPELINE_WIDE } from "../sinks/d1/queries.js";
+import { PIPELINE_WIDE } from "../sinks/d1/metrics.js";
 import type { QueuedEvent } from "../event/model.js";
 import { HEALTH_MONITOR } from "../sinks/health-monitor.js";
 import { countProducer } from "../sinks/counters.js";
 import { groupIntoBatches, packMessages } from "../event/pack.js";
+import { backoffMs, type BackoffPolicy } from "../shared/backoff.js";
 
-/** Waits between send attempts: about 1 s in all, far inside waitUntil's 30 s. */
-export const SEND_RETRY_DELAYS_MS = [50, 200, 800];
+/** Retries of one sendBatch: after 50, 200 and 800 ms, about 1 s in all, far inside waitUntil's 30 s. */
+export const SEND_RETRIES = 3;
+export const SEND_BACKOFF: BackoffPolicy = { baseMs: 50, capMs: 800, factor: 4 };
 
 export type Delivery = "enqueued" | "spilled" | "failed";
 
@@ -39,11 +41,11 @@ async function sendWithRetries(queue: Queue, messages: MessageSendRequest[]): Pr
 			await queue.sendBatch(messages);
 			return true;
 		} catch (err) {
-			if (attempt === SEND_RETRY_DELAYS_MS.length) {
+			if (attempt === SEND_RETRIES) {
 				console.error("queue send failed after retries", err);
 				return false;
 			}
-			await new Promise((resolve) => setTimeout(resolve, SEND_RETRY_DELAYS_MS[attempt]));
+			await new Promise((resolve) => setTimeout(resolve, backoffMs(attempt + 1, SEND_BACKOFF)));
 		}
 	}
 }

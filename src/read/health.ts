@@ -1,5 +1,5 @@
 // GET /v1/health: healthy, degraded or critical, from the health monitor and D1.
-import { recentDeadLetters } from "../sinks/d1/queries.js";
+import { recentDeadLetters } from "../sinks/d1/dead-letters.js";
 import { json } from "../shared/errors.js";
 import { HEALTH_MONITOR, type HealthSnapshot } from "../sinks/health-monitor.js";
 

@@ -1,8 +1,8 @@
 // Reads that include what the aggregator holds but has not flushed yet, merged with D1 exactly once:
 // a report is visible as soon as its events are aggregated, not when the next flush lands.
-import type { PendingSnapshot } from "../aggregator/aggregator.js";
+import type { PendingSnapshot } from "../aggregator/snapshot.js";
 import { fromSql, mergeRow, rowKey, type RollupRow, type RollupSpec } from "../sinks/rollups.js";
-import { BUCKET_PREFIX, ledgerStatement, rollupReport, type Granularity } from "../sinks/d1/queries.js";
+import { BUCKET_PREFIX, ledgerStatement, rollupReport, type Granularity } from "../sinks/d1/rollups.js";
 import { ApiError } from "../shared/errors.js";
 
 /** Snapshots retried when a flush lands between the snapshot and the D1 read. */

@@ -1,5 +1,5 @@
 // The report query: a [from, to) UTC range and a bucket size, with the same rules for every report.
-import type { Granularity } from "../sinks/d1/queries.js";
+import type { Granularity } from "../sinks/d1/rollups.js";
 import { parseIsoInstant } from "../shared/time.js";
 import { invalidField } from "../shared/errors.js";
 import { onlyQuery } from "../http/params.js";

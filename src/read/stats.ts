@@ -1,7 +1,7 @@
 // GET /v1/stats: event counts, errors and durations per event name and bucket, D1's rollups merged
 // with what the aggregator has not flushed yet.
 import { EVENT_ROLLUP } from "../sinks/rollups.js";
-import { MINUTE_RETENTION_MS } from "../aggregator/aggregator.js";
+import { MINUTE_RETENTION_MS } from "../aggregator/compaction.js";
 import { authenticate } from "../http/auth.js";
 import { invalidField, json } from "../shared/errors.js";
 import { liveReports } from "./live.js";

@@ -1,7 +1,7 @@
 // The producer's counters: kept in this isolate's memory on the hot path and added to D1 at most
 // every METRICS_REPORT_MS, so counting costs no request a D1 write. Deltas an isolate holds when
 // it is evicted are lost: these counters are for operations, never for billing.
-import { addProducerMetrics, type ProducerCounter } from "./d1/queries.js";
+import { addProducerMetrics, type ProducerCounter } from "./d1/metrics.js";
 
 const pending = new Map<string, Map<ProducerCounter, number>>();
 let lastReport = 0;

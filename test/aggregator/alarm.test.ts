@@ -25,7 +25,7 @@ import {
 	PRUNE_AT,
 	seenIds,
 } from "./fixtures";
-import { REFUSED_EXPIRED } from "../../src/aggregator/aggregator";
+import { REFUSED_EXPIRED } from "../../src/aggregator/ingest";
 import { hourOf } from "../../src/aggregator/dedupe";
 
 useFrozenClock(freezeClock);

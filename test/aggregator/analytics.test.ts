@@ -2,7 +2,9 @@
 import { runDurableObjectAlarm, runInDurableObject } from "cloudflare:test";
 import { describe, expect, it, vi } from "vitest";
 import type { TenantAggregator } from "../../src/aggregator/aggregator";
-import { OUTBOX_BACKOFF } from "../../src/aggregator/outbox";
+import { RETRY_POLICIES } from "../../src/aggregator/state";
+
+const OUTBOX_BACKOFF = RETRY_POLICIES.outbox;
 import { POINT_COLUMNS, type DataPoint } from "../../src/sinks/analytics";
 import { uniqueTenantId } from "../helpers/api";
 import { advanceClock, useFrozenClock } from "../helpers/clock";

@@ -1,6 +1,8 @@
 // Aggregator test fixtures: events, a frozen clock, fault-injecting sinks, and exact reads of DO and D1 state.
 import { env } from "cloudflare:workers";
-import { MINUTE_RETENTION_MS, type FlushSinks, type TenantAggregator } from "../../src/aggregator/aggregator";
+import { MINUTE_RETENTION_MS } from "../../src/aggregator/compaction";
+import { type FlushSinks } from "../../src/aggregator/parts";
+import { type TenantAggregator } from "../../src/aggregator/aggregator";
 import type { AggregatorState } from "../../src/aggregator/state";
 import { DEDUPE_WINDOW_MS as WINDOW, type QueuedEvent } from "../../src/event/model";
 import type { DataPoint } from "../../src/sinks/analytics";
@@ -152,8 +154,8 @@ export function flushMeta(state: DurableObjectState): Record<string, string> {
 	const head = rows<{ batch: number }>(state, "SELECT batch FROM sealed ORDER BY batch LIMIT 1")[0];
 	const meta: Record<string, string> = {};
 	if (head) meta.sealed_batch = String(head.batch);
-	if (current.flushFailures > 0) meta.flush_failures = String(current.flushFailures);
-	if (current.retryAt > 0) meta.retry_at = String(current.retryAt);
+	if (current.retries.flush.failures > 0) meta.flush_failures = String(current.retries.flush.failures);
+	if (current.retries.flush.retryAt > 0) meta.retry_at = String(current.retries.flush.retryAt);
 	return meta;
 }
 

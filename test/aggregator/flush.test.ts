@@ -1,7 +1,9 @@
 // Flushing to D1: one ledger-guarded batch, local deltas kept until D1 commits, retries with backoff, no double counting.
 import { runDurableObjectAlarm, runInDurableObject } from "cloudflare:test";
 import { describe, expect, it, vi } from "vitest";
-import { FLUSH_BACKOFF } from "../../src/aggregator/aggregator";
+import { RETRY_POLICIES } from "../../src/aggregator/state";
+
+const FLUSH_BACKOFF = RETRY_POLICIES.flush;
 import { backoffMs } from "../../src/shared/backoff";
 import type { QueuedEvent } from "../../src/event/model";
 import { uniqueTenantId } from "../helpers/api";

@@ -1,13 +1,17 @@
-// The built client as a Node package consumer sees it: `meterline/client` through the exports map,
-// imported by Node 22 (no type stripping), used once end to end with a queue-like stand-in.
-// Run by `npm test` after `npm run build:client`.
+// The built client as a Node package consumer sees it: `@meterline/client`, the workspace package,
+// through its exports map, imported as an ES module by Node 22 (no type stripping), used once end
+// to end with a queue-like stand-in. Run by `npm test` after `npm run build:client`.
 import assert from "node:assert/strict";
 
 assert.ok(Number(process.versions.node.split(".")[0]) >= 22, `Node 22 or later runs this check, not ${process.version}`);
 
-const client = await import("meterline/client");
+const resolved = import.meta.resolve("@meterline/client");
+assert.match(resolved, /\/src\/client\/dist\/client\/index\.js$/, `@meterline/client resolves to the workspace's build, not ${resolved}`);
+const client = await import("@meterline/client");
+// Node hands a CommonJS module to import() with a `default` export; the client has none.
+assert.equal("default" in client, false, "@meterline/client loads as an ES module");
 for (const name of ["createAnalytics", "withAnalytics", "instrument", "analyticsOf", "routeFromPath"]) {
-	assert.equal(typeof client[name], "function", `meterline/client exports ${name}`);
+	assert.equal(typeof client[name], "function", `@meterline/client exports ${name}`);
 }
 
 const pending = [];
@@ -41,4 +45,4 @@ assert.deepEqual(
 	],
 );
 assert.deepEqual(analytics.stats(), { queued: 0, sent: 2, dropped: 0, failed: 0 });
-console.log(`meterline/client: imported and sent 2 events in Node ${process.version}`);
+console.log(`@meterline/client: imported and sent 2 events in Node ${process.version}`);

@@ -1,6 +1,6 @@
 // The hot path's cost in Node 22, on the built module: `npm run build:client && node test/client/track-bench.mjs`.
 // 500 track() calls per client (as a busy request might make), never sent, so only track() is timed.
-import { createAnalytics } from "meterline/client";
+import { createAnalytics } from "@meterline/client";
 
 const ctx = { waitUntil: () => {} };
 const queue = { sendBatch: async () => {} };

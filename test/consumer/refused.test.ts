@@ -3,7 +3,7 @@
 import { createExecutionContext, createMessageBatch, getQueueResult } from "cloudflare:test";
 import { env } from "cloudflare:workers";
 import { describe, expect, it, vi } from "vitest";
-import { REFUSED_EXPIRED } from "../../src/aggregator/aggregator";
+import { REFUSED_EXPIRED } from "../../src/aggregator/ingest";
 import { DEDUPE_WINDOW_MS } from "../../src/event/model";
 import worker from "../../src/index";
 import { createTenant } from "../helpers/api";

@@ -3,8 +3,11 @@
 import { runDurableObjectAlarm, runInDurableObject } from "cloudflare:test";
 import { env } from "cloudflare:workers";
 import { describe, expect, it, vi, type MockInstance } from "vitest";
-import { MINUTE_RETENTION_MS, type TenantAggregator } from "../../src/aggregator/aggregator";
-import { OUTBOX_BACKOFF } from "../../src/aggregator/outbox";
+import { MINUTE_RETENTION_MS } from "../../src/aggregator/compaction";
+import { type TenantAggregator } from "../../src/aggregator/aggregator";
+import { RETRY_POLICIES } from "../../src/aggregator/state";
+
+const OUTBOX_BACKOFF = RETRY_POLICIES.outbox;
 import { internals, outbox } from "../aggregator/fixtures";
 import type { DataPoint } from "../../src/sinks/analytics";
 import { deliver, eventsMessage, queuedEvent } from "../consumer/fixtures";

@@ -4,7 +4,7 @@
 import { runInDurableObject } from "cloudflare:test";
 import { env } from "cloudflare:workers";
 import type { TenantAggregator } from "../../src/aggregator/aggregator";
-import type { DeadLetterRow as StoredDeadLetter } from "../../src/sinks/d1/queries";
+import type { DeadLetterRow as StoredDeadLetter } from "../../src/sinks/d1/dead-letters";
 import type { QueuedEvent } from "../../src/event/model";
 import type { TenantMetrics } from "../../src/read/metrics";
 import { HEALTH_MONITOR, type HealthSnapshot } from "../../src/sinks/health-monitor";

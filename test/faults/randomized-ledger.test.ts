@@ -6,7 +6,7 @@ import { runDurableObjectAlarm, runInDurableObject } from "cloudflare:test";
 import { env } from "cloudflare:workers";
 import { describe, expect, it, vi } from "vitest";
 import type { TenantAggregator } from "../../src/aggregator/aggregator";
-import type { FlushBatch } from "../../src/sinks/d1/queries";
+import type { FlushBatch } from "../../src/sinks/d1/rollups";
 import { parseEventsBody } from "../../src/event/validate";
 import { type EventsMessage } from "../../src/event/model";
 import { packMessages, QUEUE_LIMITS } from "../../src/event/pack";

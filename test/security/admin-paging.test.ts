@@ -4,7 +4,7 @@
 // D1 holds only the tenants its paging test creates, so the pages are exact.
 import { env } from "cloudflare:workers";
 import { describe, expect, it } from "vitest";
-import type { AggregatorOperations } from "../../src/aggregator/aggregator";
+import type { AggregatorOperations } from "../../src/aggregator/snapshot";
 import type { TenantMetrics } from "../../src/read/metrics";
 import { metricsWith } from "../faults/fixtures";
 import { ADMIN_TOKEN, call, createTenant, getJson, uniqueTenantId } from "../helpers/api";

@@ -7,7 +7,7 @@ import { runInDurableObject } from "cloudflare:test";
 import { env } from "cloudflare:workers";
 import { afterEach, beforeEach, describe, expect, it, vi } from "vitest";
 import { aggregator, failD1, freezeClock, FROZEN_AT, makeEvent, settle } from "../aggregator/fixtures";
-import { RECENT_DEAD_LETTERS } from "../../src/sinks/d1/queries";
+import { RECENT_DEAD_LETTERS } from "../../src/sinks/d1/dead-letters";
 import { DEAD_LETTER_COUNT_CAP } from "../../src/read/health";
 import { call, createTenant, uniqueTenantId, type TestTenant } from "../helpers/api";
 import { advanceClock } from "../helpers/clock";

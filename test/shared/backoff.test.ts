@@ -25,4 +25,9 @@ describe("backoffMs", () => {
 		expect([0, 0.5, 1].map((random) => backoffMs(3, jittered, () => random))).toEqual([2_000, 3_000, 4_000]);
 		expect(backoffMs(9, jittered, () => 0)).toBe(5_000);
 	});
+
+	it("grows by another factor when given one", () => {
+		// The producer's sendBatch retries: 50, 200, 800 ms.
+		expect([1, 2, 3, 4].map((attempt) => backoffMs(attempt, { baseMs: 50, capMs: 800, factor: 4 }))).toEqual([50, 200, 800, 800]);
+	});
 });

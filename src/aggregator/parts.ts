@@ -1,0 +1,39 @@
+// What the aggregator's modules work with: its storage and memory, its bindings, and where it writes.
+import type { DataPoint } from "../sinks/analytics.js";
+import type { FlushBatch } from "../sinks/d1/rollups.js";
+import type { NewDeadLetter } from "../sinks/d1/dead-letters.js";
+import type { IdMemory } from "./dedupe.js";
+import type { NameRegistry } from "./names.js";
+import type { Store } from "./state.js";
+
+/** Where a flush writes. The aggregator's own seam: tests wrap these to inject faults. */
+export interface FlushSinks {
+	d1(tenant: string, batch: FlushBatch): Promise<boolean>;
+	analytics(points: DataPoint[]): number;
+	deadLetters(rows: NewDeadLetter[]): Promise<void>;
+}
+
+/** Read afresh from the live object at each call, so a test's replacement of env or sinks takes effect. */
+export interface Parts {
+	store: Store;
+	ids: IdMemory;
+	names: NameRegistry;
+	/** Closed billing months ("2026-11"): their late usage becomes adjustments. */
+	closed: Set<string>;
+	env: Env;
+	sinks: FlushSinks;
+}
+
+export function positive(value: string | undefined, fallback: number): number {
+	const parsed = Number(value);
+	return Number.isFinite(parsed) && parsed > 0 ? parsed : fallback;
+}
+
+/** The flush settings from the environment. */
+export function flushSettings(env: Env): { intervalMs: number; maxRows: number } {
+	return { intervalMs: positive(env.FLUSH_INTERVAL_MS, 10_000), maxRows: positive(env.FLUSH_MAX_ROWS, 1000) };
+}
+
+export function nameCaps(env: Env): { event: number; sku: number } {
+	return { event: positive(env.MAX_EVENT_NAMES, 1000), sku: positive(env.MAX_SKUS, 1000) };
+}
