@@ -9,5 +9,6 @@ export { MeterlineIngest } from "./ingest/entrypoint.js";
 
 export default {
 	fetch: (request, env, ctx) => handleFetch(request, env, ctx),
-	queue: (batch, env, ctx) => (batch.queue === "meterline-dead-letters" ? consumeDeadLetters(batch, env) : consumeEvents(batch, env, ctx)),
+	queue: (batch, env, ctx) =>
+		batch.queue === "meterline-dead-letters" ? consumeDeadLetters(batch, env) : consumeEvents(batch, env, ctx),
 } satisfies ExportedHandler<Env, unknown>;

@@ -29,7 +29,19 @@ type StringifyValues<EnvType extends Record<string, unknown>> = {
 	[Binding in keyof EnvType]: EnvType[Binding] extends string ? EnvType[Binding] : string;
 };
 declare namespace NodeJS {
-	interface ProcessEnv extends StringifyValues<Pick<Cloudflare.Env, "FLUSH_INTERVAL_MS" | "FLUSH_MAX_ROWS" | "MAX_EVENT_NAMES" | "MAX_SKUS" | "REDACT_KEYS" | "METRICS_REPORT_MS" | "DEAD_LETTER_MAX_RETRIES" | "ADMIN_TOKEN">> {}
+	interface ProcessEnv extends StringifyValues<
+		Pick<
+			Cloudflare.Env,
+			| "FLUSH_INTERVAL_MS"
+			| "FLUSH_MAX_ROWS"
+			| "MAX_EVENT_NAMES"
+			| "MAX_SKUS"
+			| "REDACT_KEYS"
+			| "METRICS_REPORT_MS"
+			| "DEAD_LETTER_MAX_RETRIES"
+			| "ADMIN_TOKEN"
+		>
+	> {}
 }
 declare module "*.txt" {
 	const value: string;

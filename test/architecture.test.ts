@@ -19,7 +19,11 @@ const RANKS: Record<string, number> = {
 /** Packages and tools beside the Worker, and the only Worker folders each may import. */
 const OUTSIDE: Record<string, readonly string[]> = { client: ["shared", "event"], bench: ["scripts"], scripts: [] };
 
-const sources = import.meta.glob<string>(["../src/**/*.ts", "!../src/**/dist/**", "!../src/**/*.d.ts"], { query: "?raw", import: "default", eager: true });
+const sources = import.meta.glob<string>(["../src/**/*.ts", "!../src/**/dist/**", "!../src/**/*.d.ts"], {
+	query: "?raw",
+	import: "default",
+	eager: true,
+});
 
 function folderOf(path: string): string {
 	const parts = path.replace(/^\.\.\/src\//, "").split("/");
@@ -45,7 +49,9 @@ const graph = new Map(Object.entries(sources).map(([path, text]) => [path, impor
 describe("the layout", () => {
 	it("finds the Worker's sources", () => {
 		expect(graph.size).toBeGreaterThan(60);
-		expect([...new Set([...graph.keys()].map(folderOf))].sort()).toEqual([".", ...Object.keys(OUTSIDE), ...Object.keys(RANKS).filter((f) => f !== ".")].sort());
+		expect([...new Set([...graph.keys()].map(folderOf))].sort()).toEqual(
+			[".", ...Object.keys(OUTSIDE), ...Object.keys(RANKS).filter((f) => f !== ".")].sort(),
+		);
 	});
 
 	it("points every import down the stack, or within its own folder", () => {

@@ -25,8 +25,19 @@ export default defineConfig(async () => {
 					},
 					// Deliver fast, and give up after 2 retries, so tests do not wait on production timings.
 					queueConsumers: {
-						"meterline-events": { maxBatchTimeout: 0.05, maxBatchSize: 100, maxRetries: 2, retryDelay: 0, deadLetterQueue: "meterline-dead-letters" },
-						"meterline-dead-letters": { maxBatchTimeout: 0.05, maxBatchSize: 100, maxRetries: DEAD_LETTER_MAX_RETRIES, retryDelay: 0 },
+						"meterline-events": {
+							maxBatchTimeout: 0.05,
+							maxBatchSize: 100,
+							maxRetries: 2,
+							retryDelay: 0,
+							deadLetterQueue: "meterline-dead-letters",
+						},
+						"meterline-dead-letters": {
+							maxBatchTimeout: 0.05,
+							maxBatchSize: 100,
+							maxRetries: DEAD_LETTER_MAX_RETRIES,
+							retryDelay: 0,
+						},
 					},
 				},
 			}),

@@ -2,7 +2,14 @@
 import type { IRequest } from "itty-router";
 import superjson from "superjson";
 import { requireAdmin } from "../http/auth.js";
-import { deadLettersByIds, deleteDeadLetter, listDeadLetters, markReplayed, unreplayedDeadLetters, type DeadLetterRow } from "../sinks/d1/dead-letters.js";
+import {
+	deadLettersByIds,
+	deleteDeadLetter,
+	listDeadLetters,
+	markReplayed,
+	unreplayedDeadLetters,
+	type DeadLetterRow,
+} from "../sinks/d1/dead-letters.js";
 import { readJson } from "../http/body.js";
 import { ApiError, invalidField, json } from "../shared/errors.js";
 import { pathParam } from "../http/params.js";
@@ -31,7 +38,8 @@ function present(row: DeadLetterRow) {
 export async function listDeadLettersRoute(request: IRequest, env: Env): Promise<Response> {
 	await requireAdmin(request, env);
 	const url = new URL(request.url);
-	for (const key of url.searchParams.keys()) if (!["tenant", "limit", "cursor"].includes(key)) throw invalidField(key, "unknown query parameter");
+	for (const key of url.searchParams.keys())
+		if (!["tenant", "limit", "cursor"].includes(key)) throw invalidField(key, "unknown query parameter");
 	const limitText = url.searchParams.get("limit") ?? "50";
 	const limit = Number(limitText);
 	if (!/^\d+$/.test(limitText) || limit < 1 || limit > MAX_PAGE) throw invalidField("limit", `must be an integer 1-${MAX_PAGE}`);
@@ -60,7 +68,8 @@ export async function replayDeadLetters(request: IRequest, env: Env): Promise<Re
 	} else if (body.tenant !== undefined && body.ids === undefined) {
 		if (typeof body.tenant !== "string" || body.tenant.length === 0) throw invalidField("tenant", "must be a tenant id");
 		rows = await unreplayedDeadLetters(env.DB, body.tenant, MAX_REPLAY);
-	} else throw new ApiError(400, 'Give either "ids" or "tenant"', { details: [{ path: "ids", message: 'give either "ids" or "tenant"' }] });
+	} else
+		throw new ApiError(400, 'Give either "ids" or "tenant"', { details: [{ path: "ids", message: 'give either "ids" or "tenant"' }] });
 
 	const replayed: string[] = [];
 	const skipped = missing.map((id) => ({ id, reason: "not found" }));

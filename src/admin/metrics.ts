@@ -25,7 +25,8 @@ async function tenantPage(request: Request, env: Env): Promise<TenantPage> {
 	onlyQuery(url, ["limit", "cursor"]);
 	const limitText = url.searchParams.get("limit") ?? String(PAGE_SIZE.default);
 	const limit = Number(limitText);
-	if (!/^\d{1,3}$/.test(limitText) || limit < 1 || limit > PAGE_SIZE.max) throw invalidField("limit", `must be an integer 1-${PAGE_SIZE.max}`);
+	if (!/^\d{1,3}$/.test(limitText) || limit < 1 || limit > PAGE_SIZE.max)
+		throw invalidField("limit", `must be an integer 1-${PAGE_SIZE.max}`);
 	const cursor = url.searchParams.get("cursor");
 	if (cursor !== null && !TENANT_ID.test(cursor)) throw invalidField("cursor", "must be a cursor from a previous page");
 	// One id more than the page tells whether another page follows.
@@ -49,7 +50,8 @@ export async function getAllMetrics(request: Request, env: Env): Promise<Respons
 	const totals: Record<string, number | null> = {};
 	for (const metrics of tenants) {
 		for (const [name, value] of Object.entries(metrics)) {
-			if (typeof value === "number" && name !== "oldestUnflushedAgeMs") totals[name] = ((totals[name] as number | undefined) ?? 0) + value;
+			if (typeof value === "number" && name !== "oldestUnflushedAgeMs")
+				totals[name] = ((totals[name] as number | undefined) ?? 0) + value;
 		}
 	}
 	const ages = tenants.map((t) => t.oldestUnflushedAgeMs).filter((age): age is number => age !== null);
@@ -71,6 +73,7 @@ export async function getOperations(request: Request, env: Env): Promise<Respons
 		...(await env.AGGREGATOR.getByName(tenant).operations()),
 	}));
 	const aggregators: Record<string, number> = {};
-	for (const { tenant: _tenant, ...ops } of tenants) for (const [name, value] of Object.entries(ops)) aggregators[name] = (aggregators[name] ?? 0) + value;
+	for (const { tenant: _tenant, ...ops } of tenants)
+		for (const [name, value] of Object.entries(ops)) aggregators[name] = (aggregators[name] ?? 0) + value;
 	return json({ pipeline: await pipelineOperations(env.DB), aggregators, tenants, nextCursor: page.nextCursor });
 }

@@ -14,8 +14,10 @@ export async function createTenant(request: Request, env: Env): Promise<Response
 	if (!isPlainObject(body)) throw invalidField("body", "must be an object");
 	for (const key of Object.keys(body)) if (key !== "id" && key !== "name") throw invalidField(key, "unknown field");
 	const { id, name } = body;
-	if (typeof id !== "string" || !TENANT_ID.test(id)) throw invalidField("id", "must be 1-64 of a-z, 0-9, _ and -, starting with a letter or digit");
-	if (name !== undefined && (typeof name !== "string" || name.length > 200)) throw invalidField("name", "must be a string of at most 200 characters");
+	if (typeof id !== "string" || !TENANT_ID.test(id))
+		throw invalidField("id", "must be 1-64 of a-z, 0-9, _ and -, starting with a letter or digit");
+	if (name !== undefined && (typeof name !== "string" || name.length > 200))
+		throw invalidField("name", "must be a string of at most 200 characters");
 
 	const [write, read] = await Promise.all([issueKey("write"), issueKey("read")]);
 	const createdAt = new Date().toISOString();

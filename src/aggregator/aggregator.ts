@@ -78,10 +78,13 @@ export class TenantAggregator extends DurableObject<Env> {
 	 */
 	async spill(tenant: string, events: QueuedEvent[]): Promise<void> {
 		const now = Date.now();
-		this.store.transact(() => {
-			this.claimTenant(tenant);
-			storeSpill(this.store, events, now);
-		}, { rpc_calls: 1 });
+		this.store.transact(
+			() => {
+				this.claimTenant(tenant);
+				storeSpill(this.store, events, now);
+			},
+			{ rpc_calls: 1 },
+		);
 		const current = await this.ctx.storage.getAlarm();
 		if (current === null || current > now) await this.ctx.storage.setAlarm(now);
 	}
@@ -91,10 +94,13 @@ export class TenantAggregator extends DurableObject<Env> {
 	 * the month it arrives in. Then everything held is flushed, so D1 has the month complete.
 	 */
 	async closePeriod(tenant: string, period: string): Promise<number> {
-		this.store.transact(() => {
-			this.claimTenant(tenant);
-			this.store.exec("INSERT INTO closed_periods (period) VALUES (?) ON CONFLICT DO NOTHING", period);
-		}, { rpc_calls: 1 });
+		this.store.transact(
+			() => {
+				this.claimTenant(tenant);
+				this.store.exec("INSERT INTO closed_periods (period) VALUES (?) ON CONFLICT DO NOTHING", period);
+			},
+			{ rpc_calls: 1 },
+		);
 		this.closed.add(period);
 		return this.flush();
 	}

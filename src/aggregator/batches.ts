@@ -53,7 +53,12 @@ export function sealNext(store: Store, now: number): number | null {
 
 /** A batch's rows per rollup, as D1 and the read side take them. */
 export function batchRows(store: Store, batch: number): Map<RollupSpec, RollupRow[]> {
-	return new Map(ROLLUPS.map((spec) => [spec, store.rows(`SELECT ${selectList(spec, false)} FROM ${spec.localTable} WHERE batch = ?`, batch).map((raw) => fromSql(spec, raw))]));
+	return new Map(
+		ROLLUPS.map((spec) => [
+			spec,
+			store.rows(`SELECT ${selectList(spec, false)} FROM ${spec.localTable} WHERE batch = ?`, batch).map((raw) => fromSql(spec, raw)),
+		]),
+	);
 }
 
 /** Drops a batch D1 has committed. Call inside a transaction. */
@@ -69,7 +74,11 @@ export function clearBatch(store: Store, batch: number): void {
 export function splitBatch(store: Store, batch: number, error: string, now: number): number {
 	return store.transact((state) => {
 		const since = store.rows<{ since: number }>("SELECT since FROM sealed WHERE batch = ?", batch)[0]?.since ?? now;
-		const rows = ROLLUPS.flatMap((spec) => store.rows<{ rowid: number }>(`SELECT rowid FROM ${spec.localTable} WHERE batch = ? ORDER BY rowid`, batch).map(({ rowid }) => ({ spec, rowid })));
+		const rows = ROLLUPS.flatMap((spec) =>
+			store
+				.rows<{ rowid: number }>(`SELECT rowid FROM ${spec.localTable} WHERE batch = ? ORDER BY rowid`, batch)
+				.map(({ rowid }) => ({ spec, rowid })),
+		);
 		store.exec("DELETE FROM sealed WHERE batch = ?", batch);
 		if (rows.length === 1) {
 			const { spec, rowid } = rows[0]!;
@@ -87,7 +96,9 @@ export function splitBatch(store: Store, batch: number, error: string, now: numb
 			return 1;
 		}
 		const halves = [state.nextBatch++, state.nextBatch++];
-		rows.forEach(({ spec, rowid }, i) => store.exec(`UPDATE ${spec.localTable} SET batch = ? WHERE rowid = ?`, halves[i < rows.length / 2 ? 0 : 1], rowid));
+		rows.forEach(({ spec, rowid }, i) =>
+			store.exec(`UPDATE ${spec.localTable} SET batch = ? WHERE rowid = ?`, halves[i < rows.length / 2 ? 0 : 1], rowid),
+		);
 		for (const half of halves) store.exec("INSERT INTO sealed (batch, since) VALUES (?, ?)", half, since);
 		return 0;
 	});

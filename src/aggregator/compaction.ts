@@ -17,7 +17,10 @@ export function compactAt(state: AggregatorState): number | null {
 /** Notes flushed event minutes (epoch ms), so their folding is scheduled. Call inside a transaction. */
 export function noteFlushedMinutes(state: AggregatorState, minutes: number[]): void {
 	for (const minute of minutes) {
-		state.uncompacted = { oldest: Math.min(minute, state.uncompacted?.oldest ?? minute), newest: Math.max(minute, state.uncompacted?.newest ?? minute) };
+		state.uncompacted = {
+			oldest: Math.min(minute, state.uncompacted?.oldest ?? minute),
+			newest: Math.max(minute, state.uncompacted?.newest ?? minute),
+		};
 	}
 }
 

@@ -26,7 +26,11 @@ export async function flushOnce(p: Parts, now: number): Promise<number | null> {
 		if (isDataError(err)) {
 			// D1's answer will not change for these rows: narrow it down, never block the rest.
 			const quarantined = splitBatch(store, batch, String(err), now);
-			console.error(quarantined ? "QUARANTINED: D1 refused a rollup row" : "D1 refused a flush for a data reason; split in halves", { tenant, flushId: id }, err);
+			console.error(
+				quarantined ? "QUARANTINED: D1 refused a rollup row" : "D1 refused a flush for a data reason; split in halves",
+				{ tenant, flushId: id },
+				err,
+			);
 			return 0;
 		}
 		store.transact((state) => {

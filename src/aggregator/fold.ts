@@ -1,7 +1,18 @@
 // Folding new events into rollup rows: counters per event name and minute, exact usage per sku,
 // unit and hour, and usage for a closed billing month into that month's adjustment line.
 import type { QueuedEvent } from "../event/model.js";
-import { ADJUSTMENT_ROLLUP, EVENT_ROLLUP, monthOf, onConflictMerge, ROLLUPS, sqlColumns, sqlValues, USAGE_ROLLUP, type RollupRow, type RollupSpec } from "../sinks/rollups.js";
+import {
+	ADJUSTMENT_ROLLUP,
+	EVENT_ROLLUP,
+	monthOf,
+	onConflictMerge,
+	ROLLUPS,
+	sqlColumns,
+	sqlValues,
+	USAGE_ROLLUP,
+	type RollupRow,
+	type RollupSpec,
+} from "../sinks/rollups.js";
 import type { Store } from "./state.js";
 
 export type Folded = Map<RollupSpec, Map<string, RollupRow>>;
@@ -51,7 +62,16 @@ function addEvent(rows: Map<string, RollupRow>, event: QueuedEvent, minute: stri
 	const key = minute + event.event;
 	let row = rows.get(key);
 	if (!row) {
-		row = { event: event.event, minute, count: 0, errors: 0, duration_count: 0, duration_sum: 0, duration_min: null, duration_max: null };
+		row = {
+			event: event.event,
+			minute,
+			count: 0,
+			errors: 0,
+			duration_count: 0,
+			duration_sum: 0,
+			duration_min: null,
+			duration_max: null,
+		};
 		rows.set(key, row);
 	}
 	(row.count as number)++;

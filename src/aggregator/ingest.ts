@@ -47,7 +47,8 @@ export function ingestSlice(p: Parts, tenant: string, events: QueuedEvent[], now
 				claim(tenant);
 				const admission = p.names.admit(names);
 				const admitted = fresh.filter((event) => NameRegistry.allows(admission, event));
-				for (const event of fresh) if (!NameRegistry.allows(admission, event)) refused.push({ id: event.id, reason: cappedReason(p.env) });
+				for (const event of fresh)
+					if (!NameRegistry.allows(admission, event)) refused.push({ id: event.id, reason: cappedReason(p.env) });
 				const chunks = p.ids.remember(admitted, () => state.nextChunk++);
 				addToOpen(p.store, fold(admitted, p.closed, now));
 				const duplicates = inWindow.length - fresh.length;

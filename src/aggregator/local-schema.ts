@@ -61,7 +61,12 @@ const MIGRATIONS: readonly (string | ((sql: SqlStorage) => void))[] = [
  * (by the hour they arrived in, the nearest thing to their event time that was kept).
  */
 function carryOverVersion3(sql: SqlStorage): void {
-	const meta = new Map(sql.exec<{ key: string; value: string }>("SELECT key, value FROM meta").toArray().map((row) => [row.key, row.value]));
+	const meta = new Map(
+		sql
+			.exec<{ key: string; value: string }>("SELECT key, value FROM meta")
+			.toArray()
+			.map((row) => [row.key, row.value]),
+	);
 	const counters = sql.exec<Record<string, number>>("SELECT * FROM counters").one();
 	const state = initialState();
 	const number = (key: string) => (meta.has(key) ? Number(meta.get(key)) : null);
@@ -91,7 +96,8 @@ function carryOverVersion3(sql: SqlStorage): void {
 
 	let chunk: { hour: number; ids: string[]; bytes: number } | null = null;
 	const flushChunk = () => {
-		if (chunk) sql.exec("INSERT INTO seen_chunks (hour, seq, ids) VALUES (?, ?, ?)", chunk.hour, state.nextChunk++, JSON.stringify(chunk.ids));
+		if (chunk)
+			sql.exec("INSERT INTO seen_chunks (hour, seq, ids) VALUES (?, ?, ?)", chunk.hour, state.nextChunk++, JSON.stringify(chunk.ids));
 		chunk = null;
 	};
 	for (const row of sql.exec<{ id: string; seen_at: number }>("SELECT id, seen_at FROM seen_events ORDER BY seen_at")) {

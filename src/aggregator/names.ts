@@ -39,9 +39,13 @@ export class NameRegistry {
 	admit(names: Record<NameKind, Iterable<string>>, allOrNothing = false): Admission {
 		const known = this.load();
 		const admission: Admission = { admitted: { event: new Set(), sku: new Set() }, added: [] };
-		const fits = () => (["event", "sku"] as const).every((kind) => known[kind].size + new Set([...names[kind]].filter((name) => !known[kind].has(name))).size <= this.caps[kind]);
+		const fits = () =>
+			(["event", "sku"] as const).every(
+				(kind) => known[kind].size + new Set([...names[kind]].filter((name) => !known[kind].has(name))).size <= this.caps[kind],
+			);
 		if (allOrNothing && !fits()) {
-			for (const kind of ["event", "sku"] as const) for (const name of names[kind]) if (known[kind].has(name)) admission.admitted[kind].add(name);
+			for (const kind of ["event", "sku"] as const)
+				for (const name of names[kind]) if (known[kind].has(name)) admission.admitted[kind].add(name);
 			return admission;
 		}
 		for (const kind of ["event", "sku"] as const) {
@@ -77,7 +81,8 @@ export class NameRegistry {
 	private load(): Record<NameKind, Set<string>> {
 		if (!this.known) {
 			this.known = { event: new Set(), sku: new Set() };
-			for (const { kind, name } of this.store.rows<{ kind: NameKind; name: string }>("SELECT kind, name FROM names")) this.known[kind].add(name);
+			for (const { kind, name } of this.store.rows<{ kind: NameKind; name: string }>("SELECT kind, name FROM names"))
+				this.known[kind].add(name);
 		}
 		return this.known;
 	}
@@ -87,13 +92,22 @@ export class NameRegistry {
  * Admits names for the producer, in its own transaction (see TenantAggregator.admitNames), and
  * returns those that may be used. `check` is the tenant check; memory follows storage.
  */
-export function admitForProducer(store: Store, registry: NameRegistry, names: Record<NameKind, string[]>, allOrNothing: boolean, check: () => void): Record<NameKind, string[]> {
+export function admitForProducer(
+	store: Store,
+	registry: NameRegistry,
+	names: Record<NameKind, string[]>,
+	allOrNothing: boolean,
+	check: () => void,
+): Record<NameKind, string[]> {
 	let admission;
 	try {
-		admission = store.transact(() => {
-			check();
-			return registry.admit(names, allOrNothing);
-		}, { rpc_calls: 1 });
+		admission = store.transact(
+			() => {
+				check();
+				return registry.admit(names, allOrNothing);
+			},
+			{ rpc_calls: 1 },
+		);
 	} catch (err) {
 		registry.reset();
 		throw err;

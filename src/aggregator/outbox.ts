@@ -31,7 +31,9 @@ export function drainOutbox(store: Store, write: (points: DataPoint[]) => number
 	if (now < store.state.retries.outbox.retryAt) return;
 	const rows: { id: number; points: string; count: number }[] = [];
 	let count = 0;
-	for (const row of store.rows<{ id: number; points: string; count: number }>("SELECT id, points, count FROM outbox ORDER BY id LIMIT 10")) {
+	for (const row of store.rows<{ id: number; points: string; count: number }>(
+		"SELECT id, points, count FROM outbox ORDER BY id LIMIT 10",
+	)) {
 		if (rows.length > 0 && count + row.count > MAX_POINTS_PER_INVOCATION) break;
 		rows.push(row);
 		count += row.count;

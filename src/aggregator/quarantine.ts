@@ -20,7 +20,10 @@ export interface QuarantinedRow {
 
 export function quarantinedRows(store: Store, limit: number): QuarantinedRow[] {
 	return store
-		.rows<{ id: number; flush_id: string; rollup: string; row: string; error: string; at: number }>("SELECT id, flush_id, rollup, row, error, at FROM quarantine ORDER BY id LIMIT ?", limit)
+		.rows<{ id: number; flush_id: string; rollup: string; row: string; error: string; at: number }>(
+			"SELECT id, flush_id, rollup, row, error, at FROM quarantine ORDER BY id LIMIT ?",
+			limit,
+		)
 		.map((r) => ({ id: r.id, flushId: r.flush_id, rollup: r.rollup, row: JSON.parse(r.row) as RollupRow, error: r.error, at: r.at }));
 }
 

@@ -38,7 +38,11 @@ export function pendingSnapshot(store: Store, specs: RollupSpec["name"][], from:
 	const rows: PendingSnapshot["rows"] = {};
 	for (const spec of ROLLUPS.filter((s) => specs.includes(s.name))) {
 		rows[spec.name] = store
-			.rows<Record<string, SqlStorageValue>>(`SELECT batch, ${selectList(spec, false)} FROM ${spec.localTable} WHERE ${spec.time} >= ? AND ${spec.time} < ?`, from, to)
+			.rows<Record<string, SqlStorageValue>>(
+				`SELECT batch, ${selectList(spec, false)} FROM ${spec.localTable} WHERE ${spec.time} >= ? AND ${spec.time} < ?`,
+				from,
+				to,
+			)
 			.map((raw) => ({ batch: raw.batch as number, row: fromSql(spec, raw) }));
 	}
 	const state = store.state;

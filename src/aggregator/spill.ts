@@ -48,7 +48,10 @@ export function hasSpill(store: Store): boolean {
 export async function respool(store: Store, queue: Queue, now: number): Promise<void> {
 	if (now < store.state.retries.respool.retryAt) return;
 	const tenant = store.state.tenant!;
-	for (const chunk of store.rows<{ id: number; events: string }>("SELECT id, events FROM spilled_events ORDER BY id LIMIT ?", RESPOOL_PER_ALARM)) {
+	for (const chunk of store.rows<{ id: number; events: string }>(
+		"SELECT id, events FROM spilled_events ORDER BY id LIMIT ?",
+		RESPOOL_PER_ALARM,
+	)) {
 		const events = JSON.parse(chunk.events) as QueuedEvent[];
 		try {
 			await enqueueEvents(queue, tenant, events);

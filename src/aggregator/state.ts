@@ -187,6 +187,9 @@ export class Store {
 		for (const [name, value] of Object.entries(operations) as [keyof AggregatorOperationCounts, number][]) ops[name] += value;
 		ops.sqlite_rows_written += this.unsavedRows + 1;
 		this.unsavedRows = 0;
-		this.sql.exec("INSERT INTO state (id, value) VALUES (1, ?) ON CONFLICT (id) DO UPDATE SET value = excluded.value", JSON.stringify(this.state));
+		this.sql.exec(
+			"INSERT INTO state (id, value) VALUES (1, ?) ON CONFLICT (id) DO UPDATE SET value = excluded.value",
+			JSON.stringify(this.state),
+		);
 	}
 }

@@ -50,7 +50,11 @@ const STALL_MS = 60_000;
 
 const mean = (values: number[]) => values.reduce((a, b) => a + b, 0) / values.length;
 
-export async function measureAggregatorScale(pipeline: LocalPipeline, progress: Progress, options: { checkpoints: number[]; senders: number }): Promise<AggregatorScaleResult> {
+export async function measureAggregatorScale(
+	pipeline: LocalPipeline,
+	progress: Progress,
+	options: { checkpoints: number[]; senders: number },
+): Promise<AggregatorScaleResult> {
 	const control = new ControlPlane(pipeline);
 	const tenant = await control.createTenant("bench-scale");
 	const body = batchBody(BATCH, "scale");
@@ -75,14 +79,22 @@ export async function measureAggregatorScale(pipeline: LocalPipeline, progress: 
 			for (let boundary = (crossings.length + 1) * CHUNK; boundary <= now; boundary += CHUNK) {
 				crossings.push(last.at + ((at - last.at) * (boundary - last.consumed)) / Math.max(1, now - last.consumed));
 			}
-			if (now === last.consumed && at - last.progressAt > STALL_MS) throw new Error(`aggregator scale: stuck at ${now} events consumed`);
+			if (now === last.consumed && at - last.progressAt > STALL_MS)
+				throw new Error(`aggregator scale: stuck at ${now} events consumed`);
 			last = { at, consumed: now, progressAt: now === last.consumed ? last.progressAt : at };
 			consumed = now;
 			for (const target of options.checkpoints.slice(checkpoints.length)) {
 				if (consumed < target) break;
 				const storageBytes = (await control.operations()).tenants.find((t) => t.tenant === tenant.id)?.storageBytes ?? 0;
 				const storageAtEvents = (await control.metrics(tenant)).consumed;
-				checkpoints.push({ events: target, seconds: 0, storageBytes, storageAtEvents, bytesPerEvent: storageBytes / storageAtEvents, segment: { fromEvents: 0, seconds: 0, eventsPerSecond: 0, msPer10k: 0, slowestChunkMs: 0 } });
+				checkpoints.push({
+					events: target,
+					seconds: 0,
+					storageBytes,
+					storageAtEvents,
+					bytesPerEvent: storageBytes / storageAtEvents,
+					segment: { fromEvents: 0, seconds: 0, eventsPerSecond: 0, msPer10k: 0, slowestChunkMs: 0 },
+				});
 			}
 			progress.update(consumed / total, `${consumed.toLocaleString("en-US")} of ${total.toLocaleString("en-US")} events`);
 		}

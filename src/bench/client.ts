@@ -81,7 +81,11 @@ function meterline(url: string): Sdk {
 	};
 	// A ctx whose waitUntil just keeps the promise, as a Worker's would.
 	const ctx = { waitUntil: (promise: Promise<unknown>) => void kept.push(promise) };
-	const analytics = createAnalytics(ctx, { endpoint: url, writeKey: "ml_w_bench" }, { userId: "user-1", onError: () => void sdk.errors++ });
+	const analytics = createAnalytics(
+		ctx,
+		{ endpoint: url, writeKey: "ml_w_bench" },
+		{ userId: "user-1", onError: () => void sdk.errors++ },
+	);
 	return sdk;
 }
 
@@ -113,7 +117,10 @@ function segment(url: string): Sdk {
 	return sdk;
 }
 
-export async function measureClient(progress: Progress, options: { rounds: number; iterations: number; callsPerIteration: number }): Promise<ClientResult> {
+export async function measureClient(
+	progress: Progress,
+	options: { rounds: number; iterations: number; callsPerIteration: number },
+): Promise<ClientResult> {
 	const sink = await startSink();
 	const sdks = [meterline(sink.url), posthog(sink.url), segment(sink.url)];
 	const byRound = new Map<Sdk, { ns: number; rme: number }[]>(sdks.map((sdk) => [sdk, []]));
@@ -135,7 +142,9 @@ export async function measureClient(progress: Progress, options: { rounds: numbe
 				);
 			}
 			let finished = 0;
-			bench.addEventListener("cycle", () => progress.update((round + ++finished / sdks.length) / options.rounds, `round ${round + 1}/${options.rounds}`));
+			bench.addEventListener("cycle", () =>
+				progress.update((round + ++finished / sdks.length) / options.rounds, `round ${round + 1}/${options.rounds}`),
+			);
 			await bench.run();
 			for (const sdk of sdks) {
 				const result = bench.getTask(sdk.name)!.result;
@@ -150,7 +159,14 @@ export async function measureClient(progress: Progress, options: { rounds: numbe
 	const results: ClientSdkResult[] = sdks.map((sdk) => {
 		const rounds = byRound.get(sdk)!;
 		const median = [...rounds].sort((a, b) => a.ns - b.ns)[Math.floor(rounds.length / 2)]!;
-		return { name: sdk.name, call: sdk.call, nsPerCallByRound: rounds.map((r) => r.ns), nsPerCall: median.ns, rmePercent: median.rme, errors: sdk.errors };
+		return {
+			name: sdk.name,
+			call: sdk.call,
+			nsPerCallByRound: rounds.map((r) => r.ns),
+			nsPerCall: median.ns,
+			rmePercent: median.rme,
+			errors: sdk.errors,
+		};
 	});
 	const [ours, ...peers] = results;
 	const best = peers.reduce((a, b) => (b.nsPerCall < a.nsPerCall ? b : a));

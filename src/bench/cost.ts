@@ -12,14 +12,49 @@ export interface Price {
 /** One table of every price the benchmark uses, each with the page it comes from. */
 export const PRICES = {
 	workerRequests: { usd: 0.3, per: 1e6, unit: "Worker requests", source: "https://developers.cloudflare.com/workers/platform/pricing/" },
-	queueOperations: { usd: 0.4, per: 1e6, unit: "queue operations (64 KB each; write, read and delete are one each)", source: "https://developers.cloudflare.com/queues/platform/pricing/" },
-	durableObjectRequests: { usd: 0.15, per: 1e6, unit: "Durable Object requests (RPC calls and alarms)", source: "https://developers.cloudflare.com/durable-objects/platform/pricing/" },
-	durableObjectRowsWritten: { usd: 1.0, per: 1e6, unit: "Durable Object SQLite rows written", source: "https://developers.cloudflare.com/durable-objects/platform/pricing/" },
+	queueOperations: {
+		usd: 0.4,
+		per: 1e6,
+		unit: "queue operations (64 KB each; write, read and delete are one each)",
+		source: "https://developers.cloudflare.com/queues/platform/pricing/",
+	},
+	durableObjectRequests: {
+		usd: 0.15,
+		per: 1e6,
+		unit: "Durable Object requests (RPC calls and alarms)",
+		source: "https://developers.cloudflare.com/durable-objects/platform/pricing/",
+	},
+	durableObjectRowsWritten: {
+		usd: 1.0,
+		per: 1e6,
+		unit: "Durable Object SQLite rows written",
+		source: "https://developers.cloudflare.com/durable-objects/platform/pricing/",
+	},
 	d1RowsWritten: { usd: 1.0, per: 1e6, unit: "D1 rows written", source: "https://developers.cloudflare.com/d1/platform/pricing/" },
-	analyticsDataPoints: { usd: 0.25, per: 1e6, unit: "Analytics Engine data points written", source: "https://developers.cloudflare.com/analytics/analytics-engine/pricing/" },
-	durableObjectStorage: { usd: 0.2, per: 1, unit: "GB-months of Durable Object SQLite storage", source: "https://developers.cloudflare.com/durable-objects/platform/pricing/" },
-	workerCpu: { usd: 0.02, per: 1e6, unit: "Worker CPU milliseconds (Standard usage model)", source: "https://developers.cloudflare.com/workers/platform/pricing/" },
-	durableObjectDuration: { usd: 12.5, per: 1e6, unit: "GB-seconds of Durable Object duration (128 MB per object)", source: "https://developers.cloudflare.com/durable-objects/platform/pricing/" },
+	analyticsDataPoints: {
+		usd: 0.25,
+		per: 1e6,
+		unit: "Analytics Engine data points written",
+		source: "https://developers.cloudflare.com/analytics/analytics-engine/pricing/",
+	},
+	durableObjectStorage: {
+		usd: 0.2,
+		per: 1,
+		unit: "GB-months of Durable Object SQLite storage",
+		source: "https://developers.cloudflare.com/durable-objects/platform/pricing/",
+	},
+	workerCpu: {
+		usd: 0.02,
+		per: 1e6,
+		unit: "Worker CPU milliseconds (Standard usage model)",
+		source: "https://developers.cloudflare.com/workers/platform/pricing/",
+	},
+	durableObjectDuration: {
+		usd: 12.5,
+		per: 1e6,
+		unit: "GB-seconds of Durable Object duration (128 MB per object)",
+		source: "https://developers.cloudflare.com/durable-objects/platform/pricing/",
+	},
 } as const satisfies Record<string, Price>;
 
 /**

@@ -45,7 +45,8 @@ function workerdPids(): number[] {
 		if (stat) parents.set(Number(entry), { ppid: Number(stat.fields[1]), comm: stat.comm });
 	}
 	const descends = (pid: number): boolean => {
-		for (let p = parents.get(pid)?.ppid, hops = 0; p !== undefined && p > 1 && hops < 10; p = parents.get(p)?.ppid, hops++) if (p === process.pid) return true;
+		for (let p = parents.get(pid)?.ppid, hops = 0; p !== undefined && p > 1 && hops < 10; p = parents.get(p)?.ppid, hops++)
+			if (p === process.pid) return true;
 		return false;
 	};
 	return [...parents].filter(([pid, { comm }]) => comm === "workerd" && descends(pid)).map(([pid]) => pid);

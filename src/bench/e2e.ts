@@ -32,7 +32,11 @@ export interface EndToEndResult {
 const BATCH = 100;
 export const E2E_TENANTS = [1, 100] as const;
 
-export async function measureEndToEnd(pipeline: LocalPipeline, progress: Progress, options: { events: number; senders: number }): Promise<EndToEndResult> {
+export async function measureEndToEnd(
+	pipeline: LocalPipeline,
+	progress: Progress,
+	options: { events: number; senders: number },
+): Promise<EndToEndResult> {
 	const control = new ControlPlane(pipeline);
 	const runs: EndToEndRun[] = [];
 	for (const [index, count] of E2E_TENANTS.entries()) {
@@ -87,7 +91,8 @@ export async function measureEndToEnd(pipeline: LocalPipeline, progress: Progres
 		const used = cpu.stop();
 		const events = [...accepted.values()].reduce((a, b) => a + b, 0);
 		const ids = new Set(tenants.map((tenant) => tenant.id));
-		const rpcs = (await control.operations()).tenants.filter((t) => ids.has(t.tenant)).reduce((sum, t) => sum + t.rpc_calls, 0) - flushes;
+		const rpcs =
+			(await control.operations()).tenants.filter((t) => ids.has(t.tenant)).reduce((sum, t) => sum + t.rpc_calls, 0) - flushes;
 		runs.push({
 			tenants: count,
 			events,

@@ -21,7 +21,11 @@ export interface FreshnessResult {
 
 const SAMPLE_TIMEOUT_MS = 120_000;
 
-export async function measureFreshness(pipeline: LocalPipeline, progress: Progress, options: { samples: number; staggerMs: number; pollIntervalMs: number }): Promise<FreshnessResult> {
+export async function measureFreshness(
+	pipeline: LocalPipeline,
+	progress: Progress,
+	options: { samples: number; staggerMs: number; pollIntervalMs: number },
+): Promise<FreshnessResult> {
 	const control = new ControlPlane(pipeline);
 	const tenant = await control.createTenant("bench-freshness");
 	const prefix = "fresh-";
@@ -50,7 +54,14 @@ export async function measureFreshness(pipeline: LocalPipeline, progress: Progre
 	})();
 
 	let next = 0;
-	const bench = new Bench({ concurrency: "task", iterations: options.samples, threshold: options.samples, time: 3_600_000, warmup: false, throws: true });
+	const bench = new Bench({
+		concurrency: "task",
+		iterations: options.samples,
+		threshold: options.samples,
+		time: 3_600_000,
+		warmup: false,
+		throws: true,
+	});
 	bench.add("freshness", async (): Promise<FnReturnedObject> => {
 		const slot = next++;
 		await sleep(slot * options.staggerMs);
@@ -73,9 +84,16 @@ export async function measureFreshness(pipeline: LocalPipeline, progress: Progre
 		await poller;
 	}
 	const result = bench.tasks[0]!.result;
-	if (result.state !== "completed") throw new Error(`freshness bench ended ${result.state}${"error" in result ? `: ${result.error.message}` : ""}`);
+	if (result.state !== "completed")
+		throw new Error(`freshness bench ended ${result.state}${"error" in result ? `: ${result.error.message}` : ""}`);
 	const { p50, p99, min, max, mean } = result.latency;
-	return { samples: result.latency.samplesCount, staggerMs: options.staggerMs, pollIntervalMs: options.pollIntervalMs, ...flushSettings(), latencyMs: { p50, p99, min, max, mean } };
+	return {
+		samples: result.latency.samplesCount,
+		staggerMs: options.staggerMs,
+		pollIntervalMs: options.pollIntervalMs,
+		...flushSettings(),
+		latencyMs: { p50, p99, min, max, mean },
+	};
 }
 
 /** FLUSH_INTERVAL_MS and the events queue's max_batch_timeout, as wrangler.toml sets them. */

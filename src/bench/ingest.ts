@@ -32,7 +32,11 @@ export interface IngestResult {
 export const INGEST_BATCHES = [1, 100, 1000] as const;
 const ACKS = ["fire-and-forget", "durable"] as const;
 
-export async function measureIngest(pipeline: LocalPipeline, progress: Progress, options: { seconds: number; connections: number }): Promise<IngestResult> {
+export async function measureIngest(
+	pipeline: LocalPipeline,
+	progress: Progress,
+	options: { seconds: number; connections: number },
+): Promise<IngestResult> {
 	const control = new ControlPlane(pipeline);
 	const tenant = await control.createTenant("bench-ingest");
 	let accepted = 0;
@@ -81,7 +85,9 @@ export async function measureIngest(pipeline: LocalPipeline, progress: Progress,
 			const result = await instance;
 			const used = cpu.stop();
 			accepted += result["2xx"] * batch;
-			const statusCodes = Object.fromEntries(Object.entries(result.statusCodeStats).map(([status, { count }]) => [status, Number(count)]));
+			const statusCodes = Object.fromEntries(
+				Object.entries(result.statusCodeStats).map(([status, { count }]) => [status, Number(count)]),
+			);
 			runs.push({
 				batch,
 				ack,
@@ -102,7 +108,8 @@ export async function measureIngest(pipeline: LocalPipeline, progress: Progress,
 	}
 	const non2xx: StatusCounts = {};
 	for (const run of runs) {
-		for (const [status, count] of Object.entries(run.statusCodes)) if (!status.startsWith("2")) non2xx[status] = (non2xx[status] ?? 0) + count;
+		for (const [status, count] of Object.entries(run.statusCodes))
+			if (!status.startsWith("2")) non2xx[status] = (non2xx[status] ?? 0) + count;
 		if (run.errors + run.timeouts > 0) non2xx["0"] = (non2xx["0"] ?? 0) + run.errors + run.timeouts;
 	}
 	return { connections: options.connections, secondsPerRun: options.seconds, runs, non2xx };

@@ -4,7 +4,21 @@ import { startLocalPipeline, type LocalPipeline } from "../scripts/local-pipelin
 import { durableObjectGbSeconds, DURATION_MODEL, type OperationCounts } from "./cost.ts";
 import { sampleCpu, type CpuUse } from "./cpu.ts";
 import type { Progress } from "./progress.ts";
-import { benchEvent, ControlPlane, countStatus, lanes, packedMessageSizes, postEvents, queueChunks, sleep, totalOf, waitFor, type Operations, type StatusCounts, type WireEvent } from "./support.ts";
+import {
+	benchEvent,
+	ControlPlane,
+	countStatus,
+	lanes,
+	packedMessageSizes,
+	postEvents,
+	queueChunks,
+	sleep,
+	totalOf,
+	waitFor,
+	type Operations,
+	type StatusCounts,
+	type WireEvent,
+} from "./support.ts";
 
 export interface OperationsScenario {
 	batch: number;
@@ -46,10 +60,14 @@ export const OPERATIONS_BATCHES = [1, 100] as const;
 /** The dedupe window (src/events/schema.ts DEDUPE_WINDOW_MS, 42 days): how long the aggregator's storage holds an event's id. */
 const DEDUPE_WINDOW_DAYS = 42;
 
-export async function measureOperations(progress: Progress, options: { events: Record<(typeof OPERATIONS_BATCHES)[number], number>; senders: number }): Promise<OperationsResult> {
+export async function measureOperations(
+	progress: Progress,
+	options: { events: Record<(typeof OPERATIONS_BATCHES)[number], number>; senders: number },
+): Promise<OperationsResult> {
 	const scenarios: OperationsScenario[] = [];
 	for (const [index, batch] of OPERATIONS_BATCHES.entries()) {
-		const step = (fraction: number, detail: string) => progress.update((index + fraction) / OPERATIONS_BATCHES.length, `batch ${batch}: ${detail}`);
+		const step = (fraction: number, detail: string) =>
+			progress.update((index + fraction) / OPERATIONS_BATCHES.length, `batch ${batch}: ${detail}`);
 		step(0, "starting a fresh pipeline");
 		// Producer counters are reported on every request, so nothing the traffic caused is left
 		// unreported in an isolate's memory when the counts are read.
@@ -78,7 +96,13 @@ function cpuMsOf(cpu: CpuUse | undefined): number {
 	return cpu ? cpu.workerdCores * cpu.wallSeconds * 1000 : 0;
 }
 
-async function scenario(pipeline: LocalPipeline, batch: number, events: number, senders: number, step: (fraction: number, detail: string) => void): Promise<OperationsScenario> {
+async function scenario(
+	pipeline: LocalPipeline,
+	batch: number,
+	events: number,
+	senders: number,
+	step: (fraction: number, detail: string) => void,
+): Promise<OperationsScenario> {
 	const control = new ControlPlane(pipeline);
 	const tenant = await control.createTenant(`bench-ops-${batch}`);
 	const probe = await control.createTenant("bench-ops-probe");
@@ -93,7 +117,9 @@ async function scenario(pipeline: LocalPipeline, batch: number, events: number, 
 		const r = next++;
 		if (r >= requests) return false;
 		const now = Date.now();
-		const batchEvents: WireEvent[] = Array.from({ length: Math.min(batch, events - r * batch) }, (_, i) => benchEvent(r * batch + i, { id: crypto.randomUUID(), timestamp: now }));
+		const batchEvents: WireEvent[] = Array.from({ length: Math.min(batch, events - r * batch) }, (_, i) =>
+			benchEvent(r * batch + i, { id: crypto.randomUUID(), timestamp: now }),
+		);
 		const status = await postEvents(pipeline, tenant.writeKey, JSON.stringify({ events: batchEvents }));
 		countStatus(non2xx, status);
 		if (status === 202) {
@@ -107,7 +133,8 @@ async function scenario(pipeline: LocalPipeline, batch: number, events: number, 
 		if (r % 20 === 0) step((0.7 * r) / requests, "sending");
 		return true;
 	});
-	if (totalOf(non2xx) > 0) throw new Error(`operations (batch ${batch}): ${totalOf(non2xx)} ingest requests failed: ${JSON.stringify(non2xx)}`);
+	if (totalOf(non2xx) > 0)
+		throw new Error(`operations (batch ${batch}): ${totalOf(non2xx)} ingest requests failed: ${JSON.stringify(non2xx)}`);
 
 	// Every event consumed, then flushed, then every Analytics Engine point written.
 	step(0.75, "waiting until every event is consumed");
@@ -131,7 +158,8 @@ async function scenario(pipeline: LocalPipeline, batch: number, events: number, 
 	// calls above included); then, after a quiet pause, one read of every page sees all of it.
 	step(0.95, "reading the operation counts");
 	const controlCalls = control.calls;
-	if ((await postEvents(pipeline, probe.writeKey, JSON.stringify({ events: [benchEvent(0)] }))) !== 202) throw new Error("the operations probe was refused");
+	if ((await postEvents(pipeline, probe.writeKey, JSON.stringify({ events: [benchEvent(0)] }))) !== 202)
+		throw new Error("the operations probe was refused");
 	let ops: Operations;
 	for (let attempt = 0; ; attempt++) {
 		await sleep(2000);
@@ -169,7 +197,11 @@ async function scenario(pipeline: LocalPipeline, batch: number, events: number, 
 		// One D1 round trip per flush: every alarm and the one flush call.
 		durableObjectGbSeconds: durableObjectGbSeconds(cpuMsOf(cpu), counted.alarms + counted.flushCalls),
 	};
-	const per1000 = Object.fromEntries(Object.entries(counts).filter(([name]) => name !== "events").map(([name, value]) => [name, (value * 1000) / accepted])) as Omit<OperationCounts, "events">;
+	const per1000 = Object.fromEntries(
+		Object.entries(counts)
+			.filter(([name]) => name !== "events")
+			.map(([name, value]) => [name, (value * 1000) / accepted]),
+	) as Omit<OperationCounts, "events">;
 	step(1, "done");
 	return {
 		batch,
@@ -179,7 +211,10 @@ async function scenario(pipeline: LocalPipeline, batch: number, events: number, 
 		queue,
 		counts,
 		per1000,
-		checks: { httpRequestsMatchSent: counted.httpRequests === requests, queueMessagesMatchEstimate: counted.queueMessages === queue.estimatedMessages },
+		checks: {
+			httpRequestsMatchSent: counted.httpRequests === requests,
+			queueMessagesMatchEstimate: counted.queueMessages === queue.estimatedMessages,
+		},
 		cpu,
 		controlCalls,
 		non2xx,

@@ -37,7 +37,11 @@ const cpuPerEvent = (cpu: CpuUse, events: number) => (cpu.workerdCores * cpu.wal
 
 function table(head: string[], rows: string[][], rightFrom = 1): string {
 	const widths = head.map((h, i) => Math.max(h.length, ...rows.map((row) => (row[i] ?? "").length)));
-	const line = (cells: string[]) => cells.map((cell, i) => (i >= rightFrom ? cell.padStart(widths[i]!) : cell.padEnd(widths[i]!))).join("  ").trimEnd();
+	const line = (cells: string[]) =>
+		cells
+			.map((cell, i) => (i >= rightFrom ? cell.padStart(widths[i]!) : cell.padEnd(widths[i]!)))
+			.join("  ")
+			.trimEnd();
 	return [line(head), widths.map((w) => "─".repeat(w)).join("  "), ...rows.map(line)].join("\n");
 }
 
@@ -102,8 +106,14 @@ export function evaluateGoals(results: BenchResults): Goal[] {
 		}
 		goals.push({
 			name: "end-to-end throughput",
-			target: Object.entries(GOALS.eventsPerSecond).map(([tenants, rate]) => `≥ ${int(rate)} events/s with ${tenants} tenant${tenants === "1" ? "" : "s"}`).join(", ") + " on a 2-core machine",
-			actual: e2e.runs.map((run) => `${int(run.eventsPerSecond)} events/s (${run.tenants} tenant${run.tenants === 1 ? "" : "s"})`).join(", ") + ` on ${results.machine.cpus} cores`,
+			target:
+				Object.entries(GOALS.eventsPerSecond)
+					.map(([tenants, rate]) => `≥ ${int(rate)} events/s with ${tenants} tenant${tenants === "1" ? "" : "s"}`)
+					.join(", ") + " on a 2-core machine",
+			actual:
+				e2e.runs
+					.map((run) => `${int(run.eventsPerSecond)} events/s (${run.tenants} tenant${run.tenants === 1 ? "" : "s"})`)
+					.join(", ") + ` on ${results.machine.cpus} cores`,
 			met,
 			bottleneck,
 		});
@@ -115,7 +125,9 @@ export function evaluateGoals(results: BenchResults): Goal[] {
 			target: `< ${num(GOALS.freshnessP99Ms / 1000)} s`,
 			actual: `${num(freshness.latencyMs.p99 / 1000, 2)} s`,
 			met,
-			bottleneck: met ? undefined : `the queue's batch timeout (max_batch_timeout ${freshness.queueBatchTimeoutSeconds} s) before the aggregator has an event; reads include what it has not flushed.`,
+			bottleneck: met
+				? undefined
+				: `the queue's batch timeout (max_batch_timeout ${freshness.queueBatchTimeoutSeconds} s) before the aggregator has an event; reads include what it has not flushed.`,
 		});
 	}
 	const batch100 = operations?.scenarios.find((s) => s.batch === 100);
@@ -127,7 +139,9 @@ export function evaluateGoals(results: BenchResults): Goal[] {
 			target: `≤ ${GOALS.d1RowsPerEvent}`,
 			actual: num(rows, 4),
 			met,
-			bottleneck: met ? undefined : `D1 rollup rows per flush: ${int(batch100.counted.d1RowsWritten)} rows for ${int(batch100.events)} events; flushes come too often for the rows they carry.`,
+			bottleneck: met
+				? undefined
+				: `D1 rollup rows per flush: ${int(batch100.counted.d1RowsWritten)} rows for ${int(batch100.events)} events; flushes come too often for the rows they carry.`,
 		});
 		const sqlite = perEvent(batch100.per1000.sqliteRowsWritten);
 		goals.push({
@@ -154,7 +168,9 @@ export function evaluateGoals(results: BenchResults): Goal[] {
 			bottleneck: met
 				? undefined
 				: `${LINE_CAUSES[cost100.dominant]}: ${usd(dominant)} of ${usd(cost100.totalPerMillionEvents)}` +
-					(cost100.dominant === "durableObjectRowsWritten" && rowsPerEvent !== undefined ? `, ${num(rowsPerEvent, 4)} rows written per event at ${usd(PRICES.durableObjectRowsWritten.usd)} per million rows.` : "."),
+					(cost100.dominant === "durableObjectRowsWritten" && rowsPerEvent !== undefined
+						? `, ${num(rowsPerEvent, 4)} rows written per event at ${usd(PRICES.durableObjectRowsWritten.usd)} per million rows.`
+						: "."),
 		});
 	}
 	return goals;
@@ -171,11 +187,23 @@ export function renderReport(results: BenchResults): string {
 	);
 
 	if (ingest) {
-		out.push(`1. Ingest: POST /v1/events, ${ingest.connections} connections, ${ingest.secondsPerRun} s per run (autocannon; workerd thread = how busy workerd's busiest thread was)`);
+		out.push(
+			`1. Ingest: POST /v1/events, ${ingest.connections} connections, ${ingest.secondsPerRun} s per run (autocannon; workerd thread = how busy workerd's busiest thread was)`,
+		);
 		out.push(
 			table(
 				["batch", "ack", "p50 ms", "p99 ms", "max ms", "req/s", "events/s", "workerd thread", "non-2xx"],
-				ingest.runs.map((run) => [String(run.batch), run.ack, num(run.latencyMs.p50, 0), num(run.latencyMs.p99, 0), num(run.latencyMs.max, 0), int(run.requestsPerSecond), int(run.eventsPerSecond), busy(run.cpu), String(run.non2xx + run.errors + run.timeouts)]),
+				ingest.runs.map((run) => [
+					String(run.batch),
+					run.ack,
+					num(run.latencyMs.p50, 0),
+					num(run.latencyMs.p99, 0),
+					num(run.latencyMs.max, 0),
+					int(run.requestsPerSecond),
+					int(run.eventsPerSecond),
+					busy(run.cpu),
+					String(run.non2xx + run.errors + run.timeouts),
+				]),
 				2,
 			),
 		);
@@ -183,11 +211,15 @@ export function renderReport(results: BenchResults): string {
 			.filter((run) => run.ack === "fire-and-forget")
 			.map((run) => {
 				const durable = ingest.runs.find((d) => d.ack === "durable" && d.batch === run.batch);
-				return durable ? `batch ${run.batch}: ${num(durable.latencyMs.p50 - run.latencyMs.p50, 0)} ms at p50, ${num(durable.latencyMs.p99 - run.latencyMs.p99, 0)} ms at p99` : "";
+				return durable
+					? `batch ${run.batch}: ${num(durable.latencyMs.p50 - run.latencyMs.p50, 0)} ms at p50, ${num(durable.latencyMs.p99 - run.latencyMs.p99, 0)} ms at p99`
+					: "";
 			})
 			.filter(Boolean);
 		if (saved.length) out.push(`   fire-and-forget saves (durable − fire-and-forget): ${saved.join("; ")}`);
-		out.push("   (locally the queue is in memory in the same workerd process, so waiting for sendBatch costs little here; on Cloudflare ?ack=durable adds the Queues write to every answer)");
+		out.push(
+			"   (locally the queue is in memory in the same workerd process, so waiting for sendBatch costs little here; on Cloudflare ?ack=durable adds the Queues write to every answer)",
+		);
 		const share = perRequestShare(results);
 		if (share) {
 			const shares = ingest.runs.flatMap((run) => (run.cpu ? [Math.round(run.cpu.busiestThreadShare * 100)] : []));
@@ -202,7 +234,18 @@ export function renderReport(results: BenchResults): string {
 		out.push("2. End-to-end: first POST until every event is in /v1/usage (batches of 100; settling = after the last POST answered)");
 		out.push(
 			table(
-				["tenants", "events", "senders", "seconds", "events/s", "sending s", "settling s", "events/RPC", "workerd thread (sending)", "non-2xx"],
+				[
+					"tenants",
+					"events",
+					"senders",
+					"seconds",
+					"events/s",
+					"sending s",
+					"settling s",
+					"events/RPC",
+					"workerd thread (sending)",
+					"non-2xx",
+				],
 				e2e.runs.map((run) => [
 					String(run.tenants),
 					int(run.events),
@@ -221,9 +264,17 @@ export function renderReport(results: BenchResults): string {
 	}
 
 	if (freshness) {
-		out.push(`3. Freshness: POST until visible in /v1/usage, default flush settings, ${freshness.samples} samples ${freshness.staggerMs} ms apart (tinybench; read every ${freshness.pollIntervalMs} ms)`);
+		out.push(
+			`3. Freshness: POST until visible in /v1/usage, default flush settings, ${freshness.samples} samples ${freshness.staggerMs} ms apart (tinybench; read every ${freshness.pollIntervalMs} ms)`,
+		);
 		const l = freshness.latencyMs;
-		out.push(table(["p50 s", "p99 s", "min s", "max s", "mean s"], [[num(l.p50 / 1000, 2), num(l.p99 / 1000, 2), num(l.min / 1000, 2), num(l.max / 1000, 2), num(l.mean / 1000, 2)]], 0));
+		out.push(
+			table(
+				["p50 s", "p99 s", "min s", "max s", "mean s"],
+				[[num(l.p50 / 1000, 2), num(l.p99 / 1000, 2), num(l.min / 1000, 2), num(l.max / 1000, 2), num(l.mean / 1000, 2)]],
+				0,
+			),
+		);
 		out.push(
 			`   an event waits for the queue's batch (max_batch_timeout ${freshness.queueBatchTimeoutSeconds} s at low load) and its aggregator's RPC; reads merge what the aggregator has not flushed yet, so the flush (every FLUSH_INTERVAL_MS = ${num(freshness.flushIntervalMs / 1000, 0)} s) does not delay it`,
 		);
@@ -233,7 +284,10 @@ export function renderReport(results: BenchResults): string {
 	if (operations) {
 		const scenarios = operations.scenarios;
 		out.push("4. Platform operations per 1,000 events (the pipeline's own counters, GET /v1/admin/operations)");
-		const row = (label: string, pick: (s: (typeof scenarios)[number]) => number, digits = 1) => [label, ...scenarios.map((s) => num(pick(s), digits))];
+		const row = (label: string, pick: (s: (typeof scenarios)[number]) => number, digits = 1) => [
+			label,
+			...scenarios.map((s) => num(pick(s), digits)),
+		];
 		out.push(
 			table(
 				["operation", ...scenarios.map((s) => `batch ${s.batch}`)],
@@ -252,15 +306,21 @@ export function renderReport(results: BenchResults): string {
 				],
 			),
 		);
-		out.push(`   events measured: ${scenarios.map((s) => `batch ${s.batch}: ${int(s.events)} in ${int(s.requests)} requests, ${int(s.counted.alarms)} flush${s.counted.alarms === 1 ? "" : "es"} (alarms and the final /v1/flush), ${num(s.counted.d1RowsWritten / Math.max(1, s.counted.alarms), 0)} D1 rows per flush`).join("; ")}`);
-		out.push("   (D1 rows per event fall as more events share a flush: a tenant flushes every FLUSH_INTERVAL_MS, or at FLUSH_MAX_ROWS pending rollup rows)");
+		out.push(
+			`   events measured: ${scenarios.map((s) => `batch ${s.batch}: ${int(s.events)} in ${int(s.requests)} requests, ${int(s.counted.alarms)} flush${s.counted.alarms === 1 ? "" : "es"} (alarms and the final /v1/flush), ${num(s.counted.d1RowsWritten / Math.max(1, s.counted.alarms), 0)} D1 rows per flush`).join("; ")}`,
+		);
+		out.push(
+			"   (D1 rows per event fall as more events share a flush: a tenant flushes every FLUSH_INTERVAL_MS, or at FLUSH_MAX_ROWS pending rollup rows)",
+		);
 		const mismatched = scenarios.filter((s) => !s.checks.httpRequestsMatchSent || !s.checks.queueMessagesMatchEstimate);
 		out.push(
 			mismatched.length === 0
 				? "   the counted ingest requests and queue messages equal what the benchmark sent and packed"
 				: `   WARNING: counters disagree with what was sent: ${mismatched.map((s) => `batch ${s.batch}: ${s.counted.httpRequests} requests counted / ${s.requests} sent, ${s.counted.queueMessages} messages counted / ${s.queue.estimatedMessages} packed`).join("; ")}`,
 		);
-		out.push("   D1 rows written exclude the producer's operational counter rows (producer_metrics); the aggregator counts only its flushes.");
+		out.push(
+			"   D1 rows written exclude the producer's operational counter rows (producer_metrics); the aggregator counts only its flushes.",
+		);
 		out.push("");
 	}
 
@@ -277,19 +337,35 @@ export function renderReport(results: BenchResults): string {
 				],
 			),
 		);
-		for (const [name, peer] of Object.entries(cost.peers)) out.push(`   ${name}: ${peer.usdFrom === peer.usdTo ? `$${peer.usdFrom}` : `$${peer.usdFrom} → $${peer.usdTo}`} per million events`);
+		for (const [name, peer] of Object.entries(cost.peers))
+			out.push(
+				`   ${name}: ${peer.usdFrom === peer.usdTo ? `$${peer.usdFrom}` : `$${peer.usdFrom} → $${peer.usdTo}`} per million events`,
+			);
 		const s100 = cost.scenarios.find((s) => s.batch === 100);
-		if (s100) out.push(`   dominant cost at batch 100: ${LINE_CAUSES[s100.dominant]} — ${usd(s100.perMillionEvents[s100.dominant])} of ${usd(s100.totalPerMillionEvents)}`);
-		out.push("   queue chunks are estimated from packed message sizes; Worker CPU is workerd's measured CPU (all threads, an upper bound); Durable Object duration is modelled (cost.ts DURATION_MODEL: that CPU again plus 50 ms per D1 flush, at 128 MB).");
+		if (s100)
+			out.push(
+				`   dominant cost at batch 100: ${LINE_CAUSES[s100.dominant]} — ${usd(s100.perMillionEvents[s100.dominant])} of ${usd(s100.totalPerMillionEvents)}`,
+			);
+		out.push(
+			"   queue chunks are estimated from packed message sizes; Worker CPU is workerd's measured CPU (all threads, an upper bound); Durable Object duration is modelled (cost.ts DURATION_MODEL: that CPU again plus 50 ms per D1 flush, at 128 MB).",
+		);
 		out.push("");
 	}
 
 	if (client) {
-		out.push(`6. Client overhead: ns per call (tinybench, ${client.rounds} rounds × ${client.iterationsPerRound} iterations × ${client.callsPerIteration} calls; median round)`);
+		out.push(
+			`6. Client overhead: ns per call (tinybench, ${client.rounds} rounds × ${client.iterationsPerRound} iterations × ${client.callsPerIteration} calls; median round)`,
+		);
 		out.push(
 			table(
 				["SDK", "call", "ns/call", "± %", "rounds (ns/call)"],
-				client.sdks.map((sdk) => [sdk.name, sdk.call, int(sdk.nsPerCall), num(sdk.rmePercent, 1), sdk.nsPerCallByRound.map((ns) => int(ns)).join(" / ")]),
+				client.sdks.map((sdk) => [
+					sdk.name,
+					sdk.call,
+					int(sdk.nsPerCall),
+					num(sdk.rmePercent, 1),
+					sdk.nsPerCallByRound.map((ns) => int(ns)).join(" / "),
+				]),
 				2,
 			),
 		);
@@ -298,18 +374,35 @@ export function renderReport(results: BenchResults): string {
 	}
 
 	if (aggregator) {
-		out.push(`7. Aggregator scale: one tenant, ${int(aggregator.events)} events in batches of ${aggregator.batch}, timed per ${int(aggregator.chunkEvents)} events`);
+		out.push(
+			`7. Aggregator scale: one tenant, ${int(aggregator.events)} events in batches of ${aggregator.batch}, timed per ${int(aggregator.chunkEvents)} events`,
+		);
 		out.push(
 			table(
 				["checkpoint", "seconds", "segment", "events/s", "ms per 10k", "slowest 10k ms", "storage MB", "bytes/event"],
-				aggregator.checkpoints.map((c) => [int(c.events), num(c.seconds, 1), `${int(c.segment.fromEvents)}–${int(c.events)}`, int(c.segment.eventsPerSecond), int(c.segment.msPer10k), int(c.segment.slowestChunkMs), num(c.storageBytes / 1e6, 1), int(c.bytesPerEvent)]),
+				aggregator.checkpoints.map((c) => [
+					int(c.events),
+					num(c.seconds, 1),
+					`${int(c.segment.fromEvents)}–${int(c.events)}`,
+					int(c.segment.eventsPerSecond),
+					int(c.segment.msPer10k),
+					int(c.segment.slowestChunkMs),
+					num(c.storageBytes / 1e6, 1),
+					int(c.bytesPerEvent),
+				]),
 			),
 		);
 		out.push(
 			`   ms per 10k: first tenth ${int(aggregator.earlyMsPer10k)}, last tenth ${int(aggregator.lateMsPer10k)} (× ${num(aggregator.growth, 2)}); slowest chunk ${num(aggregator.slowestOverMean, 2)}× the mean` +
-				(aggregator.growth <= 1.5 && aggregator.slowestOverMean <= 3 ? " — linear, no hot spot" : aggregator.growth > 1.5 ? " — cost per event GROWS with the events held" : " — a HOT SPOT"),
+				(aggregator.growth <= 1.5 && aggregator.slowestOverMean <= 3
+					? " — linear, no hot spot"
+					: aggregator.growth > 1.5
+						? " — cost per event GROWS with the events held"
+						: " — a HOT SPOT"),
 		);
-		out.push(`   (the first 10k includes the pipeline's ramp-up from the first POST and the last its drain; both are left out of the tenths and the slowest chunk${aggregator.cpu ? `; workerd's busiest thread was busy ${busy(aggregator.cpu)} of the run` : ""})`);
+		out.push(
+			`   (the first 10k includes the pipeline's ramp-up from the first POST and the last its drain; both are left out of the tenths and the slowest chunk${aggregator.cpu ? `; workerd's busiest thread was busy ${busy(aggregator.cpu)} of the run` : ""})`,
+		);
 		out.push("");
 	}
 
@@ -324,6 +417,10 @@ export function renderReport(results: BenchResults): string {
 	const byMeasurement = Object.entries(results.non2xx.byMeasurement)
 		.map(([name, counts]) => `${name} ${Object.values(counts).reduce((a, b) => a + b, 0)}`)
 		.join(", ");
-	out.push(results.non2xx.total === 0 ? `Non-2xx responses: 0${byMeasurement ? ` (${byMeasurement})` : ""}` : `WARNING: ${results.non2xx.total} non-2xx responses or network errors: ${JSON.stringify(results.non2xx.byMeasurement)}`);
+	out.push(
+		results.non2xx.total === 0
+			? `Non-2xx responses: 0${byMeasurement ? ` (${byMeasurement})` : ""}`
+			: `WARNING: ${results.non2xx.total} non-2xx responses or network errors: ${JSON.stringify(results.non2xx.byMeasurement)}`,
+	);
 	return out.join("\n");
 }

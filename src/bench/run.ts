@@ -62,13 +62,19 @@ function versionOf(pkg: string): string {
 }
 
 export async function main(argv: string[]): Promise<number> {
-	const { values } = parseArgs({ args: argv, options: { quick: { type: "boolean" }, only: { type: "string" }, out: { type: "string" }, help: { type: "boolean" } } });
+	const { values } = parseArgs({
+		args: argv,
+		options: { quick: { type: "boolean" }, only: { type: "string" }, out: { type: "string" }, help: { type: "boolean" } },
+	});
 	if (values.help) {
 		console.log(USAGE);
 		return 0;
 	}
 	const mode = values.quick ? "quick" : "full";
-	const only = values.only?.split(",").map((name) => name.trim()).filter(Boolean);
+	const only = values.only
+		?.split(",")
+		.map((name) => name.trim())
+		.filter(Boolean);
 	const unknown = only?.filter((name) => !(MEASUREMENTS as readonly string[]).includes(name));
 	if (unknown?.length) {
 		console.error(`Unknown measurement: ${unknown.join(", ")}\n${USAGE}`);
@@ -84,7 +90,10 @@ export async function main(argv: string[]): Promise<number> {
 	// The aggregator scale runs before e2e creates 100 tenants, so reading its storage (which asks
 	// every tenant's aggregator) stays cheap.
 	const order = (["client", "ingest", "aggregator", "e2e", "freshness", "operations"] as const).filter((name) => selected.has(name));
-	const phases: Phase[] = [...(needsPipeline.length ? [{ name: "starting the pipeline", weight: WEIGHTS[mode].start }] : []), ...order.map((name) => ({ name, weight: WEIGHTS[mode][name] }))];
+	const phases: Phase[] = [
+		...(needsPipeline.length ? [{ name: "starting the pipeline", weight: WEIGHTS[mode].start }] : []),
+		...order.map((name) => ({ name, weight: WEIGHTS[mode][name] })),
+	];
 	const progress = progressBar(phases);
 
 	const started = Date.now();
@@ -171,7 +180,10 @@ export async function main(argv: string[]): Promise<number> {
 				});
 			} else if (name === "aggregator") {
 				await attempt(name, async () => {
-					const scale = await measureAggregatorScale(p, progress, { checkpoints: [...config.aggregator.checkpoints], senders: config.aggregator.senders });
+					const scale = await measureAggregatorScale(p, progress, {
+						checkpoints: [...config.aggregator.checkpoints],
+						senders: config.aggregator.senders,
+					});
 					results.measurements.aggregator = scale;
 					results.non2xx.byMeasurement.aggregator = scale.non2xx;
 				});
@@ -206,7 +218,9 @@ export async function main(argv: string[]): Promise<number> {
 	writeFileSync(out, `${JSON.stringify(results, null, "\t")}\n`);
 	console.log(renderReport(results));
 	const shown = path.relative(process.cwd(), out);
-	console.log(`\nResults: ${shown.startsWith("..") ? out : shown} · total runtime ${Math.floor(results.durationSeconds / 60)} min ${Math.floor(results.durationSeconds % 60)} s`);
+	console.log(
+		`\nResults: ${shown.startsWith("..") ? out : shown} · total runtime ${Math.floor(results.durationSeconds / 60)} min ${Math.floor(results.durationSeconds % 60)} s`,
+	);
 	return Object.keys(results.errors).length > 0 ? 1 : 0;
 }
 

@@ -121,9 +121,13 @@ export class ControlPlane {
 		const all: Operations = { pipeline: {}, aggregators: {}, tenants: [] };
 		let cursor: string | null = null;
 		do {
-			const page: OperationsPage = await this.json<OperationsPage>(`/v1/admin/operations?limit=100${cursor === null ? "" : `&cursor=${encodeURIComponent(cursor)}`}`, { key: this.pipeline.adminToken });
+			const page: OperationsPage = await this.json<OperationsPage>(
+				`/v1/admin/operations?limit=100${cursor === null ? "" : `&cursor=${encodeURIComponent(cursor)}`}`,
+				{ key: this.pipeline.adminToken },
+			);
 			all.pipeline = page.pipeline;
-			for (const [name, value] of Object.entries(page.aggregators) as [keyof AggregatorOperations, number][]) all.aggregators[name] = (all.aggregators[name] ?? 0) + value;
+			for (const [name, value] of Object.entries(page.aggregators) as [keyof AggregatorOperations, number][])
+				all.aggregators[name] = (all.aggregators[name] ?? 0) + value;
 			all.tenants.push(...page.tenants);
 			cursor = page.nextCursor;
 		} while (cursor !== null);
@@ -135,7 +139,9 @@ export class ControlPlane {
 		const day = Math.floor(Date.now() / 86_400_000) * 86_400_000;
 		const from = new Date(day - 86_400_000).toISOString();
 		const to = new Date(day + 2 * 86_400_000).toISOString();
-		const { items } = await this.json<{ items: { sku: string; events: number }[] }>(`/v1/usage?granularity=day&from=${from}&to=${to}`, { key: tenant.readKey });
+		const { items } = await this.json<{ items: { sku: string; events: number }[] }>(`/v1/usage?granularity=day&from=${from}&to=${to}`, {
+			key: tenant.readKey,
+		});
 		const events = new Map<string, number>();
 		for (const item of items) if (skus(item.sku)) events.set(item.sku, (events.get(item.sku) ?? 0) + item.events);
 		return events;

@@ -13,13 +13,18 @@ async function close(env: Env, tenant: string, period: string): Promise<Response
 	const match = PERIOD.exec(period);
 	if (!match) throw invalidField("period", "must be a month, YYYY-MM");
 	const end = Date.UTC(Number(match[1]), Number(match[2]), 1);
-	if (Date.now() < end) throw new ApiError(409, `${period} has not ended yet; a month can be closed once it is over`, { details: [{ path: "period", message: "has not ended" }] });
+	if (Date.now() < end)
+		throw new ApiError(409, `${period} has not ended yet; a month can be closed once it is over`, {
+			details: [{ path: "period", message: "has not ended" }],
+		});
 	let flushed: number;
 	try {
 		flushed = await env.AGGREGATOR.getByName(tenant).closePeriod(tenant, period);
 	} catch (err) {
 		console.error("closing a period failed", { tenant, period }, err);
-		throw new ApiError(503, "The period could not be closed now (its usage could not be flushed); retry, closing is idempotent", { headers: { "retry-after": "5" } });
+		throw new ApiError(503, "The period could not be closed now (its usage could not be flushed); retry, closing is idempotent", {
+			headers: { "retry-after": "5" },
+		});
 	}
 	const closedAt = await insertClosedPeriod(env.DB, tenant, period, new Date().toISOString());
 	return json({ tenant, period, closedAt, flushed });

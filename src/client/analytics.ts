@@ -91,7 +91,8 @@ export class Client implements Analytics {
 	track(event: string, properties?: Properties): void {
 		try {
 			if (typeof event !== "string" || event.length === 0) return this.reject("track(event) needs a non-empty event name");
-			if (properties !== undefined && (typeof properties !== "object" || properties === null)) return this.reject("track(event, properties) needs an object");
+			if (properties !== undefined && (typeof properties !== "object" || properties === null))
+				return this.reject("track(event, properties) needs an object");
 			this.push(event, properties, undefined, undefined, undefined);
 		} catch (err) {
 			this.report(err, "track", 1);
@@ -101,7 +102,8 @@ export class Client implements Analytics {
 	identify(userId: string, traits?: Properties): void {
 		try {
 			if (typeof userId !== "string") return this.reject("identify(userId) needs a string");
-			if (traits !== undefined && (typeof traits !== "object" || traits === null)) return this.reject("identify(userId, traits) needs an object");
+			if (traits !== undefined && (typeof traits !== "object" || traits === null))
+				return this.reject("identify(userId, traits) needs an object");
 			this.userId = userId;
 			this.push("$identify", traits, undefined, undefined, undefined);
 		} catch (err) {
@@ -112,7 +114,8 @@ export class Client implements Analytics {
 	usage(sku: string, quantity: number | string, unit?: string): void {
 		try {
 			if (typeof sku !== "string" || sku.length === 0) return this.reject("usage(sku) needs a non-empty sku");
-			if (typeof quantity !== "number" && typeof quantity !== "string") return this.reject("usage(sku, quantity) needs a number or a decimal string");
+			if (typeof quantity !== "number" && typeof quantity !== "string")
+				return this.reject("usage(sku, quantity) needs a number or a decimal string");
 			if (unit !== undefined && typeof unit !== "string") return this.reject("usage(sku, quantity, unit) needs a string unit");
 			this.push("$usage", undefined, undefined, unit === undefined ? { sku, quantity } : { sku, quantity, unit }, undefined);
 		} catch (err) {
@@ -122,7 +125,8 @@ export class Client implements Analytics {
 
 	trackError(error: unknown, context?: Properties): void {
 		try {
-			if (context !== undefined && (typeof context !== "object" || context === null)) return this.reject("trackError(error, context) needs an object");
+			if (context !== undefined && (typeof context !== "object" || context === null))
+				return this.reject("trackError(error, context) needs an object");
 			const facts = errorFacts(error);
 			this.push("$error", context, { statusCode: 500 }, undefined, facts);
 		} catch (err) {
@@ -134,7 +138,8 @@ export class Client implements Analytics {
 		try {
 			if (typeof name !== "string" || name.length === 0) return this.reject("trackPerformance(name) needs a non-empty name");
 			if (typeof durationMs !== "number") return this.reject("trackPerformance(name, durationMs) needs a number");
-			if (properties !== undefined && (typeof properties !== "object" || properties === null)) return this.reject("trackPerformance(name, durationMs, properties) needs an object");
+			if (properties !== undefined && (typeof properties !== "object" || properties === null))
+				return this.reject("trackPerformance(name, durationMs, properties) needs an object");
 			this.push(name, properties, { duration: durationMs }, undefined, undefined);
 		} catch (err) {
 			this.report(err, "track", 1);
@@ -165,9 +170,25 @@ export class Client implements Analytics {
 	}
 
 	/** The hot path: one id, one object, one push; a full buffer or the first event schedules work. */
-	private push(event: string, properties: Properties | undefined, performance: Pending["performance"], usage: Pending["usage"], error: Pending["error"]): void {
+	private push(
+		event: string,
+		properties: Properties | undefined,
+		performance: Pending["performance"],
+		usage: Pending["usage"],
+		error: Pending["error"],
+	): void {
 		const timestamp = Date.now();
-		this.buffer.push({ id: uuidv7(timestamp), event, timestamp, userId: this.userId, sessionId: this.sessionId, properties, performance, usage, error });
+		this.buffer.push({
+			id: uuidv7(timestamp),
+			event,
+			timestamp,
+			userId: this.userId,
+			sessionId: this.sessionId,
+			properties,
+			performance,
+			usage,
+			error,
+		});
 		this.counts.queued++;
 		if (this.buffer.length > this.maxQueue) {
 			this.buffer.shift();

@@ -55,7 +55,11 @@ export async function prepare(pending: Pending, config: PrepareConfig, now: numb
 	const issues: FieldIssue[] = [];
 	// Redacts wire.properties in place, with the same walk the edge applies for REDACT_KEYS.
 	const queued = validateEvent(wire, now, issues, config.redact);
-	if (!queued) throw new InvalidEventError(event, issues.map(({ path, message }) => ({ path, message })));
+	if (!queued)
+		throw new InvalidEventError(
+			event,
+			issues.map(({ path, message }) => ({ path, message })),
+		);
 	return { wire, queued };
 }
 

@@ -3,7 +3,15 @@
 export { createAnalytics } from "./analytics.js";
 export { InvalidEventError } from "./events.js";
 export { analyticsOf, instrument, routeFromPath, UNMATCHED_ROUTE, withAnalytics } from "./middleware.js";
-export type { InstrumentOptions, IttyAnalytics, IttyAnalyticsOptions, MiddlewareOptions, RequestLike, ResponseLike, RoutedRequest } from "./middleware.js";
+export type {
+	InstrumentOptions,
+	IttyAnalytics,
+	IttyAnalyticsOptions,
+	MiddlewareOptions,
+	RequestLike,
+	ResponseLike,
+	RoutedRequest,
+} from "./middleware.js";
 export { SendError } from "./retry.js";
 export type {
 	Analytics,

@@ -176,7 +176,15 @@ function routeOf<Req extends RequestLike>(request: Req, route: ((request: Req) =
  * Records the request; a thrown error adds its name to it, and "$error" too when the answer was a
  * 5xx (a StatusError(404) that the router's catch turned into a 404 is not a server error).
  */
-function finish(analytics: Client, event: string, method: string, route: string, status: number, duration: number | undefined, error: unknown): void {
+function finish(
+	analytics: Client,
+	event: string,
+	method: string,
+	route: string,
+	status: number,
+	duration: number | undefined,
+	error: unknown,
+): void {
 	const properties: Record<string, unknown> = { method, route, status };
 	if (error !== undefined) properties.error = errorName(error);
 	analytics.record(event, properties, duration === undefined ? { statusCode: status } : { duration, statusCode: status });

@@ -31,7 +31,12 @@ export function senderFor(transport: Transport, policy: RetryPolicy): Sender {
 	if (t && typeof t.tenant === "string" && typeof (t.queue as { sendBatch?: unknown } | undefined)?.sendBatch === "function") {
 		const { queue, tenant } = transport as Extract<Transport, { queue: unknown }>;
 		return sendParts(policy, (events) =>
-			groupIntoBatches(packMessages(tenant, events.map((e) => e.queued))).map((batch) => ({
+			groupIntoBatches(
+				packMessages(
+					tenant,
+					events.map((e) => e.queued),
+				),
+			).map((batch) => ({
 				events: batch.reduce((n, message) => n + message.body.events.length, 0),
 				send: () => queue.sendBatch(batch.map(({ body }) => ({ body, contentType: "json" as const }))),
 			})),
@@ -43,7 +48,13 @@ export function senderFor(transport: Transport, policy: RetryPolicy): Sender {
 		return sendParts(policy, (events) =>
 			withinLimits(events.map((e) => JSON.stringify(e.wire))).map(([start, end]) => ({
 				events: end - start,
-				send: () => service.ingest(events.slice(start, end).map((e) => e.wire), writeKey).catch(rpcError),
+				send: () =>
+					service
+						.ingest(
+							events.slice(start, end).map((e) => e.wire),
+							writeKey,
+						)
+						.catch(rpcError),
 			})),
 		);
 	}
@@ -69,7 +80,10 @@ function sendParts(policy: RetryPolicy, split: (events: Prepared[]) => Part[]): 
 				await withRetries(policy, parts[i]!.send);
 				settle(parts[i]!.events);
 			} catch (err) {
-				settle(parts.slice(i).reduce((n, part) => n + part.events, 0), err);
+				settle(
+					parts.slice(i).reduce((n, part) => n + part.events, 0),
+					err,
+				);
 				return;
 			}
 		}
@@ -110,13 +124,19 @@ function endpointSender(transport: Extract<Transport, { endpoint: unknown }>, po
 	const authorization = `Bearer ${transport.writeKey}`;
 	const fetchFn: FetchLike = transport.fetch ?? ((request) => fetch(request));
 	const post = async (body: string): Promise<void> => {
-		const response = await fetchFn(new Request(url, { method: "POST", headers: { authorization, "content-type": "application/json" }, body }));
+		const response = await fetchFn(
+			new Request(url, { method: "POST", headers: { authorization, "content-type": "application/json" }, body }),
+		);
 		if (response.status >= 200 && response.status < 300) {
 			await response.arrayBuffer().catch(() => undefined);
 			return;
 		}
 		const text = await response.text().catch(() => "");
-		throw new SendError(`POST ${url} answered ${response.status}: ${text.slice(0, 500)}`, response.status, parseRetryAfter(response.headers.get("retry-after")));
+		throw new SendError(
+			`POST ${url} answered ${response.status}: ${text.slice(0, 500)}`,
+			response.status,
+			parseRetryAfter(response.headers.get("retry-after")),
+		);
 	};
 	return sendParts(policy, (events) => {
 		// Split by count and by body size, serializing each event once.

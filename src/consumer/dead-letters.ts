@@ -56,7 +56,10 @@ export async function sendToDeadLetters(env: Env, message: Message<unknown>, rea
 		// A refusal of a body this size is an outage, not the size limit: let the message retry.
 		if (utf8Length(superjson.stringify(message.body)) < LARGE_BODY_BYTES) throw err;
 		console.error("dead letter with its body refused; sending it without", { id: message.id }, err);
-		await env.DEAD_LETTERS.send({ ...envelope, body: null, bodyOmitted: "the body was too large for the dead-letter queue" }, { contentType: "v8" });
+		await env.DEAD_LETTERS.send(
+			{ ...envelope, body: null, bodyOmitted: "the body was too large for the dead-letter queue" },
+			{ contentType: "v8" },
+		);
 	}
 }
 
@@ -65,12 +68,21 @@ export async function sendToDeadLetters(env: Env, message: Message<unknown>, rea
  * for duplicates, or past a cap), one envelope per reason, so none is dropped silently. The id is
  * derived from the message's, so a redelivery stores the same row again rather than a new one.
  */
-export async function sendRefused(env: Env, message: Message<unknown>, tenant: string, refused: { event: QueuedEvent; reason: string }[]): Promise<void> {
+export async function sendRefused(
+	env: Env,
+	message: Message<unknown>,
+	tenant: string,
+	refused: { event: QueuedEvent; reason: string }[],
+): Promise<void> {
 	const byReason = new Map<string, QueuedEvent[]>();
 	for (const { event, reason } of refused) byReason.set(reason, [...(byReason.get(reason) ?? []), event]);
 	for (const [reason, events] of byReason) {
 		const body: EventsMessage = { v: 1, tenant, events };
-		const envelope: DeadLetterEnvelope = { ...envelopeOf(message, reason), id: `${message.id}:${reason.slice(0, reason.indexOf(":"))}`, body };
+		const envelope: DeadLetterEnvelope = {
+			...envelopeOf(message, reason),
+			id: `${message.id}:${reason.slice(0, reason.indexOf(":"))}`,
+			body,
+		};
 		await env.DEAD_LETTERS.send(envelope, { contentType: "v8" });
 	}
 }
@@ -116,7 +128,11 @@ async function keepDeadLetter(env: Env, message: Message<unknown>, limit: number
 		message.ack();
 	} catch (err) {
 		const last = message.attempts > limit;
-		console.error(last ? "re-sending a dead letter failed on its last delivery; it is lost" : "re-sending a dead letter failed; retrying it", { id: envelope.id }, err);
+		console.error(
+			last ? "re-sending a dead letter failed on its last delivery; it is lost" : "re-sending a dead letter failed; retrying it",
+			{ id: envelope.id },
+			err,
+		);
 		message.retry({ delaySeconds });
 	}
 }

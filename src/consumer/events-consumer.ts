@@ -37,13 +37,24 @@ async function deadLetterPoison(env: Env, message: Message<unknown>, problem: st
  * Sends the events an aggregator refused to the DLQ, per message. A message whose refused events
  * could not be sent is retried: its counted events are then duplicates, its refused ones refused again.
  */
-async function deadLetterRefused(env: Env, tenant: string, slice: TenantSlice, refused: IngestResult["refused"], failed: Set<Message<unknown>>): Promise<void> {
+async function deadLetterRefused(
+	env: Env,
+	tenant: string,
+	slice: TenantSlice,
+	refused: IngestResult["refused"],
+	failed: Set<Message<unknown>>,
+): Promise<void> {
 	const reasons = new Map(refused.map((r) => [r.id, r.reason]));
 	for (const message of slice.messages) {
 		const events = (message.body as EventsMessage).events.filter((event) => reasons.has(event.id));
 		if (events.length === 0) continue;
 		try {
-			await sendRefused(env, message, tenant, events.map((event) => ({ event, reason: reasons.get(event.id)! })));
+			await sendRefused(
+				env,
+				message,
+				tenant,
+				events.map((event) => ({ event, reason: reasons.get(event.id)! })),
+			);
 		} catch (err) {
 			console.error("dead-lettering refused events failed; retrying their message", { id: message.id }, err);
 			failed.add(message);

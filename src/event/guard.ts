@@ -30,7 +30,8 @@ function checkQueuedEvent(raw: unknown, issues: FieldIssue[]): void {
 	checkKeys(raw, EVENT_FIELDS, "", issues);
 	checkString(raw.id, "id", issues);
 	checkString(raw.event, "event", issues);
-	if (!Number.isSafeInteger(raw.timestamp) || (raw.timestamp as number) < 0) issues.push({ path: "timestamp", message: "must be epoch milliseconds" });
+	if (!Number.isSafeInteger(raw.timestamp) || (raw.timestamp as number) < 0)
+		issues.push({ path: "timestamp", message: "must be epoch milliseconds" });
 	if (raw.userId !== undefined) checkString(raw.userId, "userId", issues);
 	if (raw.sessionId !== undefined) checkString(raw.sessionId, "sessionId", issues);
 	if (raw.properties !== undefined && !isPlainObject(raw.properties)) issues.push({ path: "properties", message: "must be an object" });

@@ -63,7 +63,16 @@ export type StringField = "id" | "event" | "userId" | "sessionId" | "usage.sku" 
 /** How long an aggregator remembers event ids, by event time. */
 export const DEDUPE_WINDOW_MS = EVENT_LIMITS.maxPastMs + EVENT_LIMITS.deliveryGraceMs;
 
-export const EVENT_FIELDS: ReadonlySet<string> = new Set(["id", "event", "timestamp", "userId", "sessionId", "properties", "performance", "usage"]);
+export const EVENT_FIELDS: ReadonlySet<string> = new Set([
+	"id",
+	"event",
+	"timestamp",
+	"userId",
+	"sessionId",
+	"properties",
+	"performance",
+	"usage",
+]);
 export const PERFORMANCE_FIELDS: ReadonlySet<string> = new Set(["duration", "statusCode"]);
 export const FORBIDDEN_KEYS: ReadonlySet<string> = new Set(["__proto__", "constructor", "prototype"]);
 export const REDACTED = "[redacted]";

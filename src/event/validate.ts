@@ -22,7 +22,12 @@ export interface Validation {
 
 /** The redaction set from a comma-separated key list, matched case-insensitively. */
 export function redactionKeys(list: string | undefined): ReadonlySet<string> {
-	return new Set((list ?? "").split(",").map((key) => key.trim().toLowerCase()).filter(Boolean));
+	return new Set(
+		(list ?? "")
+			.split(",")
+			.map((key) => key.trim().toLowerCase())
+			.filter(Boolean),
+	);
 }
 
 type Issues = FieldIssue[];
@@ -68,7 +73,12 @@ function batchEntries(body: Record<string, unknown>): unknown[] | { issues: Fiel
 }
 
 /** Validates one event, pushing an issue per bad field. Returns undefined if any field was bad. */
-export function validateEvent(raw: unknown, now: number, issues: Issues, redact: ReadonlySet<string> = NO_REDACTION): QueuedEvent | undefined {
+export function validateEvent(
+	raw: unknown,
+	now: number,
+	issues: Issues,
+	redact: ReadonlySet<string> = NO_REDACTION,
+): QueuedEvent | undefined {
 	const start = issues.length;
 	if (!isPlainObject(raw)) {
 		issues.push({ path: "$", message: "must be an event object" });
@@ -113,7 +123,8 @@ function checkTimestamp(value: unknown, now: number, issues: Issues): number | u
 		issues.push({ path: "timestamp", message: "must be an ISO 8601 string or epoch milliseconds" });
 		return undefined;
 	}
-	if (ms < now - EVENT_LIMITS.maxPastMs) issues.push({ path: "timestamp", message: "is more than 35 days in the past (older events cannot be deduplicated)" });
+	if (ms < now - EVENT_LIMITS.maxPastMs)
+		issues.push({ path: "timestamp", message: "is more than 35 days in the past (older events cannot be deduplicated)" });
 	else if (ms > now + EVENT_LIMITS.maxFutureMs) issues.push({ path: "timestamp", message: "is more than 5 minutes in the future" });
 	else return ms;
 	return undefined;

@@ -52,7 +52,10 @@ function fromHex(hex: string): Uint8Array {
 }
 
 function base64url(bytes: Uint8Array): string {
-	return btoa(String.fromCharCode(...bytes)).replace(/\+/g, "-").replace(/\//g, "_").replace(/=+$/, "");
+	return btoa(String.fromCharCode(...bytes))
+		.replace(/\+/g, "-")
+		.replace(/\//g, "_")
+		.replace(/=+$/, "");
 }
 
 export function bearerToken(request: Request): string | null {

@@ -49,7 +49,9 @@ export async function readMaybeGzip(request: Request, maxBytes: number, gzip: bo
 }
 
 function tooLarge(maxBytes: number): ApiError {
-	return new ApiError(413, `Request body exceeds ${maxBytes} bytes`, { details: [{ path: "body", message: `larger than ${maxBytes} bytes` }] });
+	return new ApiError(413, `Request body exceeds ${maxBytes} bytes`, {
+		details: [{ path: "body", message: `larger than ${maxBytes} bytes` }],
+	});
 }
 
 /** Reads at most maxBytes, so a lying or absent Content-Length cannot make us buffer more. */

@@ -28,7 +28,11 @@ export async function capIssues(env: Env, tenant: string, events: QueuedEvent[],
 	if (unknown.event.size === 0 && unknown.sku.size === 0) return [];
 	let answer: { event: string[]; sku: string[] };
 	try {
-		answer = await env.AGGREGATOR.getByName(tenant).admitNames(tenant, { event: [...unknown.event], sku: [...unknown.sku] }, allOrNothing);
+		answer = await env.AGGREGATOR.getByName(tenant).admitNames(
+			tenant,
+			{ event: [...unknown.event], sku: [...unknown.sku] },
+			allOrNothing,
+		);
 	} catch (err) {
 		console.error("could not check the tenant's name caps; the aggregator checks them on arrival", { tenant }, err);
 		return [];
@@ -38,10 +42,18 @@ export async function capIssues(env: Env, tenant: string, events: QueuedEvent[],
 	const issues: FieldIssue[] = [];
 	events.forEach((event, index) => {
 		if (!known.event.has(event.event)) {
-			issues.push({ index, path: "event", message: `is a new event name, and the tenant already has ${env.MAX_EVENT_NAMES ?? 1000} (the cap)` });
+			issues.push({
+				index,
+				path: "event",
+				message: `is a new event name, and the tenant already has ${env.MAX_EVENT_NAMES ?? 1000} (the cap)`,
+			});
 		}
 		if (event.usage && !known.sku.has(skuName(event.usage))) {
-			issues.push({ index, path: "usage.sku", message: `is a new (sku, unit) pair, and the tenant already has ${env.MAX_SKUS ?? 1000} (the cap)` });
+			issues.push({
+				index,
+				path: "usage.sku",
+				message: `is a new (sku, unit) pair, and the tenant already has ${env.MAX_SKUS ?? 1000} (the cap)`,
+			});
 		}
 	});
 	return issues;

@@ -100,12 +100,18 @@ export async function acceptValid(env: Env, ctx: ExecutionContext, batch: Foreig
 	});
 	// A new event name or SKU past the tenant's caps rejects that message alone, like a bad field.
 	const capped = new Map<number, FieldIssue[]>();
-	for (const { index, path, message } of await capIssues(env, batch.tenant, valid.map((v) => v.event), false)) {
+	for (const { index, path, message } of await capIssues(
+		env,
+		batch.tenant,
+		valid.map((v) => v.event),
+		false,
+	)) {
 		capped.set(index!, [...(capped.get(index!) ?? []), { path: `${valid[index!]!.place}.${path}`, message }]);
 	}
 	if (capped.size > 0) {
 		countProducer(batch.tenant, "capped", capped.size);
-		for (const [i, issues] of capped) rejections.push({ index: valid[i]!.index, place: valid[i]!.place, message: valid[i]!.message, issues });
+		for (const [i, issues] of capped)
+			rejections.push({ index: valid[i]!.index, place: valid[i]!.place, message: valid[i]!.message, issues });
 		rejections.sort((a, b) => a.index - b.index);
 	}
 	const events = valid.filter((_v, i) => !capped.has(i)).map((v) => v.event);
@@ -127,7 +133,14 @@ async function keepRejections(env: Env, batch: ForeignBatch, rejections: Rejecti
 			return {
 				event_id: typeof id === "string" ? id : null,
 				place,
-				issues: JSON.stringify(issues.slice(0, MAX_ISSUES).map(({ path, message }) => ({ path: path.length > MAX_STORED_PATH ? `${path.slice(0, MAX_STORED_PATH)}…` : path, message }))),
+				issues: JSON.stringify(
+					issues
+						.slice(0, MAX_ISSUES)
+						.map(({ path, message }) => ({
+							path: path.length > MAX_STORED_PATH ? `${path.slice(0, MAX_STORED_PATH)}…` : path,
+							message,
+						})),
+				),
 				body: storedBody(message, redact),
 			};
 		});

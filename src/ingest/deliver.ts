@@ -21,8 +21,17 @@ export async function deliverEvents(env: Env, tenant: string, events: QueuedEven
 	const batches = groupIntoBatches(packMessages(tenant, events));
 	for (let i = 0; i < batches.length; i++) {
 		const batch = batches[i]!;
-		if (await sendWithRetries(env.EVENTS, batch.map(({ body }) => ({ body, contentType: "json" as const })))) {
-			countProducer(tenant, "enqueued", batch.reduce((n, message) => n + message.body.events.length, 0));
+		if (
+			await sendWithRetries(
+				env.EVENTS,
+				batch.map(({ body }) => ({ body, contentType: "json" as const })),
+			)
+		) {
+			countProducer(
+				tenant,
+				"enqueued",
+				batch.reduce((n, message) => n + message.body.events.length, 0),
+			);
 			countProducer(PIPELINE_WIDE, "queue_messages", batch.length);
 			countProducer(PIPELINE_WIDE, "queue_send_calls", 1);
 			continue;

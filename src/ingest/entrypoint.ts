@@ -26,7 +26,9 @@ export class MeterlineIngest extends WorkerEntrypoint<Env> {
 			// The same byte limit as an HTTP body, so no call can spill more than a Durable Object row holds.
 			const bytes = utf8Length(JSON.stringify(events) ?? "");
 			if (bytes > EVENT_LIMITS.maxBodyBytes) {
-				throw new ApiError(413, `The events are ${bytes} bytes as JSON, over ${EVENT_LIMITS.maxBodyBytes}; send fewer per call`, { details: [{ path: "events", message: `larger than ${EVENT_LIMITS.maxBodyBytes} bytes` }] });
+				throw new ApiError(413, `The events are ${bytes} bytes as JSON, over ${EVENT_LIMITS.maxBodyBytes}; send fewer per call`, {
+					details: [{ path: "events", message: `larger than ${EVENT_LIMITS.maxBodyBytes} bytes` }],
+				});
 			}
 			const accepted = acceptedOrRefused(parseEventsBody({ events }, Date.now(), redactionFor(this.env)));
 			await refuseCapped(this.env, this.ctx, tenant, accepted);

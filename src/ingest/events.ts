@@ -38,12 +38,21 @@ export async function enforceRateLimit(env: Env, tenant: string): Promise<void> 
  * Hands accepted events to the queue. Fire-and-forget by default: the send, its retries and any
  * spill run after the answer. With `durable`, the answer waits for the queue, or is a 503.
  */
-export async function acceptEvents(env: Env, ctx: ExecutionContext, tenant: string, events: QueuedEvent[], durable: boolean): Promise<void> {
+export async function acceptEvents(
+	env: Env,
+	ctx: ExecutionContext,
+	tenant: string,
+	events: QueuedEvent[],
+	durable: boolean,
+): Promise<void> {
 	countProducer(tenant, "received", events.length);
 	if (durable) {
 		const delivery = await deliverEvents(env, tenant, events, false);
 		ctx.waitUntil(reportProducerCounters(env));
-		if (delivery !== "enqueued") throw new ApiError(503, "The queue is unavailable; retry the same events later (their ids make a retry safe)", { headers: { "retry-after": "5" } });
+		if (delivery !== "enqueued")
+			throw new ApiError(503, "The queue is unavailable; retry the same events later (their ids make a retry safe)", {
+				headers: { "retry-after": "5" },
+			});
 		return;
 	}
 	ctx.waitUntil(deliverEvents(env, tenant, events, true).then(() => reportProducerCounters(env)));

@@ -53,7 +53,9 @@ export async function posthogCapture(request: Request, env: Env, ctx: ExecutionC
 	await enforceRateLimit(env, tenant);
 	if (messages.length === 0) throw invalidField("batch", "must not be empty");
 	if (messages.length > EVENT_LIMITS.maxEventsPerBatch) {
-		throw new ApiError(413, `At most ${EVENT_LIMITS.maxEventsPerBatch} events per request`, { details: [{ path: "batch", message: `more than ${EVENT_LIMITS.maxEventsPerBatch} events` }] });
+		throw new ApiError(413, `At most ${EVENT_LIMITS.maxEventsPerBatch} events per request`, {
+			details: [{ path: "batch", message: `more than ${EVENT_LIMITS.maxEventsPerBatch} events` }],
+		});
 	}
 	const receivedAt = Date.now();
 	const redact = redactionFor(env);
@@ -64,7 +66,9 @@ export async function posthogCapture(request: Request, env: Env, ctx: ExecutionC
 		messages,
 		where: (index) => `batch[${index}]`,
 		toEvent: (message, place) =>
-			isPlainObject(message) ? validateAt(fromPostHog(message, sentAt, receivedAt), place, receivedAt, redact) : [{ path: place, message: "must be an object" }],
+			isPlainObject(message)
+				? validateAt(fromPostHog(message, sentAt, receivedAt), place, receivedAt, redact)
+				: [{ path: place, message: "must be an object" }],
 	});
 	return json({ status: 1 });
 }

@@ -65,7 +65,8 @@ export function segmentHandler(endpoint: SegmentType | "batch") {
 			bytes = await readMaybeGzip(request, SEGMENT_LIMITS.batchBytes, false);
 		} catch (err) {
 			// Segment's SDKs retry a 413 but not a 400: oversize must not be retried forever.
-			if (err instanceof ApiError && err.status === 413) throw new ApiError(400, err.message, { details: err.details, code: "payload_too_large" });
+			if (err instanceof ApiError && err.status === 413)
+				throw new ApiError(400, err.message, { details: err.details, code: "payload_too_large" });
 			throw err;
 		}
 		const body = parseJsonBytes(bytes);
@@ -77,7 +78,8 @@ export function segmentHandler(endpoint: SegmentType | "batch") {
 
 		const receivedAt = Date.now();
 		const redact = redactionFor(env);
-		if (endpoint === "batch" && (!Array.isArray(body.batch) || body.batch.length === 0)) throw invalidField("batch", "must be a non-empty array");
+		if (endpoint === "batch" && (!Array.isArray(body.batch) || body.batch.length === 0))
+			throw invalidField("batch", "must be a non-empty array");
 		await acceptValid(env, ctx, {
 			tenant,
 			source: "segment",
@@ -91,10 +93,18 @@ export function segmentHandler(endpoint: SegmentType | "batch") {
 }
 
 /** One message as a valid event, or the issues that reject it alone (a batch entry names its type). */
-function segmentEvent(message: unknown, endpoint: SegmentType | "batch", place: string, sentAt: unknown, receivedAt: number, redact: ReadonlySet<string>): QueuedEvent | FieldIssue[] {
+function segmentEvent(
+	message: unknown,
+	endpoint: SegmentType | "batch",
+	place: string,
+	sentAt: unknown,
+	receivedAt: number,
+	redact: ReadonlySet<string>,
+): QueuedEvent | FieldIssue[] {
 	if (!isPlainObject(message)) return [{ path: place, message: "must be an object" }];
 	const type = endpoint === "batch" ? message.type : endpoint;
-	if (typeof type !== "string" || !Object.hasOwn(EVENT_NAMES, type)) return [{ path: `${place}.type`, message: `must be one of ${Object.keys(EVENT_NAMES).join(", ")}` }];
+	if (typeof type !== "string" || !Object.hasOwn(EVENT_NAMES, type))
+		return [{ path: `${place}.type`, message: `must be one of ${Object.keys(EVENT_NAMES).join(", ")}` }];
 	const size = utf8Length(JSON.stringify(message));
 	if (size > SEGMENT_LIMITS.messageBytes) return [{ path: place, message: `is ${size} bytes, over Segment's 32 KB limit` }];
 	return validateAt(fromSegment(message, type as SegmentType, sentAt, receivedAt), place, receivedAt, redact);

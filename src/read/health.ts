@@ -45,7 +45,8 @@ export async function getHealth(_request: Request, env: Env): Promise<Response> 
 	};
 	let status: HealthStatus = "healthy";
 	if (checks.flushes.retryingTenants > 0 || (checks.deadLetters.lastHour ?? 0) > 0 || checks.spills.lastHour > 0) status = "degraded";
-	if (!checks.d1.ok || !checks.monitor.ok || checks.flushes.failingOverThreshold.length > 0 || checks.spills.lastFiveMinutes > 0) status = "critical";
+	if (!checks.d1.ok || !checks.monitor.ok || checks.flushes.failingOverThreshold.length > 0 || checks.spills.lastFiveMinutes > 0)
+		status = "critical";
 	// Load balancers and uptime checks read the status code: only critical is 503.
 	return json({ status, checks }, status === "critical" ? 503 : 200);
 }

@@ -22,7 +22,10 @@ export interface LiveQuery {
  * as the report: a sealed head that D1 already committed is left out (D1 has it); any other
  * flush committed since the snapshot makes it stale, and the read is taken again.
  */
-export function reconcile(snapshot: Pick<PendingSnapshot, "incarnation" | "nextBatch" | "sealed">, ledger: string[]): { stale: boolean; committed: Set<number> } {
+export function reconcile(
+	snapshot: Pick<PendingSnapshot, "incarnation" | "nextBatch" | "sealed">,
+	ledger: string[],
+): { stale: boolean; committed: Set<number> } {
 	const committed = new Set<number>();
 	const [head, ...rest] = snapshot.sealed;
 	for (const id of ledger) {
@@ -39,7 +42,14 @@ export function reconcile(snapshot: Pick<PendingSnapshot, "incarnation" | "nextB
  * Reports over several rollups at once, each summed per bucket and key: D1's rows and the
  * aggregator's unflushed ones, in [from, to).
  */
-export async function liveReports(env: Env, tenant: string, queries: LiveQuery[], from: string, to: string, granularity: Granularity): Promise<ReportRow[][]> {
+export async function liveReports(
+	env: Env,
+	tenant: string,
+	queries: LiveQuery[],
+	from: string,
+	to: string,
+	granularity: Granularity,
+): Promise<ReportRow[][]> {
 	const stub = env.AGGREGATOR.getByName(tenant);
 	for (let attempt = 0; attempt < MAX_ATTEMPTS; attempt++) {
 		const snapshot = await stub.pending(

@@ -27,7 +27,10 @@ export function parseRange(
 	const to = parseInstant(url.searchParams.get("to"), "to") ?? defaultTo;
 	if (to <= from) throw invalidField("to", "must be after from");
 	if ((to.getTime() - from.getTime()) / BUCKET_MS[granularity] > MAX_BUCKETS) {
-		throw invalidField("granularity", `the range holds more than ${MAX_BUCKETS} ${granularity} buckets; narrow it or use a coarser granularity`);
+		throw invalidField(
+			"granularity",
+			`the range holds more than ${MAX_BUCKETS} ${granularity} buckets; narrow it or use a coarser granularity`,
+		);
 	}
 	return { from: from.toISOString(), to: to.toISOString(), granularity };
 }
@@ -46,7 +49,10 @@ export function periodStart(bucket: string): string {
 }
 
 export function currentUtcMonth(now: Date): [Date, Date] {
-	return [new Date(Date.UTC(now.getUTCFullYear(), now.getUTCMonth(), 1)), new Date(Date.UTC(now.getUTCFullYear(), now.getUTCMonth() + 1, 1))];
+	return [
+		new Date(Date.UTC(now.getUTCFullYear(), now.getUTCMonth(), 1)),
+		new Date(Date.UTC(now.getUTCFullYear(), now.getUTCMonth() + 1, 1)),
+	];
 }
 
 export function currentUtcDay(now: Date): [Date, Date] {

@@ -13,7 +13,10 @@ export async function getStats(request: Request, env: Env): Promise<Response> {
 	const minutes = range.granularity === "minute";
 	// Minutes older than the retention have been folded into hours: they no longer exist to report.
 	if (minutes && Date.parse(range.from) < Date.now() - MINUTE_RETENTION_MS) {
-		throw invalidField("from", `minute granularity covers the last ${MINUTE_RETENTION_MS / 86_400_000} days; older stats are kept per hour`);
+		throw invalidField(
+			"from",
+			`minute granularity covers the last ${MINUTE_RETENTION_MS / 86_400_000} days; older stats are kept per hour`,
+		);
 	}
 	const [rows] = await liveReports(env, tenant, [{ spec: EVENT_ROLLUP, compacted: !minutes }], range.from, range.to, range.granularity);
 	const items = rows!.map((row) => ({
@@ -21,7 +24,12 @@ export async function getStats(request: Request, env: Env): Promise<Response> {
 		period: periodStart(row.bucket),
 		count: row.count as number,
 		errors: row.errors as number,
-		duration: { count: row.duration_count as number, sum: row.duration_sum as number, min: row.duration_min as number | null, max: row.duration_max as number | null },
+		duration: {
+			count: row.duration_count as number,
+			sum: row.duration_sum as number,
+			min: row.duration_min as number | null,
+			max: row.duration_max as number | null,
+		},
 	}));
 	return json({ tenant, ...range, items });
 }

@@ -10,7 +10,14 @@ import { currentUtcMonth, parseRange, periodStart } from "./range.js";
 export async function getUsage(request: Request, env: Env): Promise<Response> {
 	const tenant = await authenticate(request, env, ["read"]);
 	const range = parseRange(new URL(request.url), ["hour", "day", "month"], { granularity: "day", range: currentUtcMonth });
-	const [usage, adjustments] = await liveReports(env, tenant, [{ spec: USAGE_ROLLUP }, { spec: ADJUSTMENT_ROLLUP }], range.from, range.to, range.granularity);
+	const [usage, adjustments] = await liveReports(
+		env,
+		tenant,
+		[{ spec: USAGE_ROLLUP }, { spec: ADJUSTMENT_ROLLUP }],
+		range.from,
+		range.to,
+		range.granularity,
+	);
 	const items = usage!.map((row) => ({
 		sku: row.sku as string,
 		unit: row.unit as string,
@@ -35,7 +42,11 @@ export async function getUsage(request: Request, env: Env): Promise<Response> {
 		return new Response(lines.join("\r\n") + "\r\n", { headers: { "content-type": "text/csv; charset=utf-8" } });
 	}
 	// `quantityDecimal` is the exact sum; the JSON number beside it is exact up to 15 significant digits.
-	const exact = <T extends { quantity: string }>(item: T) => ({ ...item, quantity: Number(item.quantity), quantityDecimal: item.quantity });
+	const exact = <T extends { quantity: string }>(item: T) => ({
+		...item,
+		quantity: Number(item.quantity),
+		quantityDecimal: item.quantity,
+	});
 	return json({ tenant, ...range, items: items.map(exact), adjustments: adjusted.map(exact) });
 }
 

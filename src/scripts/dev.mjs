@@ -16,7 +16,11 @@ const wranglerBin = path.join(path.dirname(createRequire(import.meta.url).resolv
 const quietEnv = { ...process.env, WRANGLER_SEND_METRICS: "false", CI: "true" };
 
 function wrangler(args) {
-	const result = spawnSync(process.execPath, [wranglerBin, ...args], { stdio: ["ignore", "pipe", "inherit"], env: quietEnv, encoding: "utf8" });
+	const result = spawnSync(process.execPath, [wranglerBin, ...args], {
+		stdio: ["ignore", "pipe", "inherit"],
+		env: quietEnv,
+		encoding: "utf8",
+	});
 	if (result.status !== 0) {
 		process.stdout.write(result.stdout ?? "");
 		console.error(`wrangler ${args.slice(0, 3).join(" ")} failed`);
@@ -45,7 +49,13 @@ const now = new Date().toISOString();
 const keyRow = (key, scope) =>
 	`('${createHash("sha256").update(key).digest("hex")}', '${key.slice(0, 13)}', '${demo.id}', '${scope}', '${now}')`;
 wrangler([
-	"d1", "execute", "DB", "--local", "--persist-to", persistDir, "--command",
+	"d1",
+	"execute",
+	"DB",
+	"--local",
+	"--persist-to",
+	persistDir,
+	"--command",
 	`INSERT INTO tenants (id, name, created_at) VALUES ('${demo.id}', 'Demo tenant', '${now}') ON CONFLICT (id) DO NOTHING;
 	 INSERT INTO api_keys (key_hash, prefix, tenant_id, scope, created_at) VALUES ${keyRow(demo.writeKey, "write")}, ${keyRow(demo.readKey, "read")}
 	 ON CONFLICT DO NOTHING;`,
@@ -61,7 +71,10 @@ dev.on("exit", (code) => process.exit(code ?? 0));
 const base = `http://localhost:${port}`;
 for (let attempt = 0; attempt < 600; attempt++) {
 	await new Promise((resolve) => setTimeout(resolve, 250));
-	const healthy = await fetch(`${base}/v1/health`).then((r) => r.ok, () => false);
+	const healthy = await fetch(`${base}/v1/health`).then(
+		(r) => r.ok,
+		() => false,
+	);
 	if (!healthy) continue;
 	console.log(`
 Meterline is running on ${base}

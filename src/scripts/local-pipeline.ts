@@ -69,11 +69,15 @@ export async function startLocalPipeline(options: PipelineOptions = {}): Promise
 	// exit listeners that may throw.
 	process.prependListener("exit", removeTemporary);
 	const env = { ...process.env, CI: "true", WRANGLER_SEND_METRICS: "false" };
-	const migrate = spawnSync(process.execPath, [wranglerBin, "d1", "migrations", "apply", "DB", "--local", "--persist-to", persistTo, "--config", config], {
-		cwd: root,
-		env,
-		encoding: "utf8",
-	});
+	const migrate = spawnSync(
+		process.execPath,
+		[wranglerBin, "d1", "migrations", "apply", "DB", "--local", "--persist-to", persistTo, "--config", config],
+		{
+			cwd: root,
+			env,
+			encoding: "utf8",
+		},
+	);
 	if (migrate.status !== 0) {
 		removeTemporary();
 		throw new Error(`D1 migrations failed: ${migrate.stdout}${migrate.stderr}`);

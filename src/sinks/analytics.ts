@@ -39,7 +39,13 @@ export function toDataPoint(tenant: string, spec: RollupSpec, row: RollupRow): D
 	const usage = spec === USAGE_ROLLUP;
 	return {
 		indexes: [tenant],
-		blobs: [usage ? "usage" : "adjustment", String(row.sku), String(row.unit), String(usage ? row.hour : row.booked), usage ? "" : String(row.period)],
+		blobs: [
+			usage ? "usage" : "adjustment",
+			String(row.sku),
+			String(row.unit),
+			String(usage ? row.hour : row.booked),
+			usage ? "" : String(row.period),
+		],
 		doubles: [num("events"), num("micros") / MICROS_PER_UNIT, 0, 0, 0, 0, 0],
 	};
 }

@@ -21,7 +21,8 @@ export class HealthMonitor extends DurableObject<Env> {
 		super(ctx, env);
 		this.sql = ctx.storage.sql;
 		void ctx.blockConcurrencyWhile(async () => {
-			this.sql.exec(`CREATE TABLE IF NOT EXISTS failing_flushes (tenant TEXT PRIMARY KEY, since INTEGER NOT NULL, failures INTEGER NOT NULL);
+			this.sql
+				.exec(`CREATE TABLE IF NOT EXISTS failing_flushes (tenant TEXT PRIMARY KEY, since INTEGER NOT NULL, failures INTEGER NOT NULL);
 				CREATE TABLE IF NOT EXISTS spills (id INTEGER PRIMARY KEY AUTOINCREMENT, tenant TEXT NOT NULL, at INTEGER NOT NULL, events INTEGER NOT NULL);`);
 		});
 	}
@@ -47,9 +48,16 @@ export class HealthMonitor extends DurableObject<Env> {
 
 	async snapshot(): Promise<HealthSnapshot> {
 		return {
-			failingFlushes: this.sql.exec<{ tenant: string; since: number; failures: number }>("SELECT tenant, since, failures FROM failing_flushes ORDER BY since").toArray(),
+			failingFlushes: this.sql
+				.exec<{ tenant: string; since: number; failures: number }>(
+					"SELECT tenant, since, failures FROM failing_flushes ORDER BY since",
+				)
+				.toArray(),
 			spills: this.sql
-				.exec<{ tenant: string; at: number; events: number }>("SELECT tenant, at, events FROM spills WHERE at >= ? ORDER BY at DESC LIMIT 100", Date.now() - SPILL_MEMORY_MS)
+				.exec<{ tenant: string; at: number; events: number }>(
+					"SELECT tenant, at, events FROM spills WHERE at >= ? ORDER BY at DESC LIMIT 100",
+					Date.now() - SPILL_MEMORY_MS,
+				)
 				.toArray(),
 		};
 	}

@@ -74,7 +74,10 @@ export type RollupRow = Record<string, string | number | null>;
 
 /** The SQL columns of a spec: keys, then measures, an exact measure as its two columns. */
 export function sqlColumns(spec: RollupSpec): string[] {
-	return [...spec.keys, ...Object.entries(spec.measures).flatMap(([name, merge]) => (merge === "exact" ? [`${name}_hi`, `${name}_lo`] : [name]))];
+	return [
+		...spec.keys,
+		...Object.entries(spec.measures).flatMap(([name, merge]) => (merge === "exact" ? [`${name}_hi`, `${name}_lo`] : [name])),
+	];
 }
 
 /** A row's values in sqlColumns order: an exact sum split into its high and low parts. */
@@ -127,7 +130,10 @@ export function onConflictMerge(spec: RollupSpec, conflictKeys: readonly string[
 		else if (merge === "exact") {
 			// Every SET expression reads the row as it was, so the carry uses the old low part.
 			const lo = `${name}_lo + excluded.${name}_lo`;
-			sets.push(`${name}_lo = (${lo}) % ${EXACT_SPLIT_SQL}`, `${name}_hi = ${name}_hi + excluded.${name}_hi + (${lo}) / ${EXACT_SPLIT_SQL}`);
+			sets.push(
+				`${name}_lo = (${lo}) % ${EXACT_SPLIT_SQL}`,
+				`${name}_hi = ${name}_hi + excluded.${name}_hi + (${lo}) / ${EXACT_SPLIT_SQL}`,
+			);
 		} else sets.push(`${name} = coalesce(${merge}(${name}, excluded.${name}), ${name}, excluded.${name})`);
 	}
 	return `ON CONFLICT (${conflictKeys.join(", ")}) DO UPDATE SET ${sets.join(", ")}`;

@@ -83,7 +83,12 @@ describe("arming", () => {
 		const stub = aggregator(tenant);
 		const minutes = Array.from({ length: FLUSH_MAX_ROWS + 1 }, (_, i) => AT["13:58:00.000"] + i * 60_000);
 
-		expect(await stub.ingest(tenant, minutes.map((timestamp) => makeEvent({ timestamp })))).toEqual({ accepted: 1001, duplicates: 0, refused: [] });
+		expect(
+			await stub.ingest(
+				tenant,
+				minutes.map((timestamp) => makeEvent({ timestamp })),
+			),
+		).toEqual({ accepted: 1001, duplicates: 0, refused: [] });
 		expect(await alarmOf(stub)).toBe(FROZEN_AT);
 
 		expect(await runDurableObjectAlarm(stub)).toBe(true);
@@ -123,7 +128,10 @@ describe("running", () => {
 	});
 
 	it("changes nothing when it fires a second time", async () => {
-		const { tenant, stub } = await aggregatorWith([makeEvent({ usage: { sku: "tokens", unit: "token", micros: 7 } }), makeEvent({ event: "page_view" })]);
+		const { tenant, stub } = await aggregatorWith([
+			makeEvent({ usage: { sku: "tokens", unit: "token", micros: 7 } }),
+			makeEvent({ event: "page_view" }),
+		]);
 		expect(await runDurableObjectAlarm(stub)).toBe(true);
 		const inc = await runInDurableObject(stub, (_instance, state) => incarnation(state));
 
@@ -131,7 +139,10 @@ describe("running", () => {
 		expect(await runDurableObjectAlarm(stub)).toBe(true);
 
 		expect(await d1Usage(tenant)).toEqual([{ sku: "tokens", unit: "token", hour: "2100-03-10T13:00:00.000Z", micros: "7", events: 1 }]);
-		expect(await d1Events(tenant)).toEqual([countOnly("api_call", "2100-03-10T13:59:00.000Z", 1), countOnly("page_view", "2100-03-10T13:59:00.000Z", 1)]);
+		expect(await d1Events(tenant)).toEqual([
+			countOnly("api_call", "2100-03-10T13:59:00.000Z", 1),
+			countOnly("page_view", "2100-03-10T13:59:00.000Z", 1),
+		]);
 		expect(await d1Flushes(tenant)).toEqual([{ flush_id: `${inc}:1`, rows: 3 }]);
 	});
 
@@ -160,7 +171,11 @@ describe("dedupe window", () => {
 		const { stub } = await aggregatorWith([makeEvent({ id: "recent" })]);
 		const edge = hourOf(FROZEN_AT - DEDUPE_WINDOW_MS);
 		await runInDurableObject(stub, (_instance, state) => {
-			state.storage.sql.exec("INSERT INTO seen_chunks (hour, seq, ids) VALUES (?, 900001, '[\"old\"]'), (?, 900002, '[\"edge\"]')", edge - 1, edge);
+			state.storage.sql.exec(
+				"INSERT INTO seen_chunks (hour, seq, ids) VALUES (?, 900001, '[\"old\"]'), (?, 900002, '[\"edge\"]')",
+				edge - 1,
+				edge,
+			);
 		});
 
 		expect(await runDurableObjectAlarm(stub)).toBe(true);
@@ -180,7 +195,11 @@ describe("dedupe window", () => {
 		const old = makeEvent({ id: "old", timestamp: FROZEN_AT - DEDUPE_WINDOW_MS - 1 });
 		const edge = makeEvent({ id: "edge", timestamp: FROZEN_AT - DEDUPE_WINDOW_MS });
 
-		expect(await stub.ingest(tenant, [old, edge, old])).toEqual({ accepted: 1, duplicates: 0, refused: [{ id: "old", reason: REFUSED_EXPIRED }] });
+		expect(await stub.ingest(tenant, [old, edge, old])).toEqual({
+			accepted: 1,
+			duplicates: 0,
+			refused: [{ id: "old", reason: REFUSED_EXPIRED }],
+		});
 
 		expect((await stub.metrics()).counters).toMatchObject({ consumed: 4, aggregated: 2, expired: 2, duplicates: 0 });
 	});
@@ -189,10 +208,22 @@ describe("dedupe window", () => {
 		const first = makeEvent({ id: "moved", timestamp: AT["13:59:30.000"] });
 		const { tenant, stub } = await aggregatorWith([first]);
 
-		expect(await stub.ingest(tenant, [{ ...first, timestamp: AT["13:59:30.000"] + 29 * 60_000 }])).toEqual({ accepted: 0, duplicates: 1, refused: [] });
-		expect(await stub.ingest(tenant, [{ ...first, timestamp: AT["13:58:00.000"] - 29 * 60_000 }])).toEqual({ accepted: 0, duplicates: 1, refused: [] });
+		expect(await stub.ingest(tenant, [{ ...first, timestamp: AT["13:59:30.000"] + 29 * 60_000 }])).toEqual({
+			accepted: 0,
+			duplicates: 1,
+			refused: [],
+		});
+		expect(await stub.ingest(tenant, [{ ...first, timestamp: AT["13:58:00.000"] - 29 * 60_000 }])).toEqual({
+			accepted: 0,
+			duplicates: 1,
+			refused: [],
+		});
 		// Past the tolerance, in the hour after next, the copy is another event (documented).
-		expect(await stub.ingest(tenant, [{ ...first, timestamp: AT["14:00:00.000"] + 31 * 60_000 }])).toEqual({ accepted: 1, duplicates: 0, refused: [] });
+		expect(await stub.ingest(tenant, [{ ...first, timestamp: AT["14:00:00.000"] + 31 * 60_000 }])).toEqual({
+			accepted: 1,
+			duplicates: 0,
+			refused: [],
+		});
 	});
 
 	it("disarms once its minutes are folded, every partition has left the window and nothing else is pending", async () => {
@@ -203,7 +234,9 @@ describe("dedupe window", () => {
 		advanceClock(COMPACT_AT - FROZEN_AT);
 		expect(await runDurableObjectAlarm(stub)).toBe(true);
 		expect(await d1Events(tenant)).toEqual([]);
-		expect(await d1Rows("SELECT event, hour, count FROM event_rollups_hourly WHERE tenant = ?1", tenant)).toEqual([{ event: "api_call", hour: EVENT_HOUR, count: 1 }]);
+		expect(await d1Rows("SELECT event, hour, count FROM event_rollups_hourly WHERE tenant = ?1", tenant)).toEqual([
+			{ event: "api_call", hour: EVENT_HOUR, count: 1 },
+		]);
 		expect(await alarmOf(stub)).toBe(PRUNE_AT);
 
 		advanceClock(PRUNE_AT - COMPACT_AT);

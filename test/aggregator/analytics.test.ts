@@ -40,7 +40,10 @@ function pointsOf(spy: ReturnType<typeof spyOnAnalytics>): DataPoint[] {
 }
 
 /** The points the binding is given while `run` drives the live aggregator. */
-function pointsWrittenDuring(stub: ReturnType<typeof aggregator>, run: (instance: TenantAggregator) => Promise<unknown>): Promise<DataPoint[]> {
+function pointsWrittenDuring(
+	stub: ReturnType<typeof aggregator>,
+	run: (instance: TenantAggregator) => Promise<unknown>,
+): Promise<DataPoint[]> {
 	return runInDurableObject(stub, async (instance: TenantAggregator) => {
 		const spy = spyOnAnalytics(instance);
 		await run(instance);
@@ -102,7 +105,17 @@ describe("data points", () => {
 
 		expect(byBlobs(points)).toEqual(
 			byBlobs([
-				pointFromColumns(tenant, { kind: "event", name: "api_call", period: EVENT_MINUTE, count: 3, errors: 1, durationCount: 2, durationSum: 30.5, durationMin: 10, durationMax: 20.5 }),
+				pointFromColumns(tenant, {
+					kind: "event",
+					name: "api_call",
+					period: EVENT_MINUTE,
+					count: 3,
+					errors: 1,
+					durationCount: 2,
+					durationSum: 30.5,
+					durationMin: 10,
+					durationMax: 20.5,
+				}),
 				pointFromColumns(tenant, { kind: "event", name: "page_view", period: EVENT_MINUTE, count: 1 }),
 				pointFromColumns(tenant, { kind: "usage", name: "tokens", unit: "token", period: EVENT_HOUR, count: 2, quantity: 2.5 }),
 			]),
@@ -135,7 +148,11 @@ describe("the per-invocation limit", () => {
 		expect(await runDurableObjectAlarm(stub)).toBe(true);
 		expect(spy).toHaveBeenCalledTimes(600);
 
-		expect(pointsOf(spy).map((point) => point.blobs[1]).sort()).toEqual(names);
+		expect(
+			pointsOf(spy)
+				.map((point) => point.blobs[1])
+				.sort(),
+		).toEqual(names);
 		await runInDurableObject(stub, async (_instance, state) => {
 			expect(outbox(state)).toEqual([]);
 			expect(await state.storage.getAlarm()).toBe(COMPACT_AT);
@@ -163,7 +180,16 @@ describe("failures and races", () => {
 		});
 		expect(await d1Usage(tenant)).toEqual(sliceUsage);
 		expect(await d1Events(tenant)).toEqual([
-			{ event: "api_call", minute: EVENT_MINUTE, count: 3, errors: 1, duration_count: 2, duration_sum: 30.5, duration_min: 10, duration_max: 20.5 },
+			{
+				event: "api_call",
+				minute: EVENT_MINUTE,
+				count: 3,
+				errors: 1,
+				duration_count: 2,
+				duration_sum: 30.5,
+				duration_min: 10,
+				duration_max: 20.5,
+			},
 			countOnly("page_view", EVENT_MINUTE, 1),
 		]);
 

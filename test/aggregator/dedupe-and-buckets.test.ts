@@ -25,7 +25,9 @@ describe("dedupe", () => {
 		await stub.flush();
 
 		expect(await d1Events(tenant)).toEqual([countOnly("api_call", "2100-03-10T13:59:00.000Z", 2)]);
-		expect(await d1Usage(tenant)).toEqual([{ sku: "tokens", unit: "token", hour: "2100-03-10T13:00:00.000Z", micros: "2000000", events: 2 }]);
+		expect(await d1Usage(tenant)).toEqual([
+			{ sku: "tokens", unit: "token", hour: "2100-03-10T13:00:00.000Z", micros: "2000000", events: 2 },
+		]);
 	});
 
 	it("drops an id already seen in an earlier slice", async () => {
@@ -38,7 +40,9 @@ describe("dedupe", () => {
 		await stub.flush();
 
 		expect(await d1Events(tenant)).toEqual([countOnly("api_call", "2100-03-10T13:59:00.000Z", 3)]);
-		expect(await d1Usage(tenant)).toEqual([{ sku: "tokens", unit: "token", hour: "2100-03-10T13:00:00.000Z", micros: "111", events: 3 }]);
+		expect(await d1Usage(tenant)).toEqual([
+			{ sku: "tokens", unit: "token", hour: "2100-03-10T13:00:00.000Z", micros: "111", events: 3 },
+		]);
 	});
 
 	it("drops an id redelivered after its batch was flushed", async () => {
@@ -59,7 +63,12 @@ describe("dedupe", () => {
 		const tenant = uniqueTenantId();
 		const stub = aggregator(tenant);
 
-		await stub.ingest(tenant, [makeEvent({ id: "x" }), makeEvent({ id: "y", timestamp: AT["14:00:00.000"] }), makeEvent({ id: "x" }), makeEvent({ id: "w" })]);
+		await stub.ingest(tenant, [
+			makeEvent({ id: "x" }),
+			makeEvent({ id: "y", timestamp: AT["14:00:00.000"] }),
+			makeEvent({ id: "x" }),
+			makeEvent({ id: "w" }),
+		]);
 
 		await runInDurableObject(stub, (_instance, state) => {
 			expect(state.storage.sql.exec("SELECT hour, ids FROM seen_chunks ORDER BY hour").toArray()).toEqual([
@@ -76,7 +85,10 @@ describe("dedupe", () => {
 		await stub.ingest(tenant, [makeEvent({ usage: usage(1) })]);
 		const before = (await stub.operations()).sqlite_rows_written;
 
-		await stub.ingest(tenant, Array.from({ length: 1000 }, () => makeEvent({ usage: usage(1) })));
+		await stub.ingest(
+			tenant,
+			Array.from({ length: 1000 }, () => makeEvent({ usage: usage(1) })),
+		);
 
 		// One id chunk, one event rollup upsert, one usage rollup upsert, and the state row.
 		expect((await stub.operations()).sqlite_rows_written - before).toBe(4);
@@ -92,12 +104,20 @@ describe("dedupe", () => {
 			// A budget of one id: each ingest in another hour evicts the partitions it did not touch.
 			inner.ids = new IdMemory(inner.store, 1);
 		});
-		expect(await stub.ingest(tenant, [makeEvent({ id: "late", timestamp: AT["14:01:30.000"] })])).toEqual({ accepted: 1, duplicates: 0, refused: [] });
+		expect(await stub.ingest(tenant, [makeEvent({ id: "late", timestamp: AT["14:01:30.000"] })])).toEqual({
+			accepted: 1,
+			duplicates: 0,
+			refused: [],
+		});
 		const memory = await runInDurableObject(stub, (instance) => (instance as unknown as { ids: IdMemory }).ids.memory);
 		// The early hour went; the late hour and the empty neighbour it was checked against stay.
 		expect(memory).toEqual({ ids: 1, bytes: 16384, partitions: 2 });
 
-		expect(await stub.ingest(tenant, [early, makeEvent({ id: "late", timestamp: AT["14:01:30.000"] })])).toEqual({ accepted: 0, duplicates: 2, refused: [] });
+		expect(await stub.ingest(tenant, [early, makeEvent({ id: "late", timestamp: AT["14:01:30.000"] })])).toEqual({
+			accepted: 0,
+			duplicates: 2,
+			refused: [],
+		});
 	});
 
 	it("never takes a new id for a duplicate when its fingerprint collides with a remembered one", async () => {
@@ -106,7 +126,11 @@ describe("dedupe", () => {
 		const stub = aggregator(tenant);
 
 		expect(await stub.ingest(tenant, [makeEvent({ id: a })])).toEqual({ accepted: 1, duplicates: 0, refused: [] });
-		expect(await stub.ingest(tenant, [makeEvent({ id: b }), makeEvent({ id: a })])).toEqual({ accepted: 1, duplicates: 1, refused: [] });
+		expect(await stub.ingest(tenant, [makeEvent({ id: b }), makeEvent({ id: a })])).toEqual({
+			accepted: 1,
+			duplicates: 1,
+			refused: [],
+		});
 		expect(await stub.ingest(tenant, [makeEvent({ id: b })])).toEqual({ accepted: 0, duplicates: 1, refused: [] });
 	});
 });
@@ -151,12 +175,33 @@ describe("counters per event name and UTC minute", () => {
 			makeEvent({ event: "signup" }),
 		]);
 		// A later slice for the same minute merges into the same row: min and max keep the extremes.
-		await stub.ingest(tenant, [makeEvent({ performance: { duration: 1 } }), makeEvent({ event: "page_view", performance: { statusCode: 200 } })]);
+		await stub.ingest(tenant, [
+			makeEvent({ performance: { duration: 1 } }),
+			makeEvent({ event: "page_view", performance: { statusCode: 200 } }),
+		]);
 		await stub.flush();
 
 		expect(await d1Events(tenant)).toEqual([
-			{ event: "api_call", minute: "2100-03-10T13:59:00.000Z", count: 5, errors: 1, duration_count: 4, duration_sum: 56.5, duration_min: 1, duration_max: 40 },
-			{ event: "page_view", minute: "2100-03-10T13:59:00.000Z", count: 2, errors: 0, duration_count: 1, duration_sum: 7.25, duration_min: 7.25, duration_max: 7.25 },
+			{
+				event: "api_call",
+				minute: "2100-03-10T13:59:00.000Z",
+				count: 5,
+				errors: 1,
+				duration_count: 4,
+				duration_sum: 56.5,
+				duration_min: 1,
+				duration_max: 40,
+			},
+			{
+				event: "page_view",
+				minute: "2100-03-10T13:59:00.000Z",
+				count: 2,
+				errors: 0,
+				duration_count: 1,
+				duration_sum: 7.25,
+				duration_min: 7.25,
+				duration_max: 7.25,
+			},
 			countOnly("signup", "2100-03-10T13:59:00.000Z", 1),
 		]);
 	});
@@ -169,11 +214,23 @@ describe("counters per event name and UTC minute", () => {
 		await stub.flush();
 		await stub.ingest(tenant, [makeEvent()]);
 		await stub.flush();
-		await stub.ingest(tenant, [makeEvent({ performance: { duration: 2 } }), makeEvent({ performance: { duration: 30, statusCode: 500 } })]);
+		await stub.ingest(tenant, [
+			makeEvent({ performance: { duration: 2 } }),
+			makeEvent({ performance: { duration: 30, statusCode: 500 } }),
+		]);
 		await stub.flush();
 
 		expect(await d1Events(tenant)).toEqual([
-			{ event: "api_call", minute: "2100-03-10T13:59:00.000Z", count: 4, errors: 1, duration_count: 3, duration_sum: 41, duration_min: 2, duration_max: 30 },
+			{
+				event: "api_call",
+				minute: "2100-03-10T13:59:00.000Z",
+				count: 4,
+				errors: 1,
+				duration_count: 3,
+				duration_sum: 41,
+				duration_min: 2,
+				duration_max: 30,
+			},
 		]);
 	});
 });
@@ -182,7 +239,14 @@ describe("buckets for out-of-order timestamps", () => {
 	it("puts events in reverse time order into their own minute and hour across an hour boundary", async () => {
 		const tenant = uniqueTenantId();
 		const stub = aggregator(tenant);
-		const reverse = [AT["14:01:30.000"], AT["14:00:00.000"], AT["13:59:59.999"], AT["13:59:30.000"], AT["13:59:00.000"], AT["13:58:00.000"]];
+		const reverse = [
+			AT["14:01:30.000"],
+			AT["14:00:00.000"],
+			AT["13:59:59.999"],
+			AT["13:59:30.000"],
+			AT["13:59:00.000"],
+			AT["13:58:00.000"],
+		];
 
 		await stub.ingest(
 			tenant,
@@ -248,7 +312,9 @@ describe("exact usage sums", () => {
 		await stub.ingest(tenant, [tenth(), tenth(), tenth()]);
 		await stub.flush();
 
-		expect(await d1Usage(tenant)).toEqual([{ sku: "tokens", unit: "token", hour: "2100-03-10T13:00:00.000Z", micros: "1000000", events: 10 }]);
+		expect(await d1Usage(tenant)).toEqual([
+			{ sku: "tokens", unit: "token", hour: "2100-03-10T13:00:00.000Z", micros: "1000000", events: 10 },
+		]);
 	});
 
 	it("sums the largest quantities past 2^53 exactly within one slice", async () => {
@@ -256,14 +322,23 @@ describe("exact usage sums", () => {
 		const stub = aggregator(tenant);
 		const max = 9_000_000_000_000_000; // 9e9 units, the per-event maximum
 
-		await stub.ingest(tenant, [makeEvent({ usage: usage(max) }), makeEvent({ usage: usage(max) }), makeEvent({ usage: usage(1) }), makeEvent({ usage: usage(max) })]);
+		await stub.ingest(tenant, [
+			makeEvent({ usage: usage(max) }),
+			makeEvent({ usage: usage(max) }),
+			makeEvent({ usage: usage(1) }),
+			makeEvent({ usage: usage(max) }),
+		]);
 
 		await runInDurableObject(stub, (_instance, state) => {
-			expect(pendingUsage(state)).toEqual([{ batch: 0, sku: "tokens", unit: "token", hour: "2100-03-10T13:00:00.000Z", micros: "27000000000000001", events: 4 }]);
+			expect(pendingUsage(state)).toEqual([
+				{ batch: 0, sku: "tokens", unit: "token", hour: "2100-03-10T13:00:00.000Z", micros: "27000000000000001", events: 4 },
+			]);
 		});
 		await stub.flush();
 		// 27000000000000001 is not a double: a float sum anywhere on the way would round it.
-		expect(await d1Usage(tenant)).toEqual([{ sku: "tokens", unit: "token", hour: "2100-03-10T13:00:00.000Z", micros: "27000000000000001", events: 4 }]);
+		expect(await d1Usage(tenant)).toEqual([
+			{ sku: "tokens", unit: "token", hour: "2100-03-10T13:00:00.000Z", micros: "27000000000000001", events: 4 },
+		]);
 	});
 
 	it("sums the largest quantities past 2^53 exactly across slices and flushes", async () => {
@@ -274,10 +349,14 @@ describe("exact usage sums", () => {
 		await stub.ingest(tenant, [makeEvent({ usage: usage(max) }), makeEvent({ usage: usage(max) })]);
 		await stub.ingest(tenant, [makeEvent({ usage: usage(max) })]);
 		await stub.flush();
-		expect(await d1Usage(tenant)).toEqual([{ sku: "tokens", unit: "token", hour: "2100-03-10T13:00:00.000Z", micros: "27000000000000000", events: 3 }]);
+		expect(await d1Usage(tenant)).toEqual([
+			{ sku: "tokens", unit: "token", hour: "2100-03-10T13:00:00.000Z", micros: "27000000000000000", events: 3 },
+		]);
 
 		await stub.ingest(tenant, [makeEvent({ usage: usage(max) }), makeEvent({ usage: usage(1) })]);
 		await stub.flush();
-		expect(await d1Usage(tenant)).toEqual([{ sku: "tokens", unit: "token", hour: "2100-03-10T13:00:00.000Z", micros: "36000000000000001", events: 5 }]);
+		expect(await d1Usage(tenant)).toEqual([
+			{ sku: "tokens", unit: "token", hour: "2100-03-10T13:00:00.000Z", micros: "36000000000000001", events: 5 },
+		]);
 	});
 });

@@ -186,7 +186,9 @@ export interface UsageTotal {
 
 /** D1 rows for a query with numbered binds. */
 export async function d1Rows<T>(query: string, ...binds: unknown[]): Promise<T[]> {
-	const { results } = await env.DB.prepare(query).bind(...binds).all<T>();
+	const { results } = await env.DB.prepare(query)
+		.bind(...binds)
+		.all<T>();
 	return results;
 }
 

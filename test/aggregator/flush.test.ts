@@ -51,7 +51,16 @@ const mixedUsage = [
 	{ sku: "tokens", unit: "token", hour: EVENT_HOUR, micros: "1500000", events: 2 },
 ];
 const mixedEvents = [
-	{ event: "api_call", minute: EVENT_MINUTE, count: 2, errors: 1, duration_count: 2, duration_sum: 30, duration_min: 10, duration_max: 20 },
+	{
+		event: "api_call",
+		minute: EVENT_MINUTE,
+		count: 2,
+		errors: 1,
+		duration_count: 2,
+		duration_sum: 30,
+		duration_min: 10,
+		duration_max: 20,
+	},
 	countOnly("page_view", EVENT_MINUTE, 1),
 ];
 
@@ -97,7 +106,12 @@ describe("a successful flush", () => {
 		const tenant = uniqueTenantId();
 		const stub = aggregator(tenant);
 		// 2001 rows: 1000 event names (the default cap) over two minutes, and one more.
-		const events = Array.from({ length: 2001 }, (_, i) => makeEvent({ event: `event-${String(i % 1000).padStart(4, "0")}`, timestamp: AT["13:58:00.000"] + Math.floor(i / 1000) * 60_000 }));
+		const events = Array.from({ length: 2001 }, (_, i) =>
+			makeEvent({
+				event: `event-${String(i % 1000).padStart(4, "0")}`,
+				timestamp: AT["13:58:00.000"] + Math.floor(i / 1000) * 60_000,
+			}),
+		);
 		await stub.ingest(tenant, events);
 
 		expect(await stub.flush()).toBe(2001);
@@ -105,7 +119,10 @@ describe("a successful flush", () => {
 		const inc = await runInDurableObject(stub, (_instance, state) => incarnation(state));
 		// Flush 1 carried 2000 rows; flush 2 deleted its ledger row, which no retry can need any more.
 		expect(await d1Flushes(tenant)).toEqual([{ flush_id: `${inc}:2`, rows: 1 }]);
-		const counts = await d1Rows<{ minute: string; rows: number; events: number }>("SELECT minute, count(*) AS rows, sum(count) AS events FROM event_rollups WHERE tenant = ?1 GROUP BY minute ORDER BY minute", tenant);
+		const counts = await d1Rows<{ minute: string; rows: number; events: number }>(
+			"SELECT minute, count(*) AS rows, sum(count) AS events FROM event_rollups WHERE tenant = ?1 GROUP BY minute ORDER BY minute",
+			tenant,
+		);
 		expect(counts).toEqual([
 			{ minute: "2100-03-10T13:58:00.000Z", rows: 1000, events: 1000 },
 			{ minute: "2100-03-10T13:59:00.000Z", rows: 1000, events: 1000 },
@@ -164,7 +181,9 @@ describe("a D1 failure", () => {
 	});
 
 	it("keeps events ingested while a sealed batch fails apart, and flushes both exactly", async () => {
-		const { tenant, stub } = await aggregatorWith([makeEvent({ usage: { sku: "tokens", unit: "token", micros: 1_500_000 }, performance: { duration: 10 } })]);
+		const { tenant, stub } = await aggregatorWith([
+			makeEvent({ usage: { sku: "tokens", unit: "token", micros: 1_500_000 }, performance: { duration: 10 } }),
+		]);
 		await runInDurableObject(stub, (instance) => failD1(instance, 1));
 		await expect(settle(stub.flush())).rejects.toThrow("D1 unavailable");
 
@@ -179,9 +198,29 @@ describe("a D1 failure", () => {
 				{ batch: 1, sku: "tokens", unit: "token", hour: EVENT_HOUR, micros: "1500000", events: 1 },
 			]);
 			expect(pendingEvents(state)).toEqual([
-				{ batch: 0, event: "api_call", minute: EVENT_MINUTE, count: 1, errors: 0, duration_count: 1, duration_sum: 20, duration_min: 20, duration_max: 20 },
+				{
+					batch: 0,
+					event: "api_call",
+					minute: EVENT_MINUTE,
+					count: 1,
+					errors: 0,
+					duration_count: 1,
+					duration_sum: 20,
+					duration_min: 20,
+					duration_max: 20,
+				},
 				{ batch: 0, ...countOnly("page_view", EVENT_MINUTE, 1) },
-				{ batch: 1, event: "api_call", minute: EVENT_MINUTE, count: 1, errors: 0, duration_count: 1, duration_sum: 10, duration_min: 10, duration_max: 10 },
+				{
+					batch: 1,
+					event: "api_call",
+					minute: EVENT_MINUTE,
+					count: 1,
+					errors: 0,
+					duration_count: 1,
+					duration_sum: 10,
+					duration_min: 10,
+					duration_max: 10,
+				},
 			]);
 		});
 
@@ -190,7 +229,16 @@ describe("a D1 failure", () => {
 
 		expect(await d1Usage(tenant)).toEqual([{ sku: "tokens", unit: "token", hour: EVENT_HOUR, micros: "4000000", events: 2 }]);
 		expect(await d1Events(tenant)).toEqual([
-			{ event: "api_call", minute: EVENT_MINUTE, count: 2, errors: 0, duration_count: 2, duration_sum: 30, duration_min: 10, duration_max: 20 },
+			{
+				event: "api_call",
+				minute: EVENT_MINUTE,
+				count: 2,
+				errors: 0,
+				duration_count: 2,
+				duration_sum: 30,
+				duration_min: 10,
+				duration_max: 20,
+			},
 			countOnly("page_view", EVENT_MINUTE, 1),
 		]);
 		const inc = await runInDurableObject(stub, (_instance, state) => incarnation(state));
@@ -250,7 +298,16 @@ describe("a crash between D1's commit and the local clear", () => {
 			{ sku: "tokens", unit: "token", hour: EVENT_HOUR, micros: "3000000", events: 4 },
 		]);
 		expect(await d1Events(tenant)).toEqual([
-			{ event: "api_call", minute: EVENT_MINUTE, count: 4, errors: 2, duration_count: 4, duration_sum: 60, duration_min: 10, duration_max: 20 },
+			{
+				event: "api_call",
+				minute: EVENT_MINUTE,
+				count: 4,
+				errors: 2,
+				duration_count: 4,
+				duration_sum: 60,
+				duration_min: 10,
+				duration_max: 20,
+			},
 			countOnly("page_view", EVENT_MINUTE, 2),
 		]);
 	});

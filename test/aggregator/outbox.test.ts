@@ -10,7 +10,8 @@ import { aggregatorWith, freezeClock, makeEvent } from "./fixtures";
 
 useFrozenClock(freezeClock);
 
-const points = (count: number, label: string): DataPoint[] => Array.from({ length: count }, (_, i) => ({ indexes: ["t"], blobs: [label, String(i)], doubles: [1] }));
+const points = (count: number, label: string): DataPoint[] =>
+	Array.from({ length: count }, (_, i) => ({ indexes: ["t"], blobs: [label, String(i)], doubles: [1] }));
 
 it("drops the oldest points once the outbox would pass its bound, and counts them", async () => {
 	const { stub } = await aggregatorWith([makeEvent()]);
@@ -21,7 +22,10 @@ it("drops the oldest points once the outbox would pass its bound, and counts the
 		expect(outboxPoints(store)).toBe(25_000);
 		// 300 more points are two rows (250 + 50); whole rows of the oldest go until 25,000 fit.
 		store.transact(() => appendPoints(store, points(300, "new")));
-		return state.storage.sql.exec<{ points: string }>("SELECT points FROM outbox ORDER BY id").toArray().flatMap((row) => JSON.parse(row.points) as DataPoint[]);
+		return state.storage.sql
+			.exec<{ points: string }>("SELECT points FROM outbox ORDER BY id")
+			.toArray()
+			.flatMap((row) => JSON.parse(row.points) as DataPoint[]);
 	});
 
 	expect(kept).toHaveLength(24_800);

@@ -19,7 +19,11 @@ it("remembers an event id in at most 50 bytes of SQLite storage", async () => {
 	await stub.ingest(tenant, [{ id: uuidv7(now), event: "warmup", timestamp: now }]);
 	const before = await runInDurableObject(stub, (_instance, state) => state.storage.sql.databaseSize);
 	for (let start = 0; start < EVENTS; start += SLICE) {
-		const slice: QueuedEvent[] = Array.from({ length: SLICE }, (_, i) => ({ id: uuidv7(now + start + i), event: "api_call", timestamp: now }));
+		const slice: QueuedEvent[] = Array.from({ length: SLICE }, (_, i) => ({
+			id: uuidv7(now + start + i),
+			event: "api_call",
+			timestamp: now,
+		}));
 		expect(await stub.ingest(tenant, slice)).toEqual({ accepted: SLICE, duplicates: 0, refused: [] });
 	}
 	const after = await runInDurableObject(stub, (_instance, state) => state.storage.sql.databaseSize);

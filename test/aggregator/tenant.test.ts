@@ -13,7 +13,9 @@ it("refuses a slice for another tenant and records none of it", async () => {
 	const stub = aggregator(tenant);
 	await stub.ingest(tenant, [makeEvent({ id: "mine" })]);
 
-	await expect(settle(stub.ingest(other, [makeEvent({ id: "theirs", event: "intruder" })]))).rejects.toThrow(`aggregator for ${tenant} was sent events for ${other}`);
+	await expect(settle(stub.ingest(other, [makeEvent({ id: "theirs", event: "intruder" })]))).rejects.toThrow(
+		`aggregator for ${tenant} was sent events for ${other}`,
+	);
 
 	await runInDurableObject(stub, (_instance, state) => {
 		expect(seenIds(state).map((row) => row.id)).toEqual(["mine"]);

@@ -29,7 +29,16 @@ describe("npm run bench -- --quick", () => {
 		expect(run.status, run.stderr).toBe(0);
 		expect(results, `no ${out}`).toBeDefined();
 		expect(results.errors).toEqual({});
-		for (const heading of ["1. Ingest", "2. End-to-end", "3. Freshness", "4. Platform operations", "5. Cost per million events", "6. Client overhead", "7. Aggregator scale", "Design goals"]) {
+		for (const heading of [
+			"1. Ingest",
+			"2. End-to-end",
+			"3. Freshness",
+			"4. Platform operations",
+			"5. Cost per million events",
+			"6. Client overhead",
+			"7. Aggregator scale",
+			"Design goals",
+		]) {
 			expect(run.stdout).toContain(heading);
 		}
 	});
@@ -46,9 +55,17 @@ describe("npm run bench -- --quick", () => {
 
 	it("measures ingest at batch 1, 100 and 1000, fire-and-forget and durable, with no non-2xx answer", () => {
 		const runs = results.measurements.ingest!.runs;
-		expect(runs.map((r) => `${r.batch}/${r.ack}`).sort()).toEqual(["1/durable", "1/fire-and-forget", "100/durable", "100/fire-and-forget", "1000/durable", "1000/fire-and-forget"]);
+		expect(runs.map((r) => `${r.batch}/${r.ack}`).sort()).toEqual([
+			"1/durable",
+			"1/fire-and-forget",
+			"100/durable",
+			"100/fire-and-forget",
+			"1000/durable",
+			"1000/fire-and-forget",
+		]);
 		for (const r of runs) {
-			for (const value of [r.latencyMs.p50, r.latencyMs.p99, r.latencyMs.max, r.requestsPerSecond, r.eventsPerSecond, r.requests]) expect(positive(value)).toBe(true);
+			for (const value of [r.latencyMs.p50, r.latencyMs.p99, r.latencyMs.max, r.requestsPerSecond, r.eventsPerSecond, r.requests])
+				expect(positive(value)).toBe(true);
 			expect(r.latencyMs.p50).toBeLessThanOrEqual(r.latencyMs.max);
 		}
 		expect(results.non2xx.total).toBe(0);
@@ -57,7 +74,9 @@ describe("npm run bench -- --quick", () => {
 	it("measures end-to-end throughput for 1 and 100 tenants", () => {
 		const runs = results.measurements.e2e!.runs;
 		expect(runs.map((r) => r.tenants)).toEqual([1, 100]);
-		for (const r of runs) for (const value of [r.events, r.seconds, r.eventsPerSecond, r.sendSeconds, r.aggregatorRpcs, r.eventsPerRpc]) expect(positive(value)).toBe(true);
+		for (const r of runs)
+			for (const value of [r.events, r.seconds, r.eventsPerSecond, r.sendSeconds, r.aggregatorRpcs, r.eventsPerRpc])
+				expect(positive(value)).toBe(true);
 	});
 
 	it("measures freshness percentiles over every sample", () => {
@@ -72,7 +91,16 @@ describe("npm run bench -- --quick", () => {
 		expect(scenarios.map((s) => s.batch)).toEqual([1, 100]);
 		for (const s of scenarios) {
 			expect(s.checks).toEqual({ httpRequestsMatchSent: true, queueMessagesMatchEstimate: true });
-			for (const name of ["workerRequests", "queueMessages", "queueChunks", "aggregatorRpcs", "alarms", "sqliteRowsWritten", "d1RowsWritten", "analyticsPoints"] as const) {
+			for (const name of [
+				"workerRequests",
+				"queueMessages",
+				"queueChunks",
+				"aggregatorRpcs",
+				"alarms",
+				"sqliteRowsWritten",
+				"d1RowsWritten",
+				"analyticsPoints",
+			] as const) {
 				expect(positive(s.per1000[name]), name).toBe(true);
 			}
 		}
@@ -103,7 +131,9 @@ describe("npm run bench -- --quick", () => {
 	it("measures the aggregator at each checkpoint, with its storage", () => {
 		const scale = results.measurements.aggregator!;
 		expect(scale.checkpoints.map((c) => c.events)).toEqual([10_000, 50_000]);
-		for (const c of scale.checkpoints) for (const value of [c.seconds, c.storageBytes, c.bytesPerEvent, c.segment.eventsPerSecond, c.segment.msPer10k]) expect(positive(value)).toBe(true);
+		for (const c of scale.checkpoints)
+			for (const value of [c.seconds, c.storageBytes, c.bytesPerEvent, c.segment.eventsPerSecond, c.segment.msPer10k])
+				expect(positive(value)).toBe(true);
 		expect(scale.chunkMs).toHaveLength(scale.events / scale.chunkEvents);
 		for (const value of [scale.growth, scale.slowestOverMean]) expect(positive(value)).toBe(true);
 	});

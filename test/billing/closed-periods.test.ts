@@ -37,7 +37,10 @@ function usageReport(tenant: TestTenant, from: string, to: string, granularity: 
 }
 
 async function usageCsv(tenant: TestTenant, from: string, to: string): Promise<string> {
-	const response = await call(`/v1/usage?from=${from}&to=${to}&granularity=month`, { key: tenant.readKey, headers: { accept: "text/csv" } });
+	const response = await call(`/v1/usage?from=${from}&to=${to}&granularity=month`, {
+		key: tenant.readKey,
+		headers: { accept: "text/csv" },
+	});
 	expect(response.status).toBe(200);
 	return response.text();
 }
@@ -58,7 +61,13 @@ describe("POST /v1/periods/:period/close", () => {
 
 		expect(await bodyOf(await closeVia("2100-11", tenant.readKey))).toEqual({
 			status: 409,
-			body: { error: { code: "conflict", message: "2100-11 has not ended yet; a month can be closed once it is over", details: [{ path: "period", message: "has not ended" }] } },
+			body: {
+				error: {
+					code: "conflict",
+					message: "2100-11 has not ended yet; a month can be closed once it is over",
+					details: [{ path: "period", message: "has not ended" }],
+				},
+			},
 		});
 		advanceClock(1);
 		expect(await bodyOf(await closeVia("2100-11", tenant.readKey))).toEqual({
@@ -100,7 +109,13 @@ describe("POST /v1/periods/:period/close", () => {
 
 		expect(await bodyOf(await closeVia(period, tenant.readKey))).toEqual({
 			status: 409,
-			body: { error: { code: "conflict", message: `${period} has not ended yet; a month can be closed once it is over`, details: [{ path: "period", message: "has not ended" }] } },
+			body: {
+				error: {
+					code: "conflict",
+					message: `${period} has not ended yet; a month can be closed once it is over`,
+					details: [{ path: "period", message: "has not ended" }],
+				},
+			},
 		});
 		expect(await getJson("/v1/periods", tenant.readKey)).toEqual({ tenant: tenant.id, closed: [] });
 	});
@@ -110,7 +125,13 @@ describe("POST /v1/periods/:period/close", () => {
 
 		expect(await bodyOf(await closeVia(period, tenant.readKey))).toEqual({
 			status: 400,
-			body: { error: { code: "invalid_request", message: "period: must be a month, YYYY-MM", details: [{ path: "period", message: "must be a month, YYYY-MM" }] } },
+			body: {
+				error: {
+					code: "invalid_request",
+					message: "period: must be a month, YYYY-MM",
+					details: [{ path: "period", message: "must be a month, YYYY-MM" }],
+				},
+			},
 		});
 		expect(await getJson("/v1/periods", tenant.readKey)).toEqual({ tenant: tenant.id, closed: [] });
 	});
@@ -122,7 +143,10 @@ describe("POST /v1/periods/:period/close", () => {
 			status: 403,
 			body: { error: { code: "forbidden", message: "A write key cannot use this route" } },
 		});
-		expect(await bodyOf(await closeVia("2100-11"))).toEqual({ status: 401, body: { error: { code: "unauthorized", message: "Missing bearer key" } } });
+		expect(await bodyOf(await closeVia("2100-11"))).toEqual({
+			status: 401,
+			body: { error: { code: "unauthorized", message: "Missing bearer key" } },
+		});
 		expect(await bodyOf(await call("/v1/periods", { key: tenant.writeKey }))).toEqual({
 			status: 403,
 			body: { error: { code: "forbidden", message: "A write key cannot use this route" } },
@@ -138,21 +162,45 @@ describe("POST /v1/periods/:period/close", () => {
 			status: 200,
 			body: { tenant: tenant.id, period: "2100-11", closedAt: iso(clock.start), flushed: 0 },
 		});
-		expect(await getJson("/v1/periods", tenant.readKey)).toEqual({ tenant: tenant.id, closed: [{ period: "2100-11", closedAt: iso(clock.start) }] });
+		expect(await getJson("/v1/periods", tenant.readKey)).toEqual({
+			tenant: tenant.id,
+			closed: [{ period: "2100-11", closedAt: iso(clock.start) }],
+		});
 
-		expect(await bodyOf(await adminClose(unknown, "2100-11"))).toEqual({ status: 404, body: { error: { code: "not_found", message: `No tenant ${unknown}` } } });
+		expect(await bodyOf(await adminClose(unknown, "2100-11"))).toEqual({
+			status: 404,
+			body: { error: { code: "not_found", message: `No tenant ${unknown}` } },
+		});
 		expect(await d1Rows("SELECT period FROM closed_periods WHERE tenant = ?1", unknown)).toEqual([]);
 		// The admin route takes the admin token only, never a tenant's key.
-		expect(await bodyOf(await adminClose(tenant.id, "2100-10", tenant.readKey))).toEqual({ status: 401, body: { error: { code: "unauthorized", message: "Admin token required" } } });
+		expect(await bodyOf(await adminClose(tenant.id, "2100-10", tenant.readKey))).toEqual({
+			status: 401,
+			body: { error: { code: "unauthorized", message: "Admin token required" } },
+		});
 		expect(await bodyOf(await adminClose(tenant.id, "2100-12"))).toEqual({
 			status: 409,
-			body: { error: { code: "conflict", message: "2100-12 has not ended yet; a month can be closed once it is over", details: [{ path: "period", message: "has not ended" }] } },
+			body: {
+				error: {
+					code: "conflict",
+					message: "2100-12 has not ended yet; a month can be closed once it is over",
+					details: [{ path: "period", message: "has not ended" }],
+				},
+			},
 		});
 		expect(await bodyOf(await adminClose(tenant.id, "nov"))).toEqual({
 			status: 400,
-			body: { error: { code: "invalid_request", message: "period: must be a month, YYYY-MM", details: [{ path: "period", message: "must be a month, YYYY-MM" }] } },
+			body: {
+				error: {
+					code: "invalid_request",
+					message: "period: must be a month, YYYY-MM",
+					details: [{ path: "period", message: "must be a month, YYYY-MM" }],
+				},
+			},
 		});
-		expect(await getJson("/v1/periods", tenant.readKey)).toEqual({ tenant: tenant.id, closed: [{ period: "2100-11", closedAt: iso(clock.start) }] });
+		expect(await getJson("/v1/periods", tenant.readKey)).toEqual({
+			tenant: tenant.id,
+			closed: [{ period: "2100-11", closedAt: iso(clock.start) }],
+		});
 	});
 });
 
@@ -202,7 +250,17 @@ describe("late usage for a closed month", () => {
 			to: iso(Date.UTC(2101, 0, 1)),
 			granularity: "month",
 			items: [{ sku: "tokens", unit: "token", period: iso(DECEMBER), quantity: 4, quantityDecimal: "4", events: 1 }],
-			adjustments: [{ sku: "tokens", unit: "token", period: iso(DECEMBER), adjustmentFor: "2100-11", quantity: 3.333333, quantityDecimal: "3.333333", events: 1 }],
+			adjustments: [
+				{
+					sku: "tokens",
+					unit: "token",
+					period: iso(DECEMBER),
+					adjustmentFor: "2100-11",
+					quantity: 3.333333,
+					quantityDecimal: "3.333333",
+					events: 1,
+				},
+			],
 		};
 		const decemberByDay = {
 			...december,
@@ -224,7 +282,12 @@ describe("late usage for a closed month", () => {
 		expect(await (await flushVia(tenant)).json()).toEqual({ flushed: 2 });
 		await expectReports();
 
-		expect(await d1Rows("SELECT sku, unit, period, booked, micros_hi, micros_lo, events FROM usage_adjustments WHERE tenant = ?1", tenant.id)).toEqual([
+		expect(
+			await d1Rows(
+				"SELECT sku, unit, period, booked, micros_hi, micros_lo, events FROM usage_adjustments WHERE tenant = ?1",
+				tenant.id,
+			),
+		).toEqual([
 			{ sku: "tokens", unit: "token", period: "2100-11", booked: iso(DECEMBER), micros_hi: 0, micros_lo: 3_333_333, events: 1 },
 		]);
 		// Only usage is frozen: the late event still counts in November's stats, the duplicate nowhere.
@@ -236,8 +299,13 @@ describe("late usage for a closed month", () => {
 			{ event: "api_call", period: iso(Date.UTC(2100, 10, 20)), count: 1, errors: 0, duration: none },
 			{ event: "api_call", period: iso(Date.UTC(2100, 10, 30)), count: 1, errors: 0, duration: none },
 		]);
-		expect(await metricsOf(tenant)).toEqual(metricsWith(tenant, { received: 6, enqueued: 6, consumed: 6, duplicatesDropped: 1, aggregated: 5, flushedRows: 10 }));
-		expect(await getJson("/v1/periods", tenant.readKey)).toEqual({ tenant: tenant.id, closed: [{ period: "2100-11", closedAt: iso(closedAt) }] });
+		expect(await metricsOf(tenant)).toEqual(
+			metricsWith(tenant, { received: 6, enqueued: 6, consumed: 6, duplicatesDropped: 1, aggregated: 5, flushedRows: 10 }),
+		);
+		expect(await getJson("/v1/periods", tenant.readKey)).toEqual({
+			tenant: tenant.id,
+			closed: [{ period: "2100-11", closedAt: iso(closedAt) }],
+		});
 	});
 
 	it("keeps booking late usage as adjustments after the admin closed the month, summing them per sku", async () => {
@@ -262,13 +330,34 @@ describe("late usage for a closed month", () => {
 			granularity: "month",
 			items: [],
 			adjustments: [
-				{ sku: "seats", unit: "seat", period: iso(DECEMBER), adjustmentFor: "2100-11", quantity: 1, quantityDecimal: "1", events: 1 },
-				{ sku: "tokens", unit: "unit", period: iso(DECEMBER), adjustmentFor: "2100-11", quantity: 0.3, quantityDecimal: "0.3", events: 2 },
+				{
+					sku: "seats",
+					unit: "seat",
+					period: iso(DECEMBER),
+					adjustmentFor: "2100-11",
+					quantity: 1,
+					quantityDecimal: "1",
+					events: 1,
+				},
+				{
+					sku: "tokens",
+					unit: "unit",
+					period: iso(DECEMBER),
+					adjustmentFor: "2100-11",
+					quantity: 0.3,
+					quantityDecimal: "0.3",
+					events: 2,
+				},
 			],
 		});
 		expect(await (await flushVia(tenant)).json()).toEqual({ flushed: 4 });
 		expect(await d1Rows("SELECT count(*) AS n FROM usage_rollups WHERE tenant = ?1", tenant.id)).toEqual([{ n: 0 }]);
-		expect(await d1Rows("SELECT sku, unit, period, booked, micros_hi, micros_lo, events FROM usage_adjustments WHERE tenant = ?1 ORDER BY sku", tenant.id)).toEqual([
+		expect(
+			await d1Rows(
+				"SELECT sku, unit, period, booked, micros_hi, micros_lo, events FROM usage_adjustments WHERE tenant = ?1 ORDER BY sku",
+				tenant.id,
+			),
+		).toEqual([
 			{ sku: "seats", unit: "seat", period: "2100-11", booked: iso(DECEMBER), micros_hi: 0, micros_lo: 1_000_000, events: 1 },
 			{ sku: "tokens", unit: "unit", period: "2100-11", booked: iso(DECEMBER), micros_hi: 0, micros_lo: 300_000, events: 2 },
 		]);

@@ -56,9 +56,22 @@ describe("what each call records", () => {
 		expect(withoutIds(message!.events)).toEqual([
 			{ event: "signup", timestamp: T, sessionId: "s-1", properties: { plan: "pro" } },
 			{ event: "$identify", timestamp: T, userId: "user-1", sessionId: "s-1", properties: { email_domain: "example.com" } },
-			{ event: "$usage", timestamp: T, userId: "user-1", sessionId: "s-1", usage: { sku: "api_calls", unit: "call", micros: 2_500_000 } },
+			{
+				event: "$usage",
+				timestamp: T,
+				userId: "user-1",
+				sessionId: "s-1",
+				usage: { sku: "api_calls", unit: "call", micros: 2_500_000 },
+			},
 			{ event: "$usage", timestamp: T, userId: "user-1", sessionId: "s-1", usage: { sku: "storage", unit: "unit", micros: 100_000 } },
-			{ event: "render", timestamp: T, userId: "user-1", sessionId: "s-1", properties: { view: "home" }, performance: { duration: 12.5 } },
+			{
+				event: "render",
+				timestamp: T,
+				userId: "user-1",
+				sessionId: "s-1",
+				properties: { view: "home" },
+				performance: { duration: 12.5 },
+			},
 			{ event: "no_properties", timestamp: T, userId: "user-1", sessionId: "s-1" },
 		]);
 		expect(new Set(message!.events.map((event) => event.id)).size).toBe(6);
@@ -101,7 +114,14 @@ describe("what each call records", () => {
 		await ctx.settle();
 
 		expect(queue.events.map(({ event, properties: sent }) => ({ event, properties: sent }))).toEqual([
-			{ event: "login", properties: { app: "mobile", release: "1.2.3", user: { name: "ann", Password: "[redacted]", keys: [{ APIKEY: "[redacted]", label: "ci" }] } } },
+			{
+				event: "login",
+				properties: {
+					app: "mobile",
+					release: "1.2.3",
+					user: { name: "ann", Password: "[redacted]", keys: [{ APIKEY: "[redacted]", label: "ci" }] },
+				},
+			},
 			{ event: "$identify", properties: { app: "web", release: "1.2.3", password: "[redacted]" } },
 			{ event: "$usage", properties: { app: "web", release: "1.2.3" } },
 		]);
@@ -154,7 +174,9 @@ describe("never throwing", () => {
 		}).not.toThrow();
 		await ctx.settle();
 
-		expect(errors.map(({ error, info }) => ({ type: (error as Error).constructor.name, message: (error as Error).message, info }))).toEqual([
+		expect(
+			errors.map(({ error, info }) => ({ type: (error as Error).constructor.name, message: (error as Error).message, info })),
+		).toEqual([
 			{ type: "TypeError", message: "track(event) needs a non-empty event name", info: { stage: "track", events: 1 } },
 			{ type: "TypeError", message: "track(event, properties) needs an object", info: { stage: "track", events: 1 } },
 			{ type: "TypeError", message: "identify(userId) needs a string", info: { stage: "track", events: 1 } },
@@ -185,14 +207,29 @@ describe("never throwing", () => {
 		await ctx.settle();
 
 		expect(queue.events.map((event) => event.event)).toEqual(["before", "after"]);
-		const reported = errors.map(({ error, info }) => ({ error: error instanceof InvalidEventError ? { event: error.event.slice(0, 10), issues: error.issues } : (error as Error).name, info }));
+		const reported = errors.map(({ error, info }) => ({
+			error: error instanceof InvalidEventError ? { event: error.event.slice(0, 10), issues: error.issues } : (error as Error).name,
+			info,
+		}));
 		const validate = { stage: "validate", events: 1 };
 		expect(reported).toEqual([
-			{ error: { event: "$usage", issues: [{ path: "usage.quantity", message: "has more than 6 fraction digits" }] }, info: validate },
+			{
+				error: { event: "$usage", issues: [{ path: "usage.quantity", message: "has more than 6 fraction digits" }] },
+				info: validate,
+			},
 			{ error: { event: "xxxxxxxxxx", issues: [{ path: "event", message: "must be 1-200 characters" }] }, info: validate },
-			{ error: { event: "nested", issues: [{ path: `properties${".deep".repeat(16)}`, message: "nesting deeper than 16 levels" }] }, info: validate },
+			{
+				error: { event: "nested", issues: [{ path: `properties${".deep".repeat(16)}`, message: "nesting deeper than 16 levels" }] },
+				info: validate,
+			},
 			{ error: "TypeError", info: validate },
-			{ error: { event: "render", issues: [{ path: "performance.duration", message: "must be a number of milliseconds from 0 to 86400000" }] }, info: validate },
+			{
+				error: {
+					event: "render",
+					issues: [{ path: "performance.duration", message: "must be a number of milliseconds from 0 to 86400000" }],
+				},
+				info: validate,
+			},
 		]);
 		expect(analytics.stats()).toEqual({ queued: 0, sent: 2, dropped: 5, failed: 0 });
 	});
@@ -232,7 +269,16 @@ describe("never throwing", () => {
 				throw new Error("sync failure");
 			},
 		};
-		const analytics = createAnalytics(ctx, { queue, tenant: "tenant-a" }, { retries: 0, onError: () => { throw new Error("hook failure"); } });
+		const analytics = createAnalytics(
+			ctx,
+			{ queue, tenant: "tenant-a" },
+			{
+				retries: 0,
+				onError: () => {
+					throw new Error("hook failure");
+				},
+			},
+		);
 
 		expect(() => {
 			analytics.track("a");
@@ -251,7 +297,10 @@ describe("never throwing", () => {
 		analytics.flush();
 		await ctx.settle();
 		expect(errors.map(({ error, info }) => ({ message: (error as Error).message, info }))).toEqual([
-			{ message: "Meterline transport must be {queue, tenant}, {service, writeKey} or {endpoint, writeKey}", info: { stage: "send", events: 1 } },
+			{
+				message: "Meterline transport must be {queue, tenant}, {service, writeKey} or {endpoint, writeKey}",
+				info: { stage: "send", events: 1 },
+			},
 		]);
 		expect(analytics.stats()).toEqual({ queued: 0, sent: 0, dropped: 0, failed: 1 });
 	});

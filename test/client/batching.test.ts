@@ -170,7 +170,11 @@ describe("maxQueue", () => {
 		analytics.flush();
 		await ctx.settle();
 
-		expect(bodies.map((body) => (body as { events: { event: string }[] }).events.map((event) => event.event))).toEqual([["e1", "e2"], ["e5", "e6"], ["e7"]]);
+		expect(bodies.map((body) => (body as { events: { event: string }[] }).events.map((event) => event.event))).toEqual([
+			["e1", "e2"],
+			["e5", "e6"],
+			["e7"],
+		]);
 		expect(analytics.stats()).toEqual({ queued: 0, sent: 5, dropped: 2, failed: 0 });
 	});
 });

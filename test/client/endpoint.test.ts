@@ -24,7 +24,14 @@ function scriptedFetch(script: ((request: Request) => Promise<Response>)[] = [])
 	const attempts: Attempt[] = [];
 	const fetch: FetchLike = async (request) => {
 		const body = (await request.clone().json()) as Attempt["body"];
-		attempts.push({ at: Date.now(), method: request.method, url: request.url, authorization: request.headers.get("authorization"), contentType: request.headers.get("content-type"), body });
+		attempts.push({
+			at: Date.now(),
+			method: request.method,
+			url: request.url,
+			authorization: request.headers.get("authorization"),
+			contentType: request.headers.get("content-type"),
+			body,
+		});
 		const scripted = script.shift();
 		return scripted ? scripted(request) : worker(request);
 	};
@@ -49,7 +56,11 @@ describe("endpoint transport", () => {
 		const ctx = new RecordingContext();
 		const { errors, onError } = errorLog();
 		const { fetch, attempts } = scriptedFetch();
-		const analytics = createAnalytics(ctx, { endpoint: `${ENDPOINT}/`, writeKey: tenant.writeKey, fetch }, { onError, userId: "user-9" });
+		const analytics = createAnalytics(
+			ctx,
+			{ endpoint: `${ENDPOINT}/`, writeKey: tenant.writeKey, fetch },
+			{ onError, userId: "user-9" },
+		);
 
 		analytics.track("search", { q: "boots" });
 		analytics.usage("searches", 1, "query");
@@ -58,7 +69,12 @@ describe("endpoint transport", () => {
 		await ctx.settle();
 
 		expect(errors).toEqual([]);
-		expect(attempts.map(({ at: _at, body, ...request }) => ({ ...request, events: body.events.map(({ id: _id, timestamp: _t, ...event }) => event) }))).toEqual([
+		expect(
+			attempts.map(({ at: _at, body, ...request }) => ({
+				...request,
+				events: body.events.map(({ id: _id, timestamp: _t, ...event }) => event),
+			})),
+		).toEqual([
 			{
 				method: "POST",
 				url: "https://meterline.test/v1/events",
@@ -67,7 +83,16 @@ describe("endpoint transport", () => {
 				events: [
 					{ event: "search", userId: "user-9", properties: { q: "boots" } },
 					{ event: "$usage", userId: "user-9", usage: { sku: "searches", quantity: 1, unit: "query" } },
-					{ event: "$error", userId: "user-9", properties: { name: "RangeError", message: "page out of range", stackHash: expect.stringMatching(/^[0-9a-f]{16}$/) }, performance: { statusCode: 500 } },
+					{
+						event: "$error",
+						userId: "user-9",
+						properties: {
+							name: "RangeError",
+							message: "page out of range",
+							stackHash: expect.stringMatching(/^[0-9a-f]{16}$/),
+						},
+						performance: { statusCode: 500 },
+					},
 				],
 			},
 		]);
@@ -135,7 +160,12 @@ describe("endpoint transport", () => {
 		expect(attempts).toHaveLength(1);
 		const [{ error, info }] = errors as [(typeof errors)[number]];
 		expect(error).toBeInstanceOf(SendError);
-		expect({ status: (error as SendError).status, retryAfter: (error as SendError).retryAfter, message: (error as SendError).message, info }).toEqual({
+		expect({
+			status: (error as SendError).status,
+			retryAfter: (error as SendError).retryAfter,
+			message: (error as SendError).message,
+			info,
+		}).toEqual({
 			status: 429,
 			retryAfter: 60_000,
 			message: "POST https://meterline.test/v1/events answered 429: rate limited",
@@ -156,10 +186,13 @@ describe("endpoint transport", () => {
 		await ctx.settle();
 
 		expect(attempts).toHaveLength(1);
-		expect(errors.map(({ error, info }) => ({ status: (error as SendError).status, message: (error as SendError).message, info }))).toEqual([
+		expect(
+			errors.map(({ error, info }) => ({ status: (error as SendError).status, message: (error as SendError).message, info })),
+		).toEqual([
 			{
 				status: 401,
-				message: 'POST https://meterline.test/v1/events answered 401: {"error":{"code":"unauthorized","message":"Unknown or revoked key"}}',
+				message:
+					'POST https://meterline.test/v1/events answered 401: {"error":{"code":"unauthorized","message":"Unknown or revoked key"}}',
 				info: { stage: "send", events: 2 },
 			},
 		]);
@@ -196,7 +229,11 @@ describe("endpoint transport", () => {
 		const tenant = await createTenant();
 		const ctx = new RecordingContext();
 		const { fetch, attempts } = scriptedFetch();
-		const analytics = createAnalytics(ctx, { endpoint: ENDPOINT, writeKey: tenant.writeKey, fetch }, { batchSize: 1000, maxQueue: 2000, flushInterval: 0 });
+		const analytics = createAnalytics(
+			ctx,
+			{ endpoint: ENDPOINT, writeKey: tenant.writeKey, fetch },
+			{ batchSize: 1000, maxQueue: 2000, flushInterval: 0 },
+		);
 
 		for (let i = 0; i < 40; i++) analytics.track("blob", { i, blob: "x".repeat(30_000) });
 		analytics.flush();
@@ -206,7 +243,12 @@ describe("endpoint transport", () => {
 		await ctx.settle();
 
 		expect(attempts.map((attempt) => attempt.body.events.length)).toEqual([34, 6, 1000, 1]);
-		expect(attempts.map((attempt) => new TextEncoder().encode(JSON.stringify(attempt.body)).byteLength <= 1_048_576)).toEqual([true, true, true, true]);
+		expect(attempts.map((attempt) => new TextEncoder().encode(JSON.stringify(attempt.body)).byteLength <= 1_048_576)).toEqual([
+			true,
+			true,
+			true,
+			true,
+		]);
 		expect(analytics.stats()).toEqual({ queued: 0, sent: 1041, dropped: 0, failed: 0 });
 	});
 });

@@ -71,7 +71,10 @@ export interface UsageItem {
  * Once the tenant's aggregator has taken in `events` events (the local queue delivers them to the
  * real consumer), flushes it and returns GET /v1/stats (summed per event name) and GET /v1/usage.
  */
-export async function reports(tenant: TestTenant, events: number): Promise<{ stats: Record<string, Omit<StatsItem, "event">>; usage: UsageItem[]; duplicatesDropped: number }> {
+export async function reports(
+	tenant: TestTenant,
+	events: number,
+): Promise<{ stats: Record<string, Omit<StatsItem, "event">>; usage: UsageItem[]; duplicatesDropped: number }> {
 	const range = `from=${new Date(Date.now() - 3_600_000).toISOString()}&to=${new Date(Date.now() + 3_600_000).toISOString()}`;
 	let result: Awaited<ReturnType<typeof reports>> | undefined;
 	await vi.waitFor(
@@ -98,7 +101,11 @@ export async function reports(tenant: TestTenant, events: number): Promise<{ sta
 						}
 					: { count, errors, duration };
 			}
-			result = { stats: byEvent, usage: usage.items.map(({ sku, unit, quantity, events: n }) => ({ sku, unit, quantity, events: n })), duplicatesDropped: metrics.duplicatesDropped };
+			result = {
+				stats: byEvent,
+				usage: usage.items.map(({ sku, unit, quantity, events: n }) => ({ sku, unit, quantity, events: n })),
+				duplicatesDropped: metrics.duplicatesDropped,
+			};
 		},
 		{ timeout: 30_000, interval: 100 },
 	);

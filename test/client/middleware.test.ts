@@ -30,7 +30,11 @@ afterEach(() => {
 describe("withAnalytics (itty-router 5)", () => {
 	function app(transport: () => Transport, options: AnalyticsOptions = {}) {
 		const meter = withAnalytics({ transport, catch: error, ...options });
-		const router = AutoRouter<IRequest, [env: unknown, ctx: RecordingContext]>({ before: [meter.before], catch: meter.catch, finally: [meter.finally] });
+		const router = AutoRouter<IRequest, [env: unknown, ctx: RecordingContext]>({
+			before: [meter.before],
+			catch: meter.catch,
+			finally: [meter.finally],
+		});
 		router.get("/v1/items/:id", (request) => {
 			vi.advanceTimersByTime(125);
 			(request.analytics as Analytics).track("item_viewed", { id: request.params.id });
@@ -55,43 +59,75 @@ describe("withAnalytics (itty-router 5)", () => {
 
 	it("records method, route pattern (not the path), status and duration, with the handler's own events", async () => {
 		const queue = new MemoryQueue();
-		const { status, body } = await fetchThrough(app(() => ({ queue, tenant: "t" })), "GET", "/v1/items/42");
+		const { status, body } = await fetchThrough(
+			app(() => ({ queue, tenant: "t" })),
+			"GET",
+			"/v1/items/42",
+		);
 
 		expect({ status, body }).toEqual({ status: 200, body: '{"id":"42"}' });
 		expect(recorded(queue)).toEqual([
 			{ event: "item_viewed", properties: { id: "42" } },
-			{ event: "$request", properties: { method: "GET", route: "/v1/items/:id", status: 200 }, performance: { duration: 125, statusCode: 200 } },
+			{
+				event: "$request",
+				properties: { method: "GET", route: "/v1/items/:id", status: 200 },
+				performance: { duration: 125, statusCode: 200 },
+			},
 		]);
 	});
 
 	it("records a thrown error that made a 500, and the catch's response is unchanged", async () => {
 		const queue = new MemoryQueue();
-		const { status, body } = await fetchThrough(app(() => ({ queue, tenant: "t" })), "POST", "/v1/items");
+		const { status, body } = await fetchThrough(
+			app(() => ({ queue, tenant: "t" })),
+			"POST",
+			"/v1/items",
+		);
 
 		expect({ status, body }).toEqual({ status: 500, body: '{"status":500,"error":"database unavailable"}' });
 		expect(recorded(queue)).toEqual([
-			{ event: "$request", properties: { method: "POST", route: "/v1/items", status: 500, error: "Error" }, performance: { duration: 40, statusCode: 500 } },
+			{
+				event: "$request",
+				properties: { method: "POST", route: "/v1/items", status: 500, error: "Error" },
+				performance: { duration: 40, statusCode: 500 },
+			},
 			errorEvent("POST", "/v1/items", new Error("database unavailable")),
 		]);
 	});
 
 	it("notes a thrown StatusError on the request (itty keeps Error's name) without counting its 4xx as an error", async () => {
 		const queue = new MemoryQueue();
-		const { status } = await fetchThrough(app(() => ({ queue, tenant: "t" })), "DELETE", "/v1/items/7");
+		const { status } = await fetchThrough(
+			app(() => ({ queue, tenant: "t" })),
+			"DELETE",
+			"/v1/items/7",
+		);
 
 		expect(status).toBe(404);
 		expect(recorded(queue)).toEqual([
-			{ event: "$request", properties: { method: "DELETE", route: "/v1/items/:id", status: 404, error: "Error" }, performance: { duration: 0, statusCode: 404 } },
+			{
+				event: "$request",
+				properties: { method: "DELETE", route: "/v1/items/:id", status: 404, error: "Error" },
+				performance: { duration: 0, statusCode: 404 },
+			},
 		]);
 	});
 
 	it("records a request no route matched under a fixed name, never its path", async () => {
 		const queue = new MemoryQueue();
-		const { status } = await fetchThrough(app(() => ({ queue, tenant: "t" })), "GET", "/wp-admin/setup.php");
+		const { status } = await fetchThrough(
+			app(() => ({ queue, tenant: "t" })),
+			"GET",
+			"/wp-admin/setup.php",
+		);
 
 		expect(status).toBe(404);
 		expect(recorded(queue)).toEqual([
-			{ event: "$request", properties: { method: "GET", route: "(unmatched)", status: 404 }, performance: { duration: 0, statusCode: 404 } },
+			{
+				event: "$request",
+				properties: { method: "GET", route: "(unmatched)", status: 404 },
+				performance: { duration: 0, statusCode: 404 },
+			},
 		]);
 	});
 
@@ -108,7 +144,11 @@ describe("withAnalytics (itty-router 5)", () => {
 		await expect(router.fetch(new Request(`${BASE}/v1/things/1`), {}, ctx)).rejects.toBe(thrown);
 		await ctx.settle();
 		expect(recorded(queue)).toEqual([
-			{ event: "$request", properties: { method: "GET", route: "/v1/things/:id", status: 500, error: "TypeError" }, performance: { duration: 0, statusCode: 500 } },
+			{
+				event: "$request",
+				properties: { method: "GET", route: "/v1/things/:id", status: 500, error: "TypeError" },
+				performance: { duration: 0, statusCode: 500 },
+			},
 			errorEvent("GET", "/v1/things/:id", thrown),
 		]);
 	});
@@ -119,9 +159,12 @@ describe("withAnalytics (itty-router 5)", () => {
 		const broken = new Error("no binding");
 		const failing = new MemoryQueue(Infinity);
 		const variants = [
-			app(() => {
-				throw broken;
-			}, { onError }),
+			app(
+				() => {
+					throw broken;
+				},
+				{ onError },
+			),
 			app(() => ({ queue: failing, tenant: "t" }), {
 				retries: 0,
 				onError: () => {
@@ -130,15 +173,26 @@ describe("withAnalytics (itty-router 5)", () => {
 			}),
 		];
 
-		for (const [method, path] of [["GET", "/v1/items/42"], ["POST", "/v1/items"], ["DELETE", "/v1/items/7"], ["GET", "/nowhere"]] as const) {
+		for (const [method, path] of [
+			["GET", "/v1/items/42"],
+			["POST", "/v1/items"],
+			["DELETE", "/v1/items/7"],
+			["GET", "/nowhere"],
+		] as const) {
 			const expected = await fetchThrough(plain, method, path);
 			for (const router of variants) {
 				const { status, body, response } = await fetchThrough(router, method, path);
-				expect({ status, body, type: response.headers.get("content-type") }).toEqual({ status: expected.status, body: expected.body, type: expected.response.headers.get("content-type") });
+				expect({ status, body, type: response.headers.get("content-type") }).toEqual({
+					status: expected.status,
+					body: expected.body,
+					type: expected.response.headers.get("content-type"),
+				});
 			}
 		}
 		// The events each request recorded are lost, and onError hears why.
-		expect(errors.map(({ error: err, info }) => ({ err, info }))).toEqual([2, 2, 1, 1].map((events) => ({ err: broken, info: { stage: "send", events } })));
+		expect(errors.map(({ error: err, info }) => ({ err, info }))).toEqual(
+			[2, 2, 1, 1].map((events) => ({ err: broken, info: { stage: "send", events } })),
+		);
 		expect(failing.attempts).toBe(4);
 	});
 });
@@ -165,7 +219,11 @@ describe("instrument", () => {
 		expect(response).toBe(answer);
 		expect(recorded(events)).toEqual([
 			{ event: "signup" },
-			{ event: "$request", properties: { method: "POST", route: "/v1/signup", status: 201 }, performance: { duration: 75, statusCode: 201 } },
+			{
+				event: "$request",
+				properties: { method: "POST", route: "/v1/signup", status: 201 },
+				performance: { duration: 75, statusCode: 201 },
+			},
 		]);
 		expect(events.batches[0]![0]!.tenant).toBe("t");
 	});
@@ -179,7 +237,11 @@ describe("instrument", () => {
 		await ctx.settle();
 
 		expect(recorded(events)).toEqual([
-			{ event: "http_request", properties: { method: "GET", route: "/users/:id/orders/:id/items/v2", status: 200 }, performance: { duration: 0, statusCode: 200 } },
+			{
+				event: "http_request",
+				properties: { method: "GET", route: "/users/:id/orders/:id/items/v2", status: 200 },
+				performance: { duration: 0, statusCode: 200 },
+			},
 		]);
 	});
 
@@ -198,7 +260,11 @@ describe("instrument", () => {
 		await expect(handler(new Request(`${BASE}/v1/cart`, { method: "PUT" }), {}, ctx)).rejects.toBe(thrown);
 		await ctx.settle();
 		expect(recorded(events)).toEqual([
-			{ event: "$request", properties: { method: "PUT", route: "/v1/cart", status: 500, error: "RangeError" }, performance: { duration: 10, statusCode: 500 } },
+			{
+				event: "$request",
+				properties: { method: "PUT", route: "/v1/cart", status: 500, error: "RangeError" },
+				performance: { duration: 10, statusCode: 500 },
+			},
 			errorEvent("PUT", "/v1/cart", thrown),
 		]);
 	});
@@ -215,9 +281,26 @@ describe("instrument", () => {
 		};
 		const broken = new Error("no binding");
 		const handlers = [
-			instrument(() => answer, { transport: () => { throw broken; }, onError }),
-			instrument(() => answer, { transport: { queue: new MemoryQueue(Infinity), tenant: "t" }, retries: 0, route: () => { throw new Error("route() failed"); }, onError }),
-			instrument(() => answer, { transport: { queue: new MemoryQueue(), tenant: "t" }, onError: () => { throw broken; } }),
+			instrument(() => answer, {
+				transport: () => {
+					throw broken;
+				},
+				onError,
+			}),
+			instrument(() => answer, {
+				transport: { queue: new MemoryQueue(Infinity), tenant: "t" },
+				retries: 0,
+				route: () => {
+					throw new Error("route() failed");
+				},
+				onError,
+			}),
+			instrument(() => answer, {
+				transport: { queue: new MemoryQueue(), tenant: "t" },
+				onError: () => {
+					throw broken;
+				},
+			}),
 		];
 
 		for (const handler of handlers) {

@@ -19,12 +19,16 @@ const sent = [];
 const errors = [];
 const ctx = { waitUntil: (promise) => pending.push(promise) };
 const queue = { sendBatch: async (messages) => void sent.push(...[...messages].map((message) => message.body)) };
-const analytics = client.createAnalytics(ctx, { queue, tenant: "node-check" }, { onError: (error) => errors.push(error), redact: ["password"] });
+const analytics = client.createAnalytics(
+	ctx,
+	{ queue, tenant: "node-check" },
+	{ onError: (error) => errors.push(error), redact: ["password"] },
+);
 analytics.track("node_check", { password: "hunter2", ok: true });
 analytics.usage("api_calls", 0.1, "call");
 analytics.flush();
 // A settled promise may have registered more (the timer's release, the drain): wait until none are new.
-for (let seen = 0; seen < pending.length; ) {
+for (let seen = 0; seen < pending.length;) {
 	const count = pending.length;
 	await Promise.all(pending.slice(seen));
 	seen = count;
@@ -32,7 +36,11 @@ for (let seen = 0; seen < pending.length; ) {
 
 assert.deepEqual(errors, []);
 assert.deepEqual(
-	sent.map(({ v, tenant, events }) => ({ v, tenant, events: events.map(({ event, properties, usage }) => ({ event, properties, usage })) })),
+	sent.map(({ v, tenant, events }) => ({
+		v,
+		tenant,
+		events: events.map(({ event, properties, usage }) => ({ event, properties, usage })),
+	})),
 	[
 		{
 			v: 1,

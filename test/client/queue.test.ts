@@ -44,14 +44,20 @@ describe("queue transport", () => {
 		const tenant = await createTenant();
 		const ctx = new RecordingContext();
 		const queue = new RecordingQueue();
-		const analytics = createAnalytics(ctx, { queue, tenant: tenant.id }, { batchSize: 50, defaults: { app: "shop" }, redact: ["token"] });
+		const analytics = createAnalytics(
+			ctx,
+			{ queue, tenant: tenant.id },
+			{ batchSize: 50, defaults: { app: "shop" }, redact: ["token"] },
+		);
 
 		for (let i = 0; i < 30; i++) analytics.track("item_viewed", { item: i, session: { Token: `t-${i}` } });
 		analytics.flush();
 		await ctx.settle();
 
 		expect(queue.calls).toHaveLength(1);
-		expect(queue.messages.map(({ v, tenant: t, events }) => ({ v, tenant: t, events: events.length }))).toEqual([{ v: 1, tenant: tenant.id, events: 30 }]);
+		expect(queue.messages.map(({ v, tenant: t, events }) => ({ v, tenant: t, events: events.length }))).toEqual([
+			{ v: 1, tenant: tenant.id, events: 30 },
+		]);
 		expect(queue.messages[0]!.events.map((event) => event.properties)).toEqual(
 			Array.from({ length: 30 }, (_, i) => ({ app: "shop", item: i, session: { Token: "[redacted]" } })),
 		);

@@ -46,10 +46,16 @@ describe("service transport", () => {
 		for (const call of calls) expect(new TextEncoder().encode(JSON.stringify(call.events)).length).toBeLessThanOrEqual(1_048_576);
 		expect(analytics.stats()).toEqual({ queued: 0, sent: 40, dropped: 0, failed: 0 });
 
-		const tooLarge = Array.from({ length: 40 }, (_, i) => ({ id: `big-${i}`, event: "upload", timestamp: Date.now(), properties: { padding } }));
-		await expect(Promise.resolve(exports.MeterlineIngest.ingest(tooLarge, tenant.writeKey))).rejects.toThrow(/^413 payload_too_large: The events are \d+ bytes as JSON, over 1048576/);
+		const tooLarge = Array.from({ length: 40 }, (_, i) => ({
+			id: `big-${i}`,
+			event: "upload",
+			timestamp: Date.now(),
+			properties: { padding },
+		}));
+		await expect(Promise.resolve(exports.MeterlineIngest.ingest(tooLarge, tenant.writeKey))).rejects.toThrow(
+			/^413 payload_too_large: The events are \d+ bytes as JSON, over 1048576/,
+		);
 	});
-
 
 	it("calls ingest(events, writeKey) with the HTTP event shape, and the events reach the reports", async () => {
 		const tenant = await createTenant();
@@ -118,7 +124,11 @@ describe("service transport", () => {
 		const tenant = await createTenant();
 		const ctx = new RecordingContext();
 		const { service, calls } = recordingService();
-		const analytics = createAnalytics(ctx, { service, writeKey: tenant.writeKey }, { batchSize: 1000, maxQueue: 5000, flushInterval: 0 });
+		const analytics = createAnalytics(
+			ctx,
+			{ service, writeKey: tenant.writeKey },
+			{ batchSize: 1000, maxQueue: 5000, flushInterval: 0 },
+		);
 
 		for (let i = 0; i < 1000; i++) analytics.track("bulk", { i });
 		for (let i = 0; i < 5; i++) analytics.track("bulk", { i });

@@ -154,8 +154,14 @@ export async function settled(tenant: TestTenant, sent: number) {
 			const metrics = await getJson<SettledMetrics>("/v1/metrics", tenant.readKey);
 			expect(metrics.consumed).toBeGreaterThanOrEqual(sent);
 			expect((await call("/v1/flush", { method: "POST", key: tenant.writeKey })).status).toBe(200);
-			const stats = await getJson<{ items: { event: string; count: number }[] }>(`/v1/stats?granularity=hour&${range}`, tenant.readKey);
-			const usage = await getJson<{ items: { sku: string; unit: string; quantity: number; events: number }[] }>(`/v1/usage?granularity=month`, tenant.readKey);
+			const stats = await getJson<{ items: { event: string; count: number }[] }>(
+				`/v1/stats?granularity=hour&${range}`,
+				tenant.readKey,
+			);
+			const usage = await getJson<{ items: { sku: string; unit: string; quantity: number; events: number }[] }>(
+				`/v1/usage?granularity=month`,
+				tenant.readKey,
+			);
 			const counts: Record<string, number> = {};
 			for (const item of stats.items) counts[item.event] = (counts[item.event] ?? 0) + item.count;
 			result = { counts, usage: usage.items.map(({ sku, unit, quantity, events }) => ({ sku, unit, quantity, events })), metrics };

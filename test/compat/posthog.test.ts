@@ -5,7 +5,21 @@ import { describe, expect, it } from "vitest";
 import type { QueuedEvent } from "../../src/event/model";
 import { createTenant, type TestTenant } from "../helpers/api";
 import { jsonBytes } from "../producer/helpers";
-import { apiError, CORRECTED, expectPostOnly, expectRateLimited, expectRefused, gzip, post, receiveAtFrozenTime, RECEIVED, rejectionsOf, send, SENT_AT, TIMESTAMP } from "./helpers";
+import {
+	apiError,
+	CORRECTED,
+	expectPostOnly,
+	expectRateLimited,
+	expectRefused,
+	gzip,
+	post,
+	receiveAtFrozenTime,
+	RECEIVED,
+	rejectionsOf,
+	send,
+	SENT_AT,
+	TIMESTAMP,
+} from "./helpers";
 
 const UUID_1 = "0192e4a0-0000-7000-8000-000000000001";
 const UUID_2 = "0192e4a0-0000-7000-8000-000000000002";
@@ -35,15 +49,39 @@ describe("mapping", () => {
 		const tenant = await createTenant();
 		const batch = [
 			nodeEvent({ properties: { $lib: "posthog-node", plan: "pro", usage: { sku: "tokens", quantity: 1.25 } } }),
-			nodeEvent({ event: "$identify", distinct_id: "user-2", uuid: UUID_2, timestamp: "2026-11-20T09:59:59.500Z", properties: { $set: { plan: "team" } } }),
-			nodeEvent({ event: "$pageview", uuid: "p-3", distinct_id: "user-3", properties: { $current_url: "https://example.com/", usage: { sku: "views", quantity: 1, unit: "view" } } }),
+			nodeEvent({
+				event: "$identify",
+				distinct_id: "user-2",
+				uuid: UUID_2,
+				timestamp: "2026-11-20T09:59:59.500Z",
+				properties: { $set: { plan: "team" } },
+			}),
+			nodeEvent({
+				event: "$pageview",
+				uuid: "p-3",
+				distinct_id: "user-3",
+				properties: { $current_url: "https://example.com/", usage: { sku: "views", quantity: 1, unit: "view" } },
+			}),
 		];
 		const result = await send(post("/batch/", { api_key: tenant.writeKey, batch, sent_at: SENT_AT }));
 		expect({ status: result.status, body: result.body }).toEqual(OK);
 		expect(result.tenants).toEqual([tenant.id]);
 		expect(result.events).toEqual<QueuedEvent[]>([
-			{ id: UUID_1, event: "signed_up", userId: "user-1", timestamp: CORRECTED, properties: { $lib: "posthog-node", plan: "pro" }, usage: { sku: "tokens", unit: "unit", micros: 1_250_000 } },
-			{ id: UUID_2, event: "$identify", userId: "user-2", timestamp: Date.parse("2026-11-20T10:00:01.750Z"), properties: { $set: { plan: "team" } } },
+			{
+				id: UUID_1,
+				event: "signed_up",
+				userId: "user-1",
+				timestamp: CORRECTED,
+				properties: { $lib: "posthog-node", plan: "pro" },
+				usage: { sku: "tokens", unit: "unit", micros: 1_250_000 },
+			},
+			{
+				id: UUID_2,
+				event: "$identify",
+				userId: "user-2",
+				timestamp: Date.parse("2026-11-20T10:00:01.750Z"),
+				properties: { $set: { plan: "team" } },
+			},
 			{
 				id: "p-3",
 				event: "$pageview",
@@ -58,10 +96,16 @@ describe("mapping", () => {
 	it("accepts events from a client whose clock runs an hour ahead, at the corrected time", async () => {
 		const tenant = await createTenant();
 		// Taken as sent, 11:00 would be more than 5 minutes in the future and refused.
-		const body = { api_key: tenant.writeKey, batch: [nodeEvent({ timestamp: "2026-11-20T11:00:00.000Z", properties: {} })], sent_at: "2026-11-20T11:00:05.000Z" };
+		const body = {
+			api_key: tenant.writeKey,
+			batch: [nodeEvent({ timestamp: "2026-11-20T11:00:00.000Z", properties: {} })],
+			sent_at: "2026-11-20T11:00:05.000Z",
+		};
 		const result = await send(post("/batch/", body));
 		expect({ status: result.status, body: result.body }).toEqual(OK);
-		expect(result.events).toEqual<QueuedEvent[]>([{ id: UUID_1, event: "signed_up", userId: "user-1", timestamp: CORRECTED, properties: {} }]);
+		expect(result.events).toEqual<QueuedEvent[]>([
+			{ id: UUID_1, event: "signed_up", userId: "user-1", timestamp: CORRECTED, properties: {} },
+		]);
 	});
 
 	it("maps a single /capture/ event and drops the key from its properties", async () => {
@@ -73,21 +117,37 @@ describe("mapping", () => {
 			uuid: UUID_1,
 			timestamp: TIMESTAMP,
 			sent_at: SENT_AT,
-			properties: { token: tenant.writeKey, api_key: tenant.writeKey, $current_url: "https://example.com/a", nested: { token: "kept-but-redacted" } },
+			properties: {
+				token: tenant.writeKey,
+				api_key: tenant.writeKey,
+				$current_url: "https://example.com/a",
+				nested: { token: "kept-but-redacted" },
+			},
 		};
 		const result = await send(post("/capture/", body));
 		expect({ status: result.status, body: result.body }).toEqual(OK);
 		expect(result.tenants).toEqual([tenant.id]);
 		// The key is removed, not redacted; a nested "token" is ordinary data and goes through redaction.
 		expect(result.events).toEqual<QueuedEvent[]>([
-			{ id: UUID_1, event: "$pageview", userId: "user-9", timestamp: CORRECTED, properties: { $current_url: "https://example.com/a", nested: { token: "[redacted]" } } },
+			{
+				id: UUID_1,
+				event: "$pageview",
+				userId: "user-9",
+				timestamp: CORRECTED,
+				properties: { $current_url: "https://example.com/a", nested: { token: "[redacted]" } },
+			},
 		]);
 	});
 
 	it("maps a posthog-js array to /e/, keyed by the first event's properties.token", async () => {
 		const tenant = await createTenant();
 		const events = [
-			{ event: "$pageview", uuid: UUID_1, timestamp: TIMESTAMP, properties: { token: tenant.writeKey, distinct_id: "anon-1", $current_url: "https://example.com/" } },
+			{
+				event: "$pageview",
+				uuid: UUID_1,
+				timestamp: TIMESTAMP,
+				properties: { token: tenant.writeKey, distinct_id: "anon-1", $current_url: "https://example.com/" },
+			},
 			{ event: "$autocapture", uuid: UUID_2, properties: { token: tenant.writeKey, distinct_id: "anon-1", $event_type: "click" } },
 		];
 		const result = await send(post("/e/", events, { "content-type": "text/plain" }));
@@ -95,14 +155,29 @@ describe("mapping", () => {
 		expect(result.tenants).toEqual([tenant.id]);
 		// No sent_at: the timestamp is taken as sent, and a missing one is the receive time.
 		expect(result.events).toEqual<QueuedEvent[]>([
-			{ id: UUID_1, event: "$pageview", userId: "anon-1", timestamp: Date.parse(TIMESTAMP), properties: { distinct_id: "anon-1", $current_url: "https://example.com/" } },
-			{ id: UUID_2, event: "$autocapture", userId: "anon-1", timestamp: RECEIVED, properties: { distinct_id: "anon-1", $event_type: "click" } },
+			{
+				id: UUID_1,
+				event: "$pageview",
+				userId: "anon-1",
+				timestamp: Date.parse(TIMESTAMP),
+				properties: { distinct_id: "anon-1", $current_url: "https://example.com/" },
+			},
+			{
+				id: UUID_2,
+				event: "$autocapture",
+				userId: "anon-1",
+				timestamp: RECEIVED,
+				properties: { distinct_id: "anon-1", $event_type: "click" },
+			},
 		]);
 	});
 
 	it.each<[string, (tenant: TestTenant) => Record<string, unknown>]>([
 		["token in the body", (tenant) => ({ token: tenant.writeKey, event: "hit", distinct_id: "u-1", uuid: UUID_1 })],
-		["properties.token, posthog-js style", (tenant) => ({ event: "hit", uuid: UUID_1, properties: { token: tenant.writeKey, distinct_id: "u-1" } })],
+		[
+			"properties.token, posthog-js style",
+			(tenant) => ({ event: "hit", uuid: UUID_1, properties: { token: tenant.writeKey, distinct_id: "u-1" } }),
+		],
 		["token in a batch body", (tenant) => ({ token: tenant.writeKey, batch: [{ event: "hit", distinct_id: "u-1", uuid: UUID_1 }] })],
 	])("takes the write key from %s", async (_, body) => {
 		const tenant = await createTenant();
@@ -123,7 +198,11 @@ describe("mapping", () => {
 
 	it("reads a gzip body sent with Content-Encoding: gzip", async () => {
 		const tenant = await createTenant();
-		const body = await gzip({ api_key: tenant.writeKey, batch: [nodeEvent(), nodeEvent({ uuid: UUID_2, event: "$identify" })], sent_at: SENT_AT });
+		const body = await gzip({
+			api_key: tenant.writeKey,
+			batch: [nodeEvent(), nodeEvent({ uuid: UUID_2, event: "$identify" })],
+			sent_at: SENT_AT,
+		});
 		const result = await send(post("/batch/", body, { "content-encoding": "gzip" }));
 		expect({ status: result.status, body: result.body }).toEqual(OK);
 		expect(result.tenants).toEqual([tenant.id]);
@@ -136,11 +215,15 @@ describe("mapping", () => {
 
 	it.each(["/e/", "/i/v0/e/", "/batch/"])("reads a gzip body sent to %s?compression=gzip-js", async (path) => {
 		const tenant = await createTenant();
-		const body = await gzip([{ event: "$pageview", uuid: UUID_1, timestamp: TIMESTAMP, properties: { token: tenant.writeKey, distinct_id: "anon-2" } }]);
+		const body = await gzip([
+			{ event: "$pageview", uuid: UUID_1, timestamp: TIMESTAMP, properties: { token: tenant.writeKey, distinct_id: "anon-2" } },
+		]);
 		const result = await send(post(`${path}?compression=gzip-js&ver=1.200.0&_=1763632805000`, body, { "content-type": "text/plain" }));
 		expect({ status: result.status, body: result.body }).toEqual(OK);
 		expect(result.tenants).toEqual([tenant.id]);
-		expect(result.events).toEqual<QueuedEvent[]>([{ id: UUID_1, event: "$pageview", userId: "anon-2", timestamp: Date.parse(TIMESTAMP), properties: { distinct_id: "anon-2" } }]);
+		expect(result.events).toEqual<QueuedEvent[]>([
+			{ id: UUID_1, event: "$pageview", userId: "anon-2", timestamp: Date.parse(TIMESTAMP), properties: { distinct_id: "anon-2" } },
+		]);
 	});
 });
 
@@ -148,7 +231,13 @@ describe("partial acceptance", () => {
 	receiveAtFrozenTime();
 
 	const hit = { id: UUID_1, event: "hit", userId: "u-1", timestamp: RECEIVED };
-	const cases: [name: string, path: string, body: (tenant: TestTenant) => object, accepted: QueuedEvent[], rejected: { place: string; eventId: string | null; issues: { path: string; message: string }[] }[]][] = [
+	const cases: [
+		name: string,
+		path: string,
+		body: (tenant: TestTenant) => object,
+		accepted: QueuedEvent[],
+		rejected: { place: string; eventId: string | null; issues: { path: string; message: string }[] }[],
+	][] = [
 		[
 			"a batch entry that is not an object",
 			"/batch/",
@@ -189,35 +278,64 @@ describe("partial acceptance", () => {
 		expect(result.events).toEqual(accepted);
 		const kept = await rejectionsOf(tenant);
 		expect(kept.map(({ place, eventId, issues }) => ({ place, eventId, issues }))).toEqual(rejected);
-		expect(kept.map(({ receivedAt, source }) => ({ receivedAt, source }))).toEqual(rejected.map(() => ({ receivedAt: new Date(RECEIVED).toISOString(), source: "posthog" })));
+		expect(kept.map(({ receivedAt, source }) => ({ receivedAt, source }))).toEqual(
+			rejected.map(() => ({ receivedAt: new Date(RECEIVED).toISOString(), source: "posthog" })),
+		);
 	});
 });
 
 describe("validation", () => {
 	const notJson = apiError("invalid_request", "Request body is not valid JSON", [{ path: "body", message: "invalid JSON" }]);
 	const notGzip = apiError("invalid_request", "Request body is not valid gzip", [{ path: "body", message: "invalid gzip" }]);
-	const notObject = apiError("invalid_request", "body: must be a JSON object or array", [{ path: "body", message: "must be a JSON object or array" }]);
-	const tooLarge = apiError("payload_too_large", `Request body exceeds ${MiB} bytes`, [{ path: "body", message: `larger than ${MiB} bytes` }]);
+	const notObject = apiError("invalid_request", "body: must be a JSON object or array", [
+		{ path: "body", message: "must be a JSON object or array" },
+	]);
+	const tooLarge = apiError("payload_too_large", `Request body exceeds ${MiB} bytes`, [
+		{ path: "body", message: `larger than ${MiB} bytes` },
+	]);
 
 	it.each<[string, string, BodyInit | ((tenant: TestTenant) => Promise<BodyInit> | BodyInit), Record<string, string>, number, unknown]>([
 		["invalid JSON", "/batch/", '{"api_key":', {}, 400, notJson],
-		["an empty body", "/capture/", "", {}, 400, apiError("invalid_request", "Request body is empty", [{ path: "body", message: "empty" }])],
+		[
+			"an empty body",
+			"/capture/",
+			"",
+			{},
+			400,
+			apiError("invalid_request", "Request body is empty", [{ path: "body", message: "empty" }]),
+		],
 		["a JSON number", "/e/", "42", {}, 400, notObject],
 		["a JSON string", "/i/v0/e/", '"event"', {}, 400, notObject],
 		["JSON null", "/batch/", "null", {}, 400, notObject],
 		["JSON true", "/capture", "true", {}, 400, notObject],
 		["text under Content-Encoding: gzip", "/batch/", '{"api_key":"x","batch":[]}', { "content-encoding": "gzip" }, 400, notGzip],
 		["text under ?compression=gzip-js", "/e/?compression=gzip-js", '[{"event":"a"}]', {}, 400, notGzip],
-		["truncated gzip", "/batch/", async (t) => (await gzip({ api_key: t.writeKey, batch: [nodeEvent()] })).slice(0, 20), { "content-encoding": "gzip" }, 400, notGzip],
+		[
+			"truncated gzip",
+			"/batch/",
+			async (t) => (await gzip({ api_key: t.writeKey, batch: [nodeEvent()] })).slice(0, 20),
+			{ "content-encoding": "gzip" },
+			400,
+			notGzip,
+		],
 		["gzip of invalid JSON", "/e/?compression=gzip-js", () => gzip("[{"), {}, 400, notJson],
-		["an empty batch", "/batch/", (t) => JSON.stringify({ api_key: t.writeKey, batch: [] }), {}, 400, apiError("invalid_request", "batch: must not be empty", [{ path: "batch", message: "must not be empty" }])],
+		[
+			"an empty batch",
+			"/batch/",
+			(t) => JSON.stringify({ api_key: t.writeKey, batch: [] }),
+			{},
+			400,
+			apiError("invalid_request", "batch: must not be empty", [{ path: "batch", message: "must not be empty" }]),
+		],
 		[
 			"a batch whose only entry is not an object",
 			"/batch/",
 			(t) => JSON.stringify({ api_key: t.writeKey, batch: ["x"] }),
 			{},
 			400,
-			apiError("invalid_request", "1 invalid event; nothing was accepted", [{ index: 0, path: "batch[0]", message: "must be an object" }]),
+			apiError("invalid_request", "1 invalid event; nothing was accepted", [
+				{ index: 0, path: "batch[0]", message: "must be an object" },
+			]),
 		],
 		[
 			"an array of an event without a name and null",
@@ -233,7 +351,11 @@ describe("validation", () => {
 		[
 			"a batch whose entries lack an event",
 			"/batch/",
-			(t) => JSON.stringify({ api_key: t.writeKey, batch: [nodeEvent({ event: undefined }), nodeEvent({ event: undefined, uuid: UUID_2 })] }),
+			(t) =>
+				JSON.stringify({
+					api_key: t.writeKey,
+					batch: [nodeEvent({ event: undefined }), nodeEvent({ event: undefined, uuid: UUID_2 })],
+				}),
 			{},
 			400,
 			apiError("invalid_request", "2 invalid events; nothing was accepted", [
@@ -247,7 +369,9 @@ describe("validation", () => {
 			(t) => JSON.stringify({ api_key: t.writeKey, event: 7, distinct_id: "u" }),
 			{},
 			400,
-			apiError("invalid_request", "1 invalid event; nothing was accepted", [{ index: 0, path: "batch[0].event", message: "must be a string" }]),
+			apiError("invalid_request", "1 invalid event; nothing was accepted", [
+				{ index: 0, path: "batch[0].event", message: "must be a string" },
+			]),
 		],
 		[
 			"a distinct_id that is an object",
@@ -255,7 +379,9 @@ describe("validation", () => {
 			(t) => JSON.stringify({ api_key: t.writeKey, event: "a", distinct_id: { id: 1 } }),
 			{},
 			400,
-			apiError("invalid_request", "1 invalid event; nothing was accepted", [{ index: 0, path: "batch[0].userId", message: "must be a string" }]),
+			apiError("invalid_request", "1 invalid event; nothing was accepted", [
+				{ index: 0, path: "batch[0].userId", message: "must be a string" },
+			]),
 		],
 		[
 			"a forbidden key in properties",
@@ -263,7 +389,9 @@ describe("validation", () => {
 			(t) => `{"api_key":"${t.writeKey}","event":"a","properties":{"$set":{"__proto__":{"admin":true}}}}`,
 			{},
 			400,
-			apiError("invalid_request", "1 invalid event; nothing was accepted", [{ index: 0, path: "batch[0].properties.$set.__proto__", message: "forbidden key" }]),
+			apiError("invalid_request", "1 invalid event; nothing was accepted", [
+				{ index: 0, path: "batch[0].properties.$set.__proto__", message: "forbidden key" },
+			]),
 		],
 		[
 			"a bad usage quantity",
@@ -271,7 +399,9 @@ describe("validation", () => {
 			(t) => JSON.stringify({ api_key: t.writeKey, batch: [nodeEvent({ properties: { usage: { sku: "tokens", quantity: -2 } } })] }),
 			{},
 			400,
-			apiError("invalid_request", "1 invalid event; nothing was accepted", [{ index: 0, path: "batch[0].usage.quantity", message: "must be ≥ 0" }]),
+			apiError("invalid_request", "1 invalid event; nothing was accepted", [
+				{ index: 0, path: "batch[0].usage.quantity", message: "must be ≥ 0" },
+			]),
 		],
 		[
 			"a usage without a sku",
@@ -279,12 +409,35 @@ describe("validation", () => {
 			(t) => JSON.stringify([{ event: "a", properties: { token: t.writeKey, usage: { quantity: 1 } } }]),
 			{},
 			400,
-			apiError("invalid_request", "1 invalid event; nothing was accepted", [{ index: 0, path: "batch[0].usage.sku", message: "must be a string" }]),
+			apiError("invalid_request", "1 invalid event; nothing was accepted", [
+				{ index: 0, path: "batch[0].usage.sku", message: "must be a string" },
+			]),
 		],
 		["no key", "/capture/", '{"event":"a","distinct_id":"u"}', {}, 401, apiError("unauthorized", "Missing api_key")],
-		["an empty api_key", "/batch/", JSON.stringify({ api_key: "", batch: [nodeEvent()] }), {}, 401, apiError("unauthorized", "Missing api_key")],
-		["a numeric api_key", "/batch/", JSON.stringify({ api_key: 12345, batch: [nodeEvent()] }), {}, 401, apiError("unauthorized", "Missing api_key")],
-		["an array without a token", "/e/", '[{"event":"a","properties":{"distinct_id":"u"}}]', {}, 401, apiError("unauthorized", "Missing api_key")],
+		[
+			"an empty api_key",
+			"/batch/",
+			JSON.stringify({ api_key: "", batch: [nodeEvent()] }),
+			{},
+			401,
+			apiError("unauthorized", "Missing api_key"),
+		],
+		[
+			"a numeric api_key",
+			"/batch/",
+			JSON.stringify({ api_key: 12345, batch: [nodeEvent()] }),
+			{},
+			401,
+			apiError("unauthorized", "Missing api_key"),
+		],
+		[
+			"an array without a token",
+			"/e/",
+			'[{"event":"a","properties":{"distinct_id":"u"}}]',
+			{},
+			401,
+			apiError("unauthorized", "Missing api_key"),
+		],
 		[
 			"an unknown api_key",
 			"/batch/",
@@ -293,8 +446,22 @@ describe("validation", () => {
 			401,
 			apiError("unauthorized", "Unknown or revoked key"),
 		],
-		["an unknown token", "/e/", '[{"event":"a","properties":{"token":"phc_not_ours"}}]', {}, 401, apiError("unauthorized", "Unknown or revoked key")],
-		["a read key", "/batch/", (t) => JSON.stringify({ api_key: t.readKey, batch: [nodeEvent()] }), {}, 403, apiError("forbidden", "A read key cannot use this route")],
+		[
+			"an unknown token",
+			"/e/",
+			'[{"event":"a","properties":{"token":"phc_not_ours"}}]',
+			{},
+			401,
+			apiError("unauthorized", "Unknown or revoked key"),
+		],
+		[
+			"a read key",
+			"/batch/",
+			(t) => JSON.stringify({ api_key: t.readKey, batch: [nodeEvent()] }),
+			{},
+			403,
+			apiError("forbidden", "A read key cannot use this route"),
+		],
 	])("answers %s on %s exactly and enqueues nothing", async (_, path, body, headers, status, expected) => {
 		const tenant = await createTenant();
 		const raw = typeof body === "function" ? await body(tenant) : body;
@@ -319,7 +486,12 @@ describe("validation", () => {
 	function batchOfSize(tenant: TestTenant, bytes: number) {
 		const body = (pad: number, count: number) => ({
 			api_key: tenant.writeKey,
-			batch: Array.from({ length: count }, (_, i) => ({ event: "bulk", distinct_id: "u", uuid: `big-${i}`, properties: { pad: "z".repeat(i === count - 1 ? pad : 30_000) } })),
+			batch: Array.from({ length: count }, (_, i) => ({
+				event: "bulk",
+				distinct_id: "u",
+				uuid: `big-${i}`,
+				properties: { pad: "z".repeat(i === count - 1 ? pad : 30_000) },
+			})),
 		});
 		const count = Math.ceil(bytes / 30_050);
 		const pad = bytes - jsonBytes(body(0, count));

@@ -44,20 +44,34 @@ function truncated(message: unknown): string {
 }
 
 async function storedCount(tenant: string, where = "1"): Promise<number> {
-	const row = await env.DB.prepare(`SELECT count(*) AS n FROM rejections WHERE tenant = ?1 AND ${where}`).bind(tenant).first<{ n: number }>();
+	const row = await env.DB.prepare(`SELECT count(*) AS n FROM rejections WHERE tenant = ?1 AND ${where}`)
+		.bind(tenant)
+		.first<{ n: number }>();
 	return row!.n;
 }
 
 describe("Segment", () => {
 	it("accepts a batch's valid events, counts them once end to end, and lists each invalid one with why", async () => {
 		const tenant = await createTenant();
-		const order = { type: "track", messageId: "seg-ok-1", event: "Order Completed", userId: "u1", properties: { usage: { sku: "api_calls", quantity: 2, unit: "call" } } };
+		const order = {
+			type: "track",
+			messageId: "seg-ok-1",
+			event: "Order Completed",
+			userId: "u1",
+			properties: { usage: { sku: "api_calls", quantity: 2, unit: "call" } },
+		};
 		const big = { type: "track", messageId: "seg-big", event: "big", properties: { pad: "x".repeat(33_000) } };
 		const batch = [
 			order,
 			"not an object",
 			{ type: "purchase", messageId: "seg-bad-type", event: "x" },
-			{ type: "track", messageId: "seg-bad-qty", event: "Order Completed", userId: "u1", properties: { usage: { sku: "api_calls", quantity: -1 } } },
+			{
+				type: "track",
+				messageId: "seg-bad-qty",
+				event: "Order Completed",
+				userId: "u1",
+				properties: { usage: { sku: "api_calls", quantity: -1 } },
+			},
 			{ type: "identify", messageId: "seg-ok-2", userId: "u2", traits: { plan: "pro" } },
 			{ type: "track", messageId: 42, userId: "u3", properties: { password: "hunter2" } },
 			big,
@@ -75,18 +89,52 @@ describe("Segment", () => {
 
 		const at = { receivedAt: result.at, source: "segment" };
 		expect(await rejectionsOf(tenant)).toEqual([
-			{ ...at, eventId: "seg-big", place: "batch[6]", issues: [{ path: "batch[6]", message: `is ${jsonBytes(big)} bytes, over Segment's 32 KB limit` }], body: truncated(big) },
+			{
+				...at,
+				eventId: "seg-big",
+				place: "batch[6]",
+				issues: [{ path: "batch[6]", message: `is ${jsonBytes(big)} bytes, over Segment's 32 KB limit` }],
+				body: truncated(big),
+			},
 			// Redacted as an event's properties are; a numeric messageId lists no eventId.
-			{ ...at, eventId: null, place: "batch[5]", issues: [{ path: "batch[5].event", message: "must be a string" }], body: { type: "track", messageId: 42, userId: "u3", properties: { password: "[redacted]" } } },
-			{ ...at, eventId: "seg-bad-qty", place: "batch[3]", issues: [{ path: "batch[3].usage.quantity", message: "must be ≥ 0" }], body: batch[3] },
-			{ ...at, eventId: "seg-bad-type", place: "batch[2]", issues: [{ path: "batch[2].type", message: `must be one of ${SEGMENT_TYPES}` }], body: batch[2] },
-			{ ...at, eventId: null, place: "batch[1]", issues: [{ path: "batch[1]", message: "must be an object" }], body: "not an object" },
+			{
+				...at,
+				eventId: null,
+				place: "batch[5]",
+				issues: [{ path: "batch[5].event", message: "must be a string" }],
+				body: { type: "track", messageId: 42, userId: "u3", properties: { password: "[redacted]" } },
+			},
+			{
+				...at,
+				eventId: "seg-bad-qty",
+				place: "batch[3]",
+				issues: [{ path: "batch[3].usage.quantity", message: "must be ≥ 0" }],
+				body: batch[3],
+			},
+			{
+				...at,
+				eventId: "seg-bad-type",
+				place: "batch[2]",
+				issues: [{ path: "batch[2].type", message: `must be one of ${SEGMENT_TYPES}` }],
+				body: batch[2],
+			},
+			{
+				...at,
+				eventId: null,
+				place: "batch[1]",
+				issues: [{ path: "batch[1]", message: "must be an object" }],
+				body: "not an object",
+			},
 		]);
 	});
 
 	it("answers 400 when no event is valid, and still keeps and counts every rejection", async () => {
 		const tenant = await createTenant();
-		const batch = [{ type: "track", messageId: "m-1", userId: "u" }, ["array"], { type: "page", messageId: "m-3", name: "p", userId: true }];
+		const batch = [
+			{ type: "track", messageId: "m-1", userId: "u" },
+			["array"],
+			{ type: "page", messageId: "m-3", name: "p", userId: true },
+		];
 		const result = await sendNow(segment(tenant, batch));
 		expect({ status: result.status, body: result.body }).toEqual({
 			status: 400,
@@ -99,7 +147,13 @@ describe("Segment", () => {
 		expect(result.events).toEqual([]);
 		const at = { receivedAt: result.at, source: "segment" };
 		expect(await rejectionsOf(tenant)).toEqual([
-			{ ...at, eventId: "m-3", place: "batch[2]", issues: [{ path: "batch[2].userId", message: "must be a string" }], body: batch[2] },
+			{
+				...at,
+				eventId: "m-3",
+				place: "batch[2]",
+				issues: [{ path: "batch[2].userId", message: "must be a string" }],
+				body: batch[2],
+			},
 			{ ...at, eventId: null, place: "batch[1]", issues: [{ path: "batch[1]", message: "must be an object" }], body: ["array"] },
 			{ ...at, eventId: "m-1", place: "batch[0]", issues: [{ path: "batch[0].event", message: "must be a string" }], body: batch[0] },
 		]);
@@ -108,11 +162,18 @@ describe("Segment", () => {
 
 	it("keeps a single call's body under place $ without its write key or redacted properties", async () => {
 		const tenant = await createTenant();
-		const body = { writeKey: tenant.writeKey, messageId: "one", event: 7, properties: { nested: { token: "t-1", apiKey: "k-1", kept: 1 } } };
+		const body = {
+			writeKey: tenant.writeKey,
+			messageId: "one",
+			event: 7,
+			properties: { nested: { token: "t-1", apiKey: "k-1", kept: 1 } },
+		};
 		const result = await sendNow(post("/v1/track", body));
 		expect({ status: result.status, body: result.body }).toEqual({
 			status: 400,
-			body: apiError("invalid_request", "1 invalid event; nothing was accepted", [{ index: 0, path: "$.event", message: "must be a string" }]),
+			body: apiError("invalid_request", "1 invalid event; nothing was accepted", [
+				{ index: 0, path: "$.event", message: "must be a string" },
+			]),
 		});
 		expect(await rejectionsOf(tenant)).toEqual([
 			{
@@ -121,7 +182,12 @@ describe("Segment", () => {
 				eventId: "one",
 				place: "$",
 				issues: [{ path: "$.event", message: "must be a string" }],
-				body: { writeKey: "[redacted]", messageId: "one", event: 7, properties: { nested: { token: "[redacted]", apiKey: "[redacted]", kept: 1 } } },
+				body: {
+					writeKey: "[redacted]",
+					messageId: "one",
+					event: 7,
+					properties: { nested: { token: "[redacted]", apiKey: "[redacted]", kept: 1 } },
+				},
 			},
 		]);
 		expect(await storedCount(tenant.id, `instr(body, '${tenant.writeKey}') > 0`)).toBe(0);
@@ -160,7 +226,13 @@ describe("PostHog", () => {
 				],
 				body: { distinct_id: { id: 1 }, uuid: U(4), properties: { token: "[redacted]", $lib: "posthog-js" } },
 			},
-			{ ...at, eventId: U(2), place: "batch[2]", issues: [{ path: "batch[2].usage.quantity", message: "has more than 6 fraction digits" }], body: batch[2] },
+			{
+				...at,
+				eventId: U(2),
+				place: "batch[2]",
+				issues: [{ path: "batch[2].usage.quantity", message: "has more than 6 fraction digits" }],
+				body: batch[2],
+			},
 			{ ...at, eventId: null, place: "batch[1]", issues: [{ path: "batch[1]", message: "must be an object" }], body: null },
 		]);
 	});
@@ -170,7 +242,9 @@ describe("PostHog", () => {
 		const result = await sendNow(post("/capture/", { api_key: tenant.writeKey, event: "", distinct_id: "u", uuid: "c-1" }));
 		expect({ status: result.status, body: result.body }).toEqual({
 			status: 400,
-			body: apiError("invalid_request", "1 invalid event; nothing was accepted", [{ index: 0, path: "batch[0].event", message: "must be 1-200 characters" }]),
+			body: apiError("invalid_request", "1 invalid event; nothing was accepted", [
+				{ index: 0, path: "batch[0].event", message: "must be 1-200 characters" },
+			]),
 		});
 		expect(await rejectionsOf(tenant)).toEqual([
 			{
@@ -198,7 +272,11 @@ describe("limits", () => {
 		// The default page is 50, newest (the highest index) first.
 		const first = await rejectionsPage(tenant);
 		expect(first.items.map((item) => item.place)).toEqual(Array.from({ length: 50 }, (_, i) => `batch[${99 - i}]`));
-		expect(first.items[0]).toMatchObject({ eventId: "bad-99", issues: [{ path: "batch[99].event", message: "must be a string" }], body: badPostHog(99) });
+		expect(first.items[0]).toMatchObject({
+			eventId: "bad-99",
+			issues: [{ path: "batch[99].event", message: "must be a string" }],
+			body: badPostHog(99),
+		});
 		const second = await rejectionsPage(tenant, `cursor=${first.nextCursor}`);
 		expect(second.items.map((item) => item.place)).toEqual(Array.from({ length: 50 }, (_, i) => `batch[${49 - i}]`));
 		expect(second.nextCursor).toBeNull();
@@ -210,8 +288,12 @@ describe("limits", () => {
 		const key = "k".repeat(300);
 		const result = await send(segment(tenant, [{ type: "track", event: "a", properties: { [key]: { constructor: 1 } } }]));
 		const path = `batch[0].properties.${key}.constructor`;
-		expect(result.body).toEqual(apiError("invalid_request", "1 invalid event; nothing was accepted", [{ index: 0, path, message: "forbidden key" }]));
-		expect((await rejectionsOf(tenant)).map((item) => item.issues)).toEqual([[{ path: `${path.slice(0, 200)}…`, message: "forbidden key" }]]);
+		expect(result.body).toEqual(
+			apiError("invalid_request", "1 invalid event; nothing was accepted", [{ index: 0, path, message: "forbidden key" }]),
+		);
+		expect((await rejectionsOf(tenant)).map((item) => item.issues)).toEqual([
+			[{ path: `${path.slice(0, 200)}…`, message: "forbidden key" }],
+		]);
 	});
 
 	it("cuts a stored body at 8 KB on a character boundary, marker included", async () => {
@@ -235,7 +317,16 @@ describe("limits", () => {
 describe("GET /v1/rejections", () => {
 	it("pages newest first; a cursor is stable while new rejections arrive, and null after the last page", async () => {
 		const tenant = await createTenant();
-		expect((await send(posthog(tenant, Array.from({ length: 7 }, (_, i) => badPostHog(i))))).status).toBe(400);
+		expect(
+			(
+				await send(
+					posthog(
+						tenant,
+						Array.from({ length: 7 }, (_, i) => badPostHog(i)),
+					),
+				)
+			).status,
+		).toBe(400);
 		const places = (page: { items: { place: string }[] }) => page.items.map((item) => item.place);
 
 		const first = await rejectionsPage(tenant, "limit=3");
@@ -286,7 +377,9 @@ describe("GET /v1/rejections", () => {
 		["a tenant", "tenant=acme", "tenant"],
 	])("answers 400 for %s in the query", async (_, query, path) => {
 		const tenant = await createTenant();
-		await expectError(await call(`/v1/rejections?${query}`, { key: tenant.readKey }), 400, "invalid_request", [{ path, message: "unknown query parameter" }]);
+		await expectError(await call(`/v1/rejections?${query}`, { key: tenant.readKey }), 400, "invalid_request", [
+			{ path, message: "unknown query parameter" },
+		]);
 	});
 
 	it.each<[string, string]>([
@@ -309,7 +402,9 @@ describe("GET /v1/rejections", () => {
 	it.each(["limit=1&limit=2", "cursor=5&cursor=5"])("answers 400 for the repeated parameter in %s", async (query) => {
 		const tenant = await createTenant();
 		const path = query.split("=")[0]!;
-		await expectError(await call(`/v1/rejections?${query}`, { key: tenant.readKey }), 400, "invalid_request", [{ path, message: "given more than once" }]);
+		await expectError(await call(`/v1/rejections?${query}`, { key: tenant.readKey }), 400, "invalid_request", [
+			{ path, message: "given more than once" },
+		]);
 	});
 });
 
@@ -371,11 +466,17 @@ describe("storing never holds up or fails the answer", () => {
 		const ctx = createExecutionContext();
 		const queue = new RecordingQueue();
 		const db = withBatch(() => Promise.reject(new Error("D1 is down")));
-		const response = await fetchWith(posthog(tenant, [{ event: "ok", distinct_id: "u", uuid: "ok-1" }, badPostHog(1)]), queue, ctx, { DB: db });
+		const response = await fetchWith(posthog(tenant, [{ event: "ok", distinct_id: "u", uuid: "ok-1" }, badPostHog(1)]), queue, ctx, {
+			DB: db,
+		});
 		await waitOnExecutionContext(ctx);
 		expect({ status: response.status, body: await response.json() }).toEqual({ status: 200, body: { status: 1 } });
 		expect(queue.messages.flatMap((message) => message.events).map((event) => event.id)).toEqual(["ok-1"]);
-		expect(errors).toHaveBeenCalledWith("rejections not stored", { tenant: tenant.id, source: "posthog", rejected: 1 }, expect.objectContaining({ message: "D1 is down" }));
+		expect(errors).toHaveBeenCalledWith(
+			"rejections not stored",
+			{ tenant: tenant.id, source: "posthog", rejected: 1 },
+			expect.objectContaining({ message: "D1 is down" }),
+		);
 		expect(await storedCount(tenant.id)).toBe(0);
 	});
 
@@ -387,7 +488,9 @@ describe("storing never holds up or fails the answer", () => {
 			await gate.promise;
 			return env.DB.batch(statements);
 		});
-		const response = await fetchWith(segment(tenant, [{ type: "track", messageId: "held", userId: "u" }]), new RecordingQueue(), ctx, { DB: db });
+		const response = await fetchWith(segment(tenant, [{ type: "track", messageId: "held", userId: "u" }]), new RecordingQueue(), ctx, {
+			DB: db,
+		});
 		expect(response.status).toBe(400);
 		expect(await storedCount(tenant.id)).toBe(0);
 		gate.resolve();
@@ -399,10 +502,14 @@ describe("storing never holds up or fails the answer", () => {
 describe("POST /v1/events", () => {
 	it("stays all-or-nothing: one invalid event refuses the batch, and nothing is kept as a rejection", async () => {
 		const tenant = await createTenant();
-		const { response, queue } = await ingest(eventsRequest(JSON.stringify({ events: [{ event: "ok" }, { event: 7 }] }), tenant.writeKey));
+		const { response, queue } = await ingest(
+			eventsRequest(JSON.stringify({ events: [{ event: "ok" }, { event: 7 }] }), tenant.writeKey),
+		);
 		expect({ status: response.status, body: await response.json() }).toEqual({
 			status: 400,
-			body: apiError("invalid_request", "1 invalid event; nothing was accepted", [{ index: 1, path: "event", message: "must be a string" }]),
+			body: apiError("invalid_request", "1 invalid event; nothing was accepted", [
+				{ index: 1, path: "event", message: "must be a string" },
+			]),
 		});
 		expect(queue.calls).toEqual([]);
 		expect(await rejectionsPage(tenant)).toEqual({ items: [], nextCursor: null });

@@ -61,7 +61,9 @@ async function deliverDeadLetters(messages: TestMessage[], bindings: Partial<Env
 	return {
 		ackAll: result.ackAll,
 		acked: result.explicitAcks,
-		retried: batch.messages.flatMap((message, i) => retries[i]!.mock.calls.map(([options]) => ({ id: message.id, delaySeconds: options?.delaySeconds }))),
+		retried: batch.messages.flatMap((message, i) =>
+			retries[i]!.mock.calls.map(([options]) => ({ id: message.id, delaySeconds: options?.delaySeconds })),
+		),
 	};
 }
 
@@ -165,11 +167,20 @@ describe("dead letters while D1 refuses them", () => {
 		// A re-send the queue refuses is not acked: the message is retried, and re-sent on its last delivery.
 		const refusedOnce = moved(prefix, "moved-refused", 3);
 		deadLetters.refusing = true;
-		expect(await deliverDeadLetters([refusedOnce], bindings)).toEqual({ ackAll: false, acked: [], retried: [{ id: refusedOnce.id, delaySeconds: 120 }] });
+		expect(await deliverDeadLetters([refusedOnce], bindings)).toEqual({
+			ackAll: false,
+			acked: [],
+			retried: [{ id: refusedOnce.id, delaySeconds: 120 }],
+		});
 		deadLetters.refusing = false;
 		const lastDelivery = { ...refusedOnce, attempts: 4 };
 		expect(await deliverDeadLetters([lastDelivery], bindings)).toEqual({ ackAll: false, acked: [refusedOnce.id], retried: [] });
-		expect(deadLetters.sent.slice(2)).toEqual([{ body: { ...fourthAsEnvelope, id: refusedOnce.id, body: refusedOnce.body, firstFailedAt: refusedOnce.timestamp.getTime() }, delaySeconds: 240 }]);
+		expect(deadLetters.sent.slice(2)).toEqual([
+			{
+				body: { ...fourthAsEnvelope, id: refusedOnce.id, body: refusedOnce.body, firstFailedAt: refusedOnce.timestamp.getTime() },
+				delaySeconds: 240,
+			},
+		]);
 		// Every write during the outage was refused: nothing is stored yet, nothing was dropped.
 		expect(outage.refused).toBe(3);
 		expect(await deadLetterRows(`${prefix}/`)).toEqual([]);
@@ -179,10 +190,24 @@ describe("dead letters while D1 refuses them", () => {
 		await deadLetters.elapse();
 		expect(await storedDeadLetters(prefix, 3)).toEqual([rowOfMoved(fourth, 4), rowOfMoved(refusedOnce, 4), rowOfEnvelope(e3)]);
 		// …and the platform redelivers the two it was retrying.
-		expect(await deliverDeadLetters([{ ...first, attempts: 2 }, { ...second, attempts: 3 }], bindings)).toEqual({ ackAll: true, acked: [], retried: [] });
+		expect(
+			await deliverDeadLetters(
+				[
+					{ ...first, attempts: 2 },
+					{ ...second, attempts: 3 },
+				],
+				bindings,
+			),
+		).toEqual({ ackAll: true, acked: [], retried: [] });
 
 		// Each dead letter once, with its original id, reason, attempts and first failure.
-		expect(await deadLetterRows(`${prefix}/`)).toEqual([rowOfMoved(second, 3), rowOfMoved(fourth, 4), rowOfMoved(refusedOnce, 4), rowOfEnvelope(e1), rowOfEnvelope(e3)]);
+		expect(await deadLetterRows(`${prefix}/`)).toEqual([
+			rowOfMoved(second, 3),
+			rowOfMoved(fourth, 4),
+			rowOfMoved(refusedOnce, 4),
+			rowOfEnvelope(e1),
+			rowOfEnvelope(e3),
+		]);
 		expect(deadLetters.sent).toHaveLength(3);
 	});
 
@@ -194,7 +219,11 @@ describe("dead letters while D1 refuses them", () => {
 		const ninth = moved(prefix, "moved-9", 9);
 		const tenth = moved(prefix, "moved-10", 10);
 
-		const result = await deliverDeadLetters([ninth, tenth], { DB: outage.db, DEAD_LETTERS: deadLetters.queue, DEAD_LETTER_MAX_RETRIES: undefined });
+		const result = await deliverDeadLetters([ninth, tenth], {
+			DB: outage.db,
+			DEAD_LETTERS: deadLetters.queue,
+			DEAD_LETTER_MAX_RETRIES: undefined,
+		});
 
 		expect(DEAD_LETTER_MAX_RETRIES).toBe(10);
 		expect(result).toEqual({ ackAll: false, acked: [tenth.id], retried: [{ id: ninth.id, delaySeconds: 3600 }] });
@@ -202,6 +231,8 @@ describe("dead letters while D1 refuses them", () => {
 	});
 
 	it("waits 30 s doubling to a 1 h cap between tries", () => {
-		expect(Array.from({ length: 11 }, (_, i) => backoffMs(i + 1, DEAD_LETTER_BACKOFF) / 1000)).toEqual([30, 60, 120, 240, 480, 960, 1920, 3600, 3600, 3600, 3600]);
+		expect(Array.from({ length: 11 }, (_, i) => backoffMs(i + 1, DEAD_LETTER_BACKOFF) / 1000)).toEqual([
+			30, 60, 120, 240, 480, 960, 1920, 3600, 3600, 3600, 3600,
+		]);
 	});
 });

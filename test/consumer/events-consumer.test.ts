@@ -117,9 +117,7 @@ describe("events consumer", () => {
 		expect(await seenIds(tenant)).toEqual(["r0", "r1", "r10", "r2", "r3", "r4", "r5", "r6", "r7", "r8", "r9"]);
 
 		await env.AGGREGATOR.getByName(tenant).flush();
-		const { results } = await env.DB.prepare(
-			`SELECT sku, unit, hour, ${EXACT_MICROS}, events FROM usage_rollups WHERE tenant = ?1`,
-		)
+		const { results } = await env.DB.prepare(`SELECT sku, unit, hour, ${EXACT_MICROS}, events FROM usage_rollups WHERE tenant = ?1`)
 			.bind(tenant)
 			.all();
 		expect(results).toEqual([{ sku: "tokens", unit: "token", hour: new Date(hour).toISOString(), micros: "1000001", events: 11 }]);

@@ -58,7 +58,11 @@ describe("poison messages", () => {
 			[rawMessage(id("no-tenant"), { v: 1, tenant: "", events: [good("nt-ok")] }, 4), "", "missing tenant"],
 			[rawMessage(id("events-not-array"), { v: 1, tenant, events: "ok-3" }, 5), tenant, "events is not an array"],
 			[
-				rawMessage(id("numeric-id"), { v: 1, tenant, events: [{ id: 7, event: "api_call", timestamp: Date.UTC(2026, 10, 20) }] }, 6),
+				rawMessage(
+					id("numeric-id"),
+					{ v: 1, tenant, events: [{ id: 7, event: "api_call", timestamp: Date.UTC(2026, 10, 20) }] },
+					6,
+				),
 				tenant,
 				"events[0].id: must be a string",
 			],
@@ -68,7 +72,11 @@ describe("poison messages", () => {
 				"events[1].timestamp: must be epoch milliseconds",
 			],
 			[
-				rawMessage(id("text-micros"), { v: 1, tenant, events: [{ ...good("tm"), usage: { sku: "tokens", unit: "token", micros: "100" } }] }, 8),
+				rawMessage(
+					id("text-micros"),
+					{ v: 1, tenant, events: [{ ...good("tm"), usage: { sku: "tokens", unit: "token", micros: "100" } }] },
+					8,
+				),
 				tenant,
 				"events[0].usage.micros: must be whole micro-units within range",
 			],
@@ -106,8 +114,16 @@ describe("poison messages", () => {
 		// The aggregator sums and compares durations as numbers; text would be stored in the
 		// rollups (and flushed to D1) as a string, so such a body is as undecodable as bad usage.
 		const tenant = uniqueTenantId();
-		const duration = rawMessage(`${tenant}/text-duration`, { v: 1, tenant, events: [{ ...queuedEvent({ id: "p1" }), performance: { duration: "slow" } }] }, 1);
-		const status = rawMessage(`${tenant}/text-status`, { v: 1, tenant, events: [{ ...queuedEvent({ id: "p2" }), performance: { statusCode: "503" } }] }, 2);
+		const duration = rawMessage(
+			`${tenant}/text-duration`,
+			{ v: 1, tenant, events: [{ ...queuedEvent({ id: "p1" }), performance: { duration: "slow" } }] },
+			1,
+		);
+		const status = rawMessage(
+			`${tenant}/text-status`,
+			{ v: 1, tenant, events: [{ ...queuedEvent({ id: "p2" }), performance: { statusCode: "503" } }] },
+			2,
+		);
 
 		const result = await deliver([duration, status]);
 
@@ -150,7 +166,9 @@ describe("poison messages", () => {
 		expect(second.retries).toEqual([]);
 		expect([deadLetters.failed, deadLetters.delivered]).toEqual([1, 1]);
 		const [row] = await storedDeadLetters(`${tenant}/`, 1);
-		expect(row).toEqual(deadLetterOf(rawMessage(`${tenant}/refused`, body, 4), tenant, "events[0].timestamp: must be epoch milliseconds"));
+		expect(row).toEqual(
+			deadLetterOf(rawMessage(`${tenant}/refused`, body, 4), tenant, "events[0].timestamp: must be epoch milliseconds"),
+		);
 		expect(await seenIds(tenant)).toEqual([]);
 	});
 });

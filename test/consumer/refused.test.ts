@@ -14,7 +14,9 @@ import { deliver, eventsMessage, queuedEvent, recentHour } from "./fixtures";
 function deadLetter(id: string): Promise<{ id: string; tenant: string; error: string; body: string }> {
 	return vi.waitFor(
 		async () => {
-			const row = await env.DB.prepare("SELECT id, tenant, error, body FROM dead_letters WHERE id = ?1").bind(id).first<{ id: string; tenant: string; error: string; body: string }>();
+			const row = await env.DB.prepare("SELECT id, tenant, error, body FROM dead_letters WHERE id = ?1")
+				.bind(id)
+				.first<{ id: string; tenant: string; error: string; body: string }>();
 			if (!row) throw new Error(`no dead letter ${id} yet`);
 			return row;
 		},
@@ -38,12 +40,18 @@ describe("refused events", () => {
 			error: REFUSED_EXPIRED,
 			body: { v: 1, tenant: tenant.id, events: [expired] },
 		});
-		expect(await metricsOf(tenant)).toEqual(metricsWith(tenant, { consumed: 2, aggregated: 1, expired: 1, deadLettered: 1, oldestUnflushedAgeMs: expect.any(Number) }));
+		expect(await metricsOf(tenant)).toEqual(
+			metricsWith(tenant, { consumed: 2, aggregated: 1, expired: 1, deadLettered: 1, oldestUnflushedAgeMs: expect.any(Number) }),
+		);
 
 		// A redelivery refuses it again and stores the same row, not a second one.
-		expect((await deliver([eventsMessage(`${tenant.id}/m1`, tenant.id, [expired, fresh], 2)])).explicitAcks).toEqual([`${tenant.id}/m1`]);
+		expect((await deliver([eventsMessage(`${tenant.id}/m1`, tenant.id, [expired, fresh], 2)])).explicitAcks).toEqual([
+			`${tenant.id}/m1`,
+		]);
 		await vi.waitFor(async () => expect((await metricsOf(tenant)).expired).toBe(2), { timeout: 10_000, interval: 50 });
-		const { n } = (await env.DB.prepare("SELECT count(*) AS n FROM dead_letters WHERE tenant = ?1").bind(tenant.id).first<{ n: number }>())!;
+		const { n } = (await env.DB.prepare("SELECT count(*) AS n FROM dead_letters WHERE tenant = ?1")
+			.bind(tenant.id)
+			.first<{ n: number }>())!;
 		expect(n).toBe(1);
 	});
 
@@ -51,7 +59,9 @@ describe("refused events", () => {
 		const tenant = await createTenant();
 		const expired = queuedEvent({ id: "too-old", timestamp: Date.now() - DEDUPE_WINDOW_MS - 60_000 });
 		const failing = { ...env, DEAD_LETTERS: { send: () => Promise.reject(new Error("queue unavailable")) } as unknown as Queue };
-		const batch = createMessageBatch("meterline-events", [{ id: `${tenant.id}/m2`, timestamp: new Date(), attempts: 1, body: { v: 1, tenant: tenant.id, events: [expired] } }]);
+		const batch = createMessageBatch("meterline-events", [
+			{ id: `${tenant.id}/m2`, timestamp: new Date(), attempts: 1, body: { v: 1, tenant: tenant.id, events: [expired] } },
+		]);
 		const ctx = createExecutionContext();
 
 		await worker.queue(batch, failing, ctx);

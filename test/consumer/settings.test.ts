@@ -44,7 +44,9 @@ describe("wrangler.toml", () => {
 			max_retries: String(DEAD_LETTER_MAX_RETRIES),
 			retry_delay: "30",
 		});
-		expect(tables(wranglerToml).find((table) => table.header === "vars")!.values.DEAD_LETTER_MAX_RETRIES).toBe(String(DEAD_LETTER_MAX_RETRIES));
+		expect(tables(wranglerToml).find((table) => table.header === "vars")!.values.DEAD_LETTER_MAX_RETRIES).toBe(
+			String(DEAD_LETTER_MAX_RETRIES),
+		);
 		expect(DEAD_LETTER_MAX_RETRIES).toBe(10);
 	});
 });

@@ -83,7 +83,8 @@ export function generateEvents(random: Random, count: number, start: number, spa
 			const [sku, unit] = pick(random, METERS);
 			const micros = randomMicros(random);
 			const quantity = Number(formatMicros(micros));
-			if (String(quantity) !== formatMicros(micros)) throw new Error(`quantity ${quantity} does not print as ${formatMicros(micros)}`);
+			if (String(quantity) !== formatMicros(micros))
+				throw new Error(`quantity ${quantity} does not print as ${formatMicros(micros)}`);
 			wire.usage = unit === undefined ? { sku, quantity } : { sku, quantity, unit };
 			truth.usage = { sku, unit: unit ?? "unit", micros };
 		}
@@ -176,8 +177,18 @@ export function expectedUsage(events: TrueEvent[], granularity: Granularity): Le
 	}
 	const sorted = [...rows.values()].sort((a, b) => byText(a.period, b.period) || byText(a.sku, b.sku) || byText(a.unit, b.unit));
 	return {
-		items: sorted.map((row) => ({ sku: row.sku, unit: row.unit, period: row.period, quantity: Number(formatMicros(row.micros)), quantityDecimal: formatMicros(row.micros), events: row.events })),
-		csv: ["period,sku,unit,quantity,events,adjustment_for", ...sorted.map((row) => `${row.period},${row.sku},${row.unit},${formatMicros(row.micros)},${row.events},`)]
+		items: sorted.map((row) => ({
+			sku: row.sku,
+			unit: row.unit,
+			period: row.period,
+			quantity: Number(formatMicros(row.micros)),
+			quantityDecimal: formatMicros(row.micros),
+			events: row.events,
+		})),
+		csv: [
+			"period,sku,unit,quantity,events,adjustment_for",
+			...sorted.map((row) => `${row.period},${row.sku},${row.unit},${formatMicros(row.micros)},${row.events},`),
+		]
 			.map((line) => `${line}\r\n`)
 			.join(""),
 	};
@@ -197,7 +208,11 @@ export function expectedStats(events: TrueEvent[], granularity: Granularity): St
 		const period = bucketOf(event.ms, granularity);
 		const key = `${period}\u0000${event.event}`;
 		let row = rows.get(key);
-		if (!row) rows.set(key, (row = { event: event.event, period, count: 0, errors: 0, duration: { count: 0, sum: 0, min: null, max: null } }));
+		if (!row)
+			rows.set(
+				key,
+				(row = { event: event.event, period, count: 0, errors: 0, duration: { count: 0, sum: 0, min: null, max: null } }),
+			);
 		row.count++;
 		if (event.statusCode !== undefined && event.statusCode >= 500) row.errors++;
 		if (event.duration !== undefined) {

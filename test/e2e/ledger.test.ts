@@ -27,7 +27,8 @@ async function post(tenant: TestTenant, batch: WireEvent[]): Promise<void> {
 	expect(await response.json(), `seed ${SEED}`).toEqual({ accepted: batch.length, ids: batch.map((event) => event.id) });
 }
 
-const sum = (items: { count?: number; events?: number }[], field: "count" | "events") => items.reduce((total, item) => total + item[field]!, 0);
+const sum = (items: { count?: number; events?: number }[], field: "count" | "events") =>
+	items.reduce((total, item) => total + item[field]!, 0);
 
 describe("ledger", () => {
 	it("reports exactly what was sent, once per event id, for each tenant apart", { timeout: 120_000 }, async () => {
@@ -61,7 +62,9 @@ describe("ledger", () => {
 					expect(flush.status).toBe(200);
 					const stats = await getJson<StatsReport>(`/v1/stats?${range}&granularity=day`, tenant.readKey);
 					const usage = await getJson<UsageReport>(`/v1/usage?${range}&granularity=month`, tenant.readKey);
-					expect(sum(stats.items, "count"), `seed ${SEED}: events counted for ${tenant.id}`).toBeGreaterThanOrEqual(truths.length);
+					expect(sum(stats.items, "count"), `seed ${SEED}: events counted for ${tenant.id}`).toBeGreaterThanOrEqual(
+						truths.length,
+					);
 					expect(sum(usage.items, "events"), `seed ${SEED}: metered events for ${tenant.id}`).toBeGreaterThanOrEqual(
 						truths.filter((truth) => truth.usage).length,
 					);
@@ -74,7 +77,9 @@ describe("ledger", () => {
 			for (const granularity of ["hour", "day", "month"] as const) {
 				const report = await getJson<UsageReport>(`/v1/usage?${range}&granularity=${granularity}`, tenant.readKey);
 				expect(report.tenant).toBe(tenant.id);
-				expect(report.items, `seed ${SEED}: ${tenant.id} usage by ${granularity}`).toEqual(expectedUsage(truths, granularity).items);
+				expect(report.items, `seed ${SEED}: ${tenant.id} usage by ${granularity}`).toEqual(
+					expectedUsage(truths, granularity).items,
+				);
 			}
 			for (const granularity of ["minute", "hour", "day"] as const) {
 				const report = await getJson<StatsReport>(`/v1/stats?${range}&granularity=${granularity}`, tenant.readKey);
@@ -83,8 +88,13 @@ describe("ledger", () => {
 			}
 			// The CSV carries the exact decimal text of every sum.
 			for (const granularity of ["day", "month"] as const) {
-				const csv = await call(`/v1/usage?${range}&granularity=${granularity}`, { key: tenant.readKey, headers: { accept: "text/csv" } });
-				expect(await csv.text(), `seed ${SEED}: ${tenant.id} CSV usage by ${granularity}`).toBe(expectedUsage(truths, granularity).csv);
+				const csv = await call(`/v1/usage?${range}&granularity=${granularity}`, {
+					key: tenant.readKey,
+					headers: { accept: "text/csv" },
+				});
+				expect(await csv.text(), `seed ${SEED}: ${tenant.id} CSV usage by ${granularity}`).toBe(
+					expectedUsage(truths, granularity).csv,
+				);
 			}
 		}
 

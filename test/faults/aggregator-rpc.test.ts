@@ -36,7 +36,9 @@ function threeEvents(minute: number) {
 async function expectThreeEventsReported(tenant: TestTenant, minute: number): Promise<void> {
 	const hour = previousHour(clock.start);
 	expect(await (await flushVia(tenant)).json()).toEqual({ flushed: 2 });
-	expect(await usageOf(tenant, hour, hour + HOUR)).toEqual([{ sku: "tokens", unit: "token", period: iso(hour), quantity: 3.75, quantityDecimal: "3.75", events: 3 }]);
+	expect(await usageOf(tenant, hour, hour + HOUR)).toEqual([
+		{ sku: "tokens", unit: "token", period: iso(hour), quantity: 3.75, quantityDecimal: "3.75", events: 3 },
+	]);
 	expect(await statsOf(tenant, hour, hour + HOUR)).toEqual([
 		{ event: "api_call", period: iso(minute), count: 3, errors: 1, duration: { count: 2, sum: 10, min: 4, max: 6 } },
 	]);
@@ -103,7 +105,9 @@ describe("through the consumer's queue handler", () => {
 		expect(second.retryMessages).toEqual([]);
 
 		expect(rpc).toEqual({ calls: 2, failed: 1 });
-		expect(await metricsOf(tenant)).toEqual(metricsWith(tenant, { consumed: 6, duplicatesDropped: 3, aggregated: 3, oldestUnflushedAgeMs: 0 }));
+		expect(await metricsOf(tenant)).toEqual(
+			metricsWith(tenant, { consumed: 6, duplicatesDropped: 3, aggregated: 3, oldestUnflushedAgeMs: 0 }),
+		);
 		await expectThreeEventsReported(tenant, minute);
 	});
 });
@@ -112,8 +116,20 @@ describe("through the real local queue", () => {
 	/** POSTs the three events' wire form through the Worker; the real queue carries them to the consumer. */
 	async function postThreeEvents(tenant: TestTenant, minute: number): Promise<void> {
 		const events = [
-			{ id: "e1", event: "api_call", timestamp: minute, usage: { sku: "tokens", unit: "token", quantity: 0.5 }, performance: { duration: 4, statusCode: 200 } },
-			{ id: "e2", event: "api_call", timestamp: iso(minute), usage: { sku: "tokens", unit: "token", quantity: 1.25 }, performance: { duration: 6, statusCode: 500 } },
+			{
+				id: "e1",
+				event: "api_call",
+				timestamp: minute,
+				usage: { sku: "tokens", unit: "token", quantity: 0.5 },
+				performance: { duration: 4, statusCode: 200 },
+			},
+			{
+				id: "e2",
+				event: "api_call",
+				timestamp: iso(minute),
+				usage: { sku: "tokens", unit: "token", quantity: 1.25 },
+				performance: { duration: 6, statusCode: 500 },
+			},
 			{ id: "e3", event: "api_call", timestamp: minute, usage: { sku: "tokens", unit: "token", quantity: 2 } },
 		];
 		const response = await postJson("/v1/events", { events }, tenant.writeKey);
@@ -129,10 +145,16 @@ describe("through the real local queue", () => {
 
 		await postThreeEvents(tenant, minute);
 
-		await vi.waitFor(async () => expect(await metricsOf(tenant)).toEqual(metricsWith(tenant, { received: 3, enqueued: 3, consumed: 3, aggregated: 3, oldestUnflushedAgeMs: expect.any(Number) })), {
-			timeout: 15_000,
-			interval: 100,
-		});
+		await vi.waitFor(
+			async () =>
+				expect(await metricsOf(tenant)).toEqual(
+					metricsWith(tenant, { received: 3, enqueued: 3, consumed: 3, aggregated: 3, oldestUnflushedAgeMs: expect.any(Number) }),
+				),
+			{
+				timeout: 15_000,
+				interval: 100,
+			},
+		);
 		expect(rpc).toEqual({ calls: 2, failed: 1 });
 		expect((await listDeadLetters(`?tenant=${tenant.id}`)).items).toEqual([]);
 		await expectThreeEventsReported(tenant, minute);
@@ -149,7 +171,14 @@ describe("through the real local queue", () => {
 		await vi.waitFor(
 			async () =>
 				expect(await metricsOf(tenant)).toEqual(
-					metricsWith(tenant, { received: 3, enqueued: 3, consumed: 6, duplicatesDropped: 3, aggregated: 3, oldestUnflushedAgeMs: expect.any(Number) }),
+					metricsWith(tenant, {
+						received: 3,
+						enqueued: 3,
+						consumed: 6,
+						duplicatesDropped: 3,
+						aggregated: 3,
+						oldestUnflushedAgeMs: expect.any(Number),
+					}),
 				),
 			{ timeout: 15_000, interval: 100 },
 		);

@@ -13,7 +13,21 @@ import type { DataPoint } from "../../src/sinks/analytics";
 import { deliver, eventsMessage, queuedEvent } from "../consumer/fixtures";
 import { createTenant } from "../helpers/api";
 import { advanceClock, useFrozenClock } from "../helpers/clock";
-import { alarmOf, countOnly, flushVia, freezeClock, HOUR, InjectedFault, iso, metricsOf, metricsWith, MINUTE, previousHour, statsOf, usageOf } from "./fixtures";
+import {
+	alarmOf,
+	countOnly,
+	flushVia,
+	freezeClock,
+	HOUR,
+	InjectedFault,
+	iso,
+	metricsOf,
+	metricsWith,
+	MINUTE,
+	previousHour,
+	statsOf,
+	usageOf,
+} from "./fixtures";
 
 const clock = useFrozenClock(freezeClock);
 
@@ -41,7 +55,12 @@ describe("Analytics Engine failing", () => {
 		const minute = hour + 42 * MINUTE;
 		await deliver([
 			eventsMessage(`${tenant.id}/m1`, tenant.id, [
-				queuedEvent({ id: "a", timestamp: minute, usage: { sku: "tokens", unit: "token", micros: 1_250_000 }, performance: { duration: 8, statusCode: 502 } }),
+				queuedEvent({
+					id: "a",
+					timestamp: minute,
+					usage: { sku: "tokens", unit: "token", micros: 1_250_000 },
+					performance: { duration: 8, statusCode: 502 },
+				}),
 				queuedEvent({ id: "b", timestamp: minute, usage: { sku: "tokens", unit: "token", micros: 750_000 } }),
 				queuedEvent({ id: "c", timestamp: minute + MINUTE, event: "page_view" }),
 			]),
@@ -57,7 +76,9 @@ describe("Analytics Engine failing", () => {
 
 		// D1 has committed the flush: the answer and the reports do not depend on Analytics Engine.
 		expect(await flushed.json()).toEqual({ flushed: 3 });
-		expect(await usageOf(tenant, hour, hour + HOUR)).toEqual([{ sku: "tokens", unit: "token", period: iso(hour), quantity: 2, quantityDecimal: "2", events: 2 }]);
+		expect(await usageOf(tenant, hour, hour + HOUR)).toEqual([
+			{ sku: "tokens", unit: "token", period: iso(hour), quantity: 2, quantityDecimal: "2", events: 2 },
+		]);
 		expect(await statsOf(tenant, hour, hour + HOUR)).toEqual([
 			{ event: "api_call", period: iso(minute), count: 2, errors: 1, duration: { count: 1, sum: 8, min: 8, max: 8 } },
 			countOnly("page_view", minute + MINUTE, 1),
@@ -89,7 +110,9 @@ describe("Analytics Engine failing", () => {
 		expect(await alarmOf(tenant.id)).toBe(hour + HOUR + MINUTE_RETENTION_MS);
 		expect(await runDurableObjectAlarm(stub)).toBe(true);
 		expect(spy).toHaveBeenCalledTimes(5);
-		expect(await usageOf(tenant, hour, hour + HOUR)).toEqual([{ sku: "tokens", unit: "token", period: iso(hour), quantity: 2, quantityDecimal: "2", events: 2 }]);
+		expect(await usageOf(tenant, hour, hour + HOUR)).toEqual([
+			{ sku: "tokens", unit: "token", period: iso(hour), quantity: 2, quantityDecimal: "2", events: 2 },
+		]);
 		expect(await metricsOf(tenant)).toEqual(metricsWith(tenant, { consumed: 3, aggregated: 3, flushedRows: 3 }));
 	});
 
@@ -97,7 +120,8 @@ describe("Analytics Engine failing", () => {
 		const tenant = await createTenant();
 		const stub = env.AGGREGATOR.getByName(tenant.id);
 		const minute = previousHour(clock.start) + 5 * MINUTE;
-		const names = (from: number, count: number) => Array.from({ length: count }, (_, i) => `event-${String(from + i).padStart(3, "0")}`);
+		const names = (from: number, count: number) =>
+			Array.from({ length: count }, (_, i) => `event-${String(from + i).padStart(3, "0")}`);
 		const spy = await watchAnalytics(tenant.id);
 		// The aggregator's Analytics Engine sink is down for its next three invocations.
 		const sink = await runInDurableObject(stub, (instance: TenantAggregator) => {
@@ -112,11 +136,23 @@ describe("Analytics Engine failing", () => {
 		});
 
 		// Two flushes while it is down: 200 rows, then 120 rows (20 of them the same keys again).
-		await deliver([eventsMessage(`${tenant.id}/m1`, tenant.id, names(0, 200).map((event, i) => queuedEvent({ id: `a${i}`, event, timestamp: minute })))]);
+		await deliver([
+			eventsMessage(
+				`${tenant.id}/m1`,
+				tenant.id,
+				names(0, 200).map((event, i) => queuedEvent({ id: `a${i}`, event, timestamp: minute })),
+			),
+		]);
 		expect(await (await flushVia(tenant)).json()).toEqual({ flushed: 200 });
 		// Each failure doubles the wait: a write is only tried once it is over.
 		advanceClock(OUTBOX_BACKOFF.baseMs);
-		await deliver([eventsMessage(`${tenant.id}/m2`, tenant.id, names(180, 120).map((event, i) => queuedEvent({ id: `b${i}`, event, timestamp: minute })))]);
+		await deliver([
+			eventsMessage(
+				`${tenant.id}/m2`,
+				tenant.id,
+				names(180, 120).map((event, i) => queuedEvent({ id: `b${i}`, event, timestamp: minute })),
+			),
+		]);
 		expect(await (await flushVia(tenant)).json()).toEqual({ flushed: 120 });
 		expect(await runDurableObjectAlarm(stub)).toBe(true);
 		expect(sink.calls).toBe(2);

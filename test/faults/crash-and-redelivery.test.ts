@@ -39,10 +39,16 @@ function slice(minute: number) {
 	];
 }
 
-async function expectSliceReported(tenant: TestTenant, minute: number, extra: { micros: number; minute: number } | null = null): Promise<void> {
+async function expectSliceReported(
+	tenant: TestTenant,
+	minute: number,
+	extra: { micros: number; minute: number } | null = null,
+): Promise<void> {
 	const hour = previousHour(clock.start);
 	const quantity = (1_000_001 + (extra?.micros ?? 0)) / 1_000_000;
-	expect(await usageOf(tenant, hour, hour + HOUR)).toEqual([{ sku: "tokens", unit: "token", period: iso(hour), quantity, quantityDecimal: String(quantity), events: extra ? 3 : 2 }]);
+	expect(await usageOf(tenant, hour, hour + HOUR)).toEqual([
+		{ sku: "tokens", unit: "token", period: iso(hour), quantity, quantityDecimal: String(quantity), events: extra ? 3 : 2 },
+	]);
 	const stats = [
 		{ event: "api_call", period: iso(minute), count: 2, errors: 1, duration: { count: 1, sum: 3, min: 3, max: 3 } },
 		countOnly("page_view", minute, 1),
@@ -68,7 +74,9 @@ describe("a crash between D1's commit and the local clear", () => {
 			expect(pendingRowCount(state)).toBe(3);
 			expect(flushMeta(state)).toEqual({ sealed_batch: "1", flush_failures: "1", retry_at: String(clock.start + 2_000) });
 		});
-		expect(await metricsOf(tenant)).toEqual(metricsWith(tenant, { consumed: 3, aggregated: 3, flushFailures: 1, oldestUnflushedAgeMs: 0 }));
+		expect(await metricsOf(tenant)).toEqual(
+			metricsWith(tenant, { consumed: 3, aggregated: 3, flushFailures: 1, oldestUnflushedAgeMs: 0 }),
+		);
 
 		// An event arrives before the retry; it goes into a batch of its own.
 		const later = minute + MINUTE;
@@ -126,7 +134,9 @@ describe("duplicate delivery", () => {
 		expect(second.explicitAcks).toEqual([`${tenant.id}/m1`, `${tenant.id}/m2`]);
 		expect(second.retryMessages).toEqual([]);
 		expect(await seenIds(tenant.id)).toEqual(["s1", "s2", "s3", "s4"]);
-		expect(await metricsOf(tenant)).toEqual(metricsWith(tenant, { consumed: 10, duplicatesDropped: 6, aggregated: 4, oldestUnflushedAgeMs: 0 }));
+		expect(await metricsOf(tenant)).toEqual(
+			metricsWith(tenant, { consumed: 10, duplicatesDropped: 6, aggregated: 4, oldestUnflushedAgeMs: 0 }),
+		);
 
 		expect(await (await flushVia(tenant)).json()).toEqual({ flushed: 4 });
 		await expectSliceReported(tenant, minute, { micros: 1, minute: later });
@@ -137,7 +147,13 @@ describe("duplicate delivery", () => {
 		const minute = previousHour(clock.start) + 10 * MINUTE;
 		const queue = RecordingQueue.losingFirstAcks(1);
 		const wire = [
-			{ id: "s1", event: "api_call", timestamp: minute, usage: { sku: "tokens", unit: "token", quantity: 0.7 }, performance: { duration: 3, statusCode: 500 } },
+			{
+				id: "s1",
+				event: "api_call",
+				timestamp: minute,
+				usage: { sku: "tokens", unit: "token", quantity: 0.7 },
+				performance: { duration: 3, statusCode: 500 },
+			},
 			{ id: "s2", event: "api_call", timestamp: minute, usage: { sku: "tokens", unit: "token", quantity: 0.300001 } },
 			{ id: "s3", event: "page_view", timestamp: iso(minute) },
 		];
@@ -149,7 +165,17 @@ describe("duplicate delivery", () => {
 		expect([queue.calls.length, queue.delivered, queue.failed]).toEqual([2, 2, 1]);
 		expect(queue.calls[1]).toEqual(queue.calls[0]);
 		await vi.waitFor(
-			async () => expect(await metricsOf(tenant)).toEqual(metricsWith(tenant, { received: 3, enqueued: 3, consumed: 6, duplicatesDropped: 3, aggregated: 3, oldestUnflushedAgeMs: expect.any(Number) })),
+			async () =>
+				expect(await metricsOf(tenant)).toEqual(
+					metricsWith(tenant, {
+						received: 3,
+						enqueued: 3,
+						consumed: 6,
+						duplicatesDropped: 3,
+						aggregated: 3,
+						oldestUnflushedAgeMs: expect.any(Number),
+					}),
+				),
 			{ timeout: 10_000, interval: 50 },
 		);
 		expect(await (await flushVia(tenant)).json()).toEqual({ flushed: 3 });

@@ -9,7 +9,19 @@ import { countOnly as eventRow, d1Events, d1Usage, internals, recordFlushes } fr
 import { deliver, eventsMessage, queuedEvent } from "../consumer/fixtures";
 import { createTenant } from "../helpers/api";
 import { advanceClock, useFrozenClock } from "../helpers/clock";
-import { alarmOf, flushVia, freezeClock, iso, listDeadLetters, metricsOf, metricsWith, MINUTE, previousHour, replay, tokens } from "./fixtures";
+import {
+	alarmOf,
+	flushVia,
+	freezeClock,
+	iso,
+	listDeadLetters,
+	metricsOf,
+	metricsWith,
+	MINUTE,
+	previousHour,
+	replay,
+	tokens,
+} from "./fixtures";
 
 const clock = useFrozenClock(freezeClock);
 
@@ -48,7 +60,9 @@ describe("a row D1 refuses for a data reason", () => {
 			{
 				id: expect.stringMatching(new RegExp(`^quarantine:${tenant.id}:[0-9a-f-]+:4:1$`)),
 				tenant: tenant.id,
-				error: expect.stringMatching(/^D1 refused this events rollup row: .*NOT NULL constraint failed: event_rollups\.duration_sum/),
+				error: expect.stringMatching(
+					/^D1 refused this events rollup row: .*NOT NULL constraint failed: event_rollups\.duration_sum/,
+				),
 				attempts: 1,
 				firstFailedAt: iso(clock.start),
 				lastFailedAt: iso(clock.start),
@@ -57,16 +71,33 @@ describe("a row D1 refuses for a data reason", () => {
 					quarantined: {
 						rollup: "events",
 						flushId: expect.stringMatching(/:4$/),
-						row: { event: "broken", minute: iso(minute), count: 1, errors: 0, duration_count: 1, duration_sum: null, duration_min: 5, duration_max: 5 },
+						row: {
+							event: "broken",
+							minute: iso(minute),
+							count: 1,
+							errors: 0,
+							duration_count: 1,
+							duration_sum: null,
+							duration_min: 5,
+							duration_max: 5,
+						},
 					},
 				},
 			},
 		]);
-		expect((await replay({ ids: [items[0]!.id] })).skipped).toEqual([{ id: items[0]!.id, reason: expect.stringMatching(/^not replayable: /) }]);
-		await runInDurableObject(stub, (_instance, state) => expect(state.storage.sql.exec("SELECT count(*) AS n FROM quarantine").one().n).toBe(0));
+		expect((await replay({ ids: [items[0]!.id] })).skipped).toEqual([
+			{ id: items[0]!.id, reason: expect.stringMatching(/^not replayable: /) },
+		]);
+		await runInDurableObject(stub, (_instance, state) =>
+			expect(state.storage.sql.exec("SELECT count(*) AS n FROM quarantine").one().n).toBe(0),
+		);
 
 		// The tenant's next usage is not stuck behind it.
-		await deliver([eventsMessage(`${tenant.id}/m2`, tenant.id, [queuedEvent({ id: "d", event: "api_call", timestamp: minute, usage: tokens(500_000) })])]);
+		await deliver([
+			eventsMessage(`${tenant.id}/m2`, tenant.id, [
+				queuedEvent({ id: "d", event: "api_call", timestamp: minute, usage: tokens(500_000) }),
+			]),
+		]);
 		expect(await (await flushVia(tenant)).json()).toEqual({ flushed: 2 });
 		expect(await d1Usage(tenant.id)).toEqual([{ sku: "tokens", unit: "token", hour: iso(hour), micros: "2500000", events: 2 }]);
 		expect(await d1Events(tenant.id)).toEqual([eventRow("api_call", iso(minute), 2), eventRow("signup", iso(minute), 1)]);
@@ -76,7 +107,11 @@ describe("a row D1 refuses for a data reason", () => {
 		const tenant = await createTenant();
 		const stub = env.AGGREGATOR.getByName(tenant.id);
 		const minute = previousHour(clock.start) + 20 * MINUTE;
-		await deliver([eventsMessage(`${tenant.id}/m1`, tenant.id, [queuedEvent({ id: "x", event: "broken", timestamp: minute, performance: { duration: 1 } })])]);
+		await deliver([
+			eventsMessage(`${tenant.id}/m1`, tenant.id, [
+				queuedEvent({ id: "x", event: "broken", timestamp: minute, performance: { duration: 1 } }),
+			]),
+		]);
 		const deadLetterCalls = await runInDurableObject(stub, (instance: TenantAggregator, state) => {
 			state.storage.sql.exec("UPDATE pending_events SET duration_sum = 1e308 * 10");
 			const sinks = internals(instance).sinks;

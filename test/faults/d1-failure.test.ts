@@ -57,7 +57,12 @@ describe("D1 failing for three flushes", () => {
 			eventsMessage(`${tenant.id}/m2`, tenant.id, [
 				queuedEvent({ id: "b1", timestamp: minute + 3, usage: tokens(2_000_000), performance: { duration: 5 } }),
 				queuedEvent({ id: "a1", timestamp: minute, usage: tokens(1_500_000), performance: { duration: 10, statusCode: 200 } }),
-				queuedEvent({ id: "b2", timestamp: minute + MINUTE, event: "checkout", usage: { sku: "storage", unit: "gb_hour", micros: 1 } }),
+				queuedEvent({
+					id: "b2",
+					timestamp: minute + MINUTE,
+					event: "checkout",
+					usage: { sku: "storage", unit: "gb_hour", micros: 1 },
+				}),
 			]),
 		]);
 		expect(during.explicitAcks).toEqual([`${tenant.id}/m2`]);
@@ -123,7 +128,14 @@ describe("D1 failing for three flushes", () => {
 			countOnly("checkout", minute + MINUTE, 1),
 		]);
 		expect(await metricsOf(tenant)).toEqual(
-			metricsWith(tenant, { consumed: 6, duplicatesDropped: 1, aggregated: 5, flushedRows: 7, flushFailures: 3, oldestUnflushedAgeMs: null }),
+			metricsWith(tenant, {
+				consumed: 6,
+				duplicatesDropped: 1,
+				aggregated: 5,
+				flushedRows: 7,
+				flushFailures: 3,
+				oldestUnflushedAgeMs: null,
+			}),
 		);
 		expect(await healthOf(tenant.id)).toEqual({ failingFlushes: [], spills: [] });
 
@@ -163,7 +175,10 @@ describe("D1 failing for three flushes", () => {
 		expect(d1.calls).toBe(3);
 		const healthy = await call("/v1/health");
 		expect(healthy.status).toBe(200);
-		expect(await healthy.json()).toMatchObject({ status: "healthy", checks: { flushes: { retryingTenants: 0, failingOverThreshold: [], oldestFailureSince: null } } });
+		expect(await healthy.json()).toMatchObject({
+			status: "healthy",
+			checks: { flushes: { retryingTenants: 0, failingOverThreshold: [], oldestFailureSince: null } },
+		});
 		expect(await statsOf(tenant, minute, minute + MINUTE)).toEqual([countOnly("api_call", minute, 1)]);
 		expect((await metricsOf(tenant)).flushFailures).toBe(2);
 	});

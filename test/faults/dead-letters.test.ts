@@ -53,11 +53,23 @@ async function metricsBecome(tenant: TestTenant, expected: Partial<TenantMetrics
 /** Two metered events POSTed in one request: one queue message. */
 function twoEvents(minute: number) {
 	const wire = [
-		{ id: "d1", event: "api_call", timestamp: minute, usage: { sku: "tokens", unit: "token", quantity: 2.5 }, performance: { duration: 7, statusCode: 500 } },
+		{
+			id: "d1",
+			event: "api_call",
+			timestamp: minute,
+			usage: { sku: "tokens", unit: "token", quantity: 2.5 },
+			performance: { duration: 7, statusCode: 500 },
+		},
 		{ id: "d2", event: "api_call", timestamp: minute, usage: { sku: "tokens", unit: "token", quantity: 0.5 } },
 	];
 	const queued = [
-		{ id: "d1", event: "api_call", timestamp: minute, performance: { duration: 7, statusCode: 500 }, usage: { sku: "tokens", unit: "token", micros: 2_500_000 } },
+		{
+			id: "d1",
+			event: "api_call",
+			timestamp: minute,
+			performance: { duration: 7, statusCode: 500 },
+			usage: { sku: "tokens", unit: "token", micros: 2_500_000 },
+		},
 		{ id: "d2", event: "api_call", timestamp: minute, usage: { sku: "tokens", unit: "token", micros: 500_000 } },
 	];
 	return { wire, queued };
@@ -65,7 +77,9 @@ function twoEvents(minute: number) {
 
 async function expectTwoEventsReported(tenant: TestTenant, minute: number): Promise<void> {
 	const hour = previousHour(clock.start);
-	expect(await usageOf(tenant, hour, hour + HOUR)).toEqual([{ sku: "tokens", unit: "token", period: iso(hour), quantity: 3, quantityDecimal: "3", events: 2 }]);
+	expect(await usageOf(tenant, hour, hour + HOUR)).toEqual([
+		{ sku: "tokens", unit: "token", period: iso(hour), quantity: 3, quantityDecimal: "3", events: 2 },
+	]);
 	expect(await statsOf(tenant, hour, hour + HOUR)).toEqual([
 		{ event: "api_call", period: iso(minute), count: 2, errors: 1, duration: { count: 1, sum: 7, min: 7, max: 7 } },
 	]);
@@ -101,7 +115,15 @@ describe("a message that fails every delivery", () => {
 		const replayedAt = iso(Date.now());
 		expect(await replay({ ids: [item!.id] })).toEqual({ replayed: [item!.id], skipped: [] });
 		expect((await listDeadLetters(`?tenant=${tenant.id}`)).items).toEqual([{ ...item, replayedAt }]);
-		await metricsBecome(tenant, { received: 2, enqueued: 2, consumed: 2, aggregated: 2, deadLettered: 1, replayed: 1, oldestUnflushedAgeMs: expect.any(Number) });
+		await metricsBecome(tenant, {
+			received: 2,
+			enqueued: 2,
+			consumed: 2,
+			aggregated: 2,
+			deadLettered: 1,
+			replayed: 1,
+			oldestUnflushedAgeMs: expect.any(Number),
+		});
 		expect(await (await flushVia(tenant)).json()).toEqual({ flushed: 2 });
 		await expectTwoEventsReported(tenant, minute);
 
@@ -119,7 +141,9 @@ describe("a message that fails every delivery", () => {
 		});
 		expect(queue.calls).toEqual([]);
 		expect((await listDeadLetters(`?tenant=${tenant.id}`)).items).toEqual([{ ...item, replayedAt }]);
-		expect(await metricsOf(tenant)).toEqual(metricsWith(tenant, { received: 2, enqueued: 2, consumed: 2, aggregated: 2, flushedRows: 2, deadLettered: 1, replayed: 1 }));
+		expect(await metricsOf(tenant)).toEqual(
+			metricsWith(tenant, { received: 2, enqueued: 2, consumed: 2, aggregated: 2, flushedRows: 2, deadLettered: 1, replayed: 1 }),
+		);
 		expect(await (await flushVia(tenant)).json()).toEqual({ flushed: 0 });
 		await expectTwoEventsReported(tenant, minute);
 		// Nothing of the tenant's is left unreplayed.
@@ -142,7 +166,15 @@ describe("a message that fails every delivery", () => {
 		expect(item!.error).toBe(MAX_RETRIES_EXHAUSTED);
 
 		expect(await replay({ tenant: tenant.id })).toEqual({ replayed: [item!.id], skipped: [] });
-		await metricsBecome(tenant, { received: 2, enqueued: 2, consumed: 2, aggregated: 2, deadLettered: 1, replayed: 1, oldestUnflushedAgeMs: expect.any(Number) });
+		await metricsBecome(tenant, {
+			received: 2,
+			enqueued: 2,
+			consumed: 2,
+			aggregated: 2,
+			deadLettered: 1,
+			replayed: 1,
+			oldestUnflushedAgeMs: expect.any(Number),
+		});
 		expect(rpc).toEqual({ calls: 4, failed: 3 });
 		expect(await (await flushVia(tenant)).json()).toEqual({ flushed: 2 });
 		await expectTwoEventsReported(tenant, minute);
@@ -156,13 +188,19 @@ describe("a poison message", () => {
 		const tenant = await createTenant();
 		const minute = previousHour(clock.start) + 42 * MINUTE;
 		// A body no producer of ours sends: a Date where epoch milliseconds belong (the v8 content type keeps it a Date).
-		const body = { v: 1, tenant: tenant.id, events: [{ id: "x1", event: "api_call", timestamp: new Date(minute), properties: { plan: "pro" } }] };
+		const body = {
+			v: 1,
+			tenant: tenant.id,
+			events: [{ id: "x1", event: "api_call", timestamp: new Date(minute), properties: { plan: "pro" } }],
+		};
 
 		await env.EVENTS.send(body, { contentType: "v8" });
 
 		const row = await vi.waitFor(
 			async () => {
-				const { results } = await env.DB.prepare("SELECT * FROM dead_letters WHERE tenant = ?1").bind(tenant.id).all<{ id: string; body: string; error: string; attempts: number }>();
+				const { results } = await env.DB.prepare("SELECT * FROM dead_letters WHERE tenant = ?1")
+					.bind(tenant.id)
+					.all<{ id: string; body: string; error: string; attempts: number }>();
 				expect(results).toHaveLength(1);
 				return results[0]!;
 			},
@@ -185,11 +223,18 @@ describe("a poison message", () => {
 				firstFailedAt: expect.stringMatching(ISO_INSTANT),
 				lastFailedAt: expect.stringMatching(ISO_INSTANT),
 				replayedAt: null,
-				body: { v: 1, tenant: tenant.id, events: [{ id: "x1", event: "api_call", timestamp: iso(minute), properties: { plan: "pro" } }] },
+				body: {
+					v: 1,
+					tenant: tenant.id,
+					events: [{ id: "x1", event: "api_call", timestamp: iso(minute), properties: { plan: "pro" } }],
+				},
 			},
 		]);
 		// Replaying it could only fail again: it is skipped with the reason, and stays unreplayed.
-		const skipped = { replayed: [], skipped: [{ id: row.id, reason: "not replayable: events[0].timestamp: must be epoch milliseconds" }] };
+		const skipped = {
+			replayed: [],
+			skipped: [{ id: row.id, reason: "not replayable: events[0].timestamp: must be epoch milliseconds" }],
+		};
 		expect(await replay({ ids: [row.id] })).toEqual(skipped);
 		expect(await replay({ tenant: tenant.id })).toEqual(skipped);
 		expect((await listDeadLetters(`?tenant=${tenant.id}`)).items[0]!.replayedAt).toBeNull();
@@ -217,7 +262,10 @@ describe("a poison message", () => {
 			{ timeout: 20_000, interval: 100 },
 		);
 		// Straight from the first delivery, with the reason, not after max_retries without it.
-		expect({ error: row.error, attempts: row.attempts }).toEqual({ error: "undecodable message: events[0].timestamp: must be epoch milliseconds", attempts: 1 });
+		expect({ error: row.error, attempts: row.attempts }).toEqual({
+			error: "undecodable message: events[0].timestamp: must be epoch milliseconds",
+			attempts: 1,
+		});
 		expect(superjson.parse(row.body)).toEqual(body);
 	});
 
@@ -230,7 +278,9 @@ describe("a poison message", () => {
 
 		const row = await vi.waitFor(
 			async () => {
-				const { results } = await env.DB.prepare("SELECT * FROM dead_letters WHERE tenant = ?1").bind(tenant.id).all<{ id: string; body: string }>();
+				const { results } = await env.DB.prepare("SELECT * FROM dead_letters WHERE tenant = ?1")
+					.bind(tenant.id)
+					.all<{ id: string; body: string }>();
 				expect(results).toHaveLength(1);
 				return results[0]!;
 			},
@@ -241,7 +291,9 @@ describe("a poison message", () => {
 		const response = await call(`/v1/admin/dead-letters?tenant=${tenant.id}`, { key: ADMIN_TOKEN });
 		expect(response.status).toBe(200);
 		const { items } = await response.json<{ items: DeadLetterItem[] }>();
-		expect(items.map((item) => [item.id, item.error])).toEqual([[row.id, "undecodable message: events[0].timestamp: must be epoch milliseconds"]]);
+		expect(items.map((item) => [item.id, item.error])).toEqual([
+			[row.id, "undecodable message: events[0].timestamp: must be epoch milliseconds"],
+		]);
 	});
 });
 
@@ -275,7 +327,11 @@ describe("the admin API", () => {
 		const bad = await call(`/v1/admin/dead-letters?tenant=${tenant.id}&limit=0`, { key: ADMIN_TOKEN });
 		expect(bad.status).toBe(400);
 		expect(await bad.json()).toEqual({
-			error: { code: "invalid_request", message: "limit: must be an integer 1-100", details: [{ path: "limit", message: "must be an integer 1-100" }] },
+			error: {
+				code: "invalid_request",
+				message: "limit: must be an integer 1-100",
+				details: [{ path: "limit", message: "must be an integer 1-100" }],
+			},
 		});
 
 		const discarded = await call(`/v1/admin/dead-letters/${ids[2]}`, { method: "DELETE", key: ADMIN_TOKEN });

@@ -169,11 +169,13 @@ export function metricsWith(tenant: TestTenant, counts: Partial<TenantMetrics> =
 }
 
 export async function usageOf(tenant: TestTenant, from: number, to: number, granularity = "hour"): Promise<UsageItem[]> {
-	return (await getJson<{ items: UsageItem[] }>(`/v1/usage?from=${iso(from)}&to=${iso(to)}&granularity=${granularity}`, tenant.readKey)).items;
+	return (await getJson<{ items: UsageItem[] }>(`/v1/usage?from=${iso(from)}&to=${iso(to)}&granularity=${granularity}`, tenant.readKey))
+		.items;
 }
 
 export async function statsOf(tenant: TestTenant, from: number, to: number, granularity = "minute"): Promise<StatsItem[]> {
-	return (await getJson<{ items: StatsItem[] }>(`/v1/stats?from=${iso(from)}&to=${iso(to)}&granularity=${granularity}`, tenant.readKey)).items;
+	return (await getJson<{ items: StatsItem[] }>(`/v1/stats?from=${iso(from)}&to=${iso(to)}&granularity=${granularity}`, tenant.readKey))
+		.items;
 }
 
 /** POST /v1/flush with the tenant's write key. */

@@ -13,7 +13,17 @@ import { packMessages, QUEUE_LIMITS } from "../../src/event/pack";
 import type { DataPoint } from "../../src/sinks/analytics";
 import { d1Flushes, flushMeta, internals, outbox, pendingRowCount, settle } from "../aggregator/fixtures";
 import { deliver, eventsMessage } from "../consumer/fixtures";
-import { expectedStats, expectedUsage, generateEvents, mulberry32, sendPlan, type Random, type StatsItem, type TrueEvent, type UsageItem } from "../e2e/ledger-model";
+import {
+	expectedStats,
+	expectedUsage,
+	generateEvents,
+	mulberry32,
+	sendPlan,
+	type Random,
+	type StatsItem,
+	type TrueEvent,
+	type UsageItem,
+} from "../e2e/ledger-model";
 import { call, createTenant, getJson, type TestTenant } from "../helpers/api";
 import { advanceClock, useFrozenClock } from "../helpers/clock";
 import { flushVia, freezeClock, HOUR, InjectedFault, iso, metricsOf, metricsWith } from "./fixtures";
@@ -166,7 +176,14 @@ describe("randomized ledger under faults", () => {
 				const { events: queued, issues } = parseEventsBody({ events: batch }, Date.now());
 				expect(issues, `seed ${SEED}: the generated events are valid`).toEqual([]);
 				const messages = packMessages(tenant.id, queued, { ...QUEUE_LIMITS, messageBytes: MESSAGE_BYTES });
-				(requests[r] ??= []).push(...messages.map((message, m) => ({ id: `${tenant.id}/r${r}/m${m}`, tenant: tenant.id, body: message.body, attempts: 1 })));
+				(requests[r] ??= []).push(
+					...messages.map((message, m) => ({
+						id: `${tenant.id}/r${r}/m${m}`,
+						tenant: tenant.id,
+						body: message.body,
+						attempts: 1,
+					})),
+				);
 			});
 		}
 		const runOf = new Map(runs.map((run) => [run.tenant.id, run]));
@@ -188,7 +205,9 @@ describe("randomized ledger under faults", () => {
 			for (let i = 0; i < size; i++) batch.push(queue.splice(int(random, Math.min(queue.length, 40)), 1)[0]!);
 			const before = new Map(runs.map((run) => [run.tenant.id, run.faults.rpc.length]));
 
-			const result = await deliver(batch.map((message) => eventsMessage(message.id, message.tenant, message.body.events, message.attempts)));
+			const result = await deliver(
+				batch.map((message) => eventsMessage(message.id, message.tenant, message.body.events, message.attempts)),
+			);
 
 			// One ingest RPC per tenant in the batch; its outcome decides the fate of all its messages.
 			const outcome = new Map<string, RpcOutcome>();
@@ -198,14 +217,23 @@ describe("randomized ledger under faults", () => {
 				expect(calls.length, `seed ${SEED}: round ${rounds}, RPCs to ${tenant}`).toBe(1);
 				outcome.set(tenant, calls[0]!);
 				if (calls[0] !== "failed-before-commit") {
-					run.consumed += batch.filter((message) => message.tenant === tenant).reduce((n, message) => n + message.body.events.length, 0);
+					run.consumed += batch
+						.filter((message) => message.tenant === tenant)
+						.reduce((n, message) => n + message.body.events.length, 0);
 				}
 			}
 			const acked = batch.filter((message) => outcome.get(message.tenant) === "ok");
 			const retried = batch.filter((message) => outcome.get(message.tenant) !== "ok");
-			expect([...result.explicitAcks].sort(byText), `seed ${SEED}: round ${rounds} acks`).toEqual(acked.map((message) => message.id).sort(byText));
-			expect([...result.retryMessages].sort((a, b) => byText(a.msgId, b.msgId)), `seed ${SEED}: round ${rounds} retries`).toEqual(
-				retried.map((message) => ({ msgId: message.id, delaySeconds: expectedDelay(message.attempts) })).sort((a, b) => byText(a.msgId, b.msgId)),
+			expect([...result.explicitAcks].sort(byText), `seed ${SEED}: round ${rounds} acks`).toEqual(
+				acked.map((message) => message.id).sort(byText),
+			);
+			expect(
+				[...result.retryMessages].sort((a, b) => byText(a.msgId, b.msgId)),
+				`seed ${SEED}: round ${rounds} retries`,
+			).toEqual(
+				retried
+					.map((message) => ({ msgId: message.id, delaySeconds: expectedDelay(message.attempts) }))
+					.sort((a, b) => byText(a.msgId, b.msgId)),
 			);
 
 			// The broker redelivers what was retried, and now and then what was acked (a lost ack).
@@ -237,7 +265,8 @@ describe("randomized ledger under faults", () => {
 		expect(redeliveries, `seed ${SEED}: redelivered acked messages`).toBeGreaterThan(10);
 		expect(flushCalls, `seed ${SEED}: flushes during the run`).toBeGreaterThan(50);
 		// Every kind of fault happened, several times.
-		const count = <T>(pick: (run: TenantRun) => T[], value: T) => runs.reduce((n, run) => n + pick(run).filter((item) => item === value).length, 0);
+		const count = <T>(pick: (run: TenantRun) => T[], value: T) =>
+			runs.reduce((n, run) => n + pick(run).filter((item) => item === value).length, 0);
 		expect(
 			{
 				rpcBeforeCommit: count((run) => run.faults.rpc, "failed-before-commit") > 10,
@@ -285,9 +314,14 @@ describe("randomized ledger under faults", () => {
 			const applied = faults.d1.filter((call) => call.applied === true);
 			const sent = [...new Set(faults.d1.map((call) => call.flushId))];
 			const flushFailures = faults.d1.filter((call) => call.outcome !== "ok").length;
-			expect(applied.map((call) => call.flushId), `${label} D1 applies`).toEqual(sent);
+			expect(
+				applied.map((call) => call.flushId),
+				`${label} D1 applies`,
+			).toEqual(sent);
 			const ledger = applied;
-			expect(await d1Flushes(tenant.id), `${label} D1 ledger`).toEqual([{ flush_id: applied.at(-1)!.flushId, rows: applied.at(-1)!.rows }]);
+			expect(await d1Flushes(tenant.id), `${label} D1 ledger`).toEqual([
+				{ flush_id: applied.at(-1)!.flushId, rows: applied.at(-1)!.rows },
+			]);
 			expect(await metricsOf(tenant), `${label} metrics`).toEqual(
 				metricsWith(tenant, {
 					consumed,

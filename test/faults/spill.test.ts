@@ -37,12 +37,24 @@ const clock = useFrozenClock(freezeClock);
 function threeEvents(minute: number, prefix = "p") {
 	const wire = [
 		{ id: `${prefix}1`, event: "api_call", timestamp: minute, usage: { sku: "tokens", quantity: 1.5 } },
-		{ id: `${prefix}2`, event: "api_call", timestamp: iso(minute), usage: { sku: "tokens", quantity: 0.25 }, performance: { duration: 12, statusCode: 200 } },
+		{
+			id: `${prefix}2`,
+			event: "api_call",
+			timestamp: iso(minute),
+			usage: { sku: "tokens", quantity: 0.25 },
+			performance: { duration: 12, statusCode: 200 },
+		},
 		{ id: `${prefix}3`, event: "signup", timestamp: minute },
 	];
 	const queued: QueuedEvent[] = [
 		{ id: `${prefix}1`, event: "api_call", timestamp: minute, usage: { sku: "tokens", unit: "unit", micros: 1_500_000 } },
-		{ id: `${prefix}2`, event: "api_call", timestamp: minute, performance: { duration: 12, statusCode: 200 }, usage: { sku: "tokens", unit: "unit", micros: 250_000 } },
+		{
+			id: `${prefix}2`,
+			event: "api_call",
+			timestamp: minute,
+			performance: { duration: 12, statusCode: 200 },
+			usage: { sku: "tokens", unit: "unit", micros: 250_000 },
+		},
 		{ id: `${prefix}3`, event: "signup", timestamp: minute },
 	];
 	return { wire, queued };
@@ -51,7 +63,9 @@ function threeEvents(minute: number, prefix = "p") {
 /** The reports once the three events are in D1: one usage row, two event rows. */
 async function expectThreeEventsReported(tenant: TestTenant, minute: number): Promise<void> {
 	const hour = previousHour(clock.start);
-	expect(await usageOf(tenant, hour, hour + HOUR)).toEqual([{ sku: "tokens", unit: "unit", period: iso(hour), quantity: 1.75, quantityDecimal: "1.75", events: 2 }]);
+	expect(await usageOf(tenant, hour, hour + HOUR)).toEqual([
+		{ sku: "tokens", unit: "unit", period: iso(hour), quantity: 1.75, quantityDecimal: "1.75", events: 2 },
+	]);
 	expect(await statsOf(tenant, hour, hour + HOUR)).toEqual([
 		{ event: "api_call", period: iso(minute), count: 2, errors: 0, duration: { count: 1, sum: 12, min: 12, max: 12 } },
 		countOnly("signup", minute, 1),
@@ -60,10 +74,13 @@ async function expectThreeEventsReported(tenant: TestTenant, minute: number): Pr
 
 /** Polls the tenant's metrics until they equal `expected` (the real queue delivers in the background). */
 async function metricsBecome(tenant: TestTenant, expected: Partial<TenantMetrics>): Promise<void> {
-	await vi.waitFor(async () => expect(await metricsOf(tenant)).toEqual(metricsWith(tenant, { oldestUnflushedAgeMs: expect.any(Number), ...expected })), {
-		timeout: 10_000,
-		interval: 50,
-	});
+	await vi.waitFor(
+		async () => expect(await metricsOf(tenant)).toEqual(metricsWith(tenant, { oldestUnflushedAgeMs: expect.any(Number), ...expected })),
+		{
+			timeout: 10_000,
+			interval: 50,
+		},
+	);
 }
 
 describe("a send that keeps failing after the 202", () => {
@@ -84,7 +101,9 @@ describe("a send that keeps failing after the 202", () => {
 		expect(await spilledChunks(tenant.id)).toEqual([{ events: queued, spilledAt: clock.start }]);
 		expect(await alarmOf(tenant.id)).toBe(clock.start);
 		expect(await healthOf(tenant.id)).toEqual({ failingFlushes: [], spills: [{ tenant: tenant.id, at: clock.start, events: 3 }] });
-		expect(await metricsOf(tenant)).toEqual(metricsWith(tenant, { received: 3, enqueueFailures: 3, spilled: 3, spillPending: expect.any(Number) }));
+		expect(await metricsOf(tenant)).toEqual(
+			metricsWith(tenant, { received: 3, enqueueFailures: 3, spilled: 3, spillPending: expect.any(Number) }),
+		);
 		// A spill in the last five minutes means the queue is refusing sends now.
 		const health = await call("/v1/health");
 		expect(health.status).toBe(503);
@@ -145,9 +164,18 @@ describe("a send that keeps failing after the 202", () => {
 		expect(spilled.slice(0, queue.eventsOfCall(2).length)).toEqual(queue.eventsOfCall(2).map((event) => event.id));
 		expect(spilled.length).toBeGreaterThan(queue.eventsOfCall(2).length);
 		expect([...enqueued, ...spilled]).toEqual(ids);
-		expect(await healthOf(tenant.id)).toEqual({ failingFlushes: [], spills: [{ tenant: tenant.id, at: clock.start, events: spilled.length }] });
+		expect(await healthOf(tenant.id)).toEqual({
+			failingFlushes: [],
+			spills: [{ tenant: tenant.id, at: clock.start, events: spilled.length }],
+		});
 		// The events the queue took arrive first; the alarm flushes them (2 rows) and re-enqueues the rest.
-		const before = { received: 1000, enqueued: enqueued.length, enqueueFailures: spilled.length, spilled: spilled.length, spillPending: expect.any(Number) };
+		const before = {
+			received: 1000,
+			enqueued: enqueued.length,
+			enqueueFailures: spilled.length,
+			spilled: spilled.length,
+			spillPending: expect.any(Number),
+		};
 		await metricsBecome(tenant, { ...before, consumed: enqueued.length, aggregated: enqueued.length });
 
 		expect(await runDurableObjectAlarm(stub)).toBe(true);
@@ -163,7 +191,9 @@ describe("a send that keeps failing after the 202", () => {
 		});
 		expect(await (await flushVia(tenant)).json()).toEqual({ flushed: 2 });
 		const hour = previousHour(clock.start);
-		expect(await usageOf(tenant, hour, hour + HOUR)).toEqual([{ sku: "rows", unit: "unit", period: iso(hour), quantity: 1000, quantityDecimal: "1000", events: 1000 }]);
+		expect(await usageOf(tenant, hour, hour + HOUR)).toEqual([
+			{ sku: "rows", unit: "unit", period: iso(hour), quantity: 1000, quantityDecimal: "1000", events: 1000 },
+		]);
 		expect(await statsOf(tenant, hour, hour + HOUR)).toEqual([countOnly("bulk", minute, 1000)]);
 		expect((await metricsOf(tenant)).flushedRows).toBe(4);
 	});
@@ -186,7 +216,15 @@ describe("a send that keeps failing after the 202", () => {
 		expect(respool.calls.map((batch) => batch.flatMap((body) => body.events.map((event) => event.id)))).toEqual([["c1", "c2"], ["c3"]]);
 		expect((await spilledChunks(tenant.id)).map((chunk) => chunk.events.map((event) => event.id))).toEqual([["c3"]]);
 		expect(await alarmOf(tenant.id)).toBe(clock.start + 5_000);
-		await metricsBecome(tenant, { received: 3, enqueueFailures: 3, spilled: 3, respooled: 2, consumed: 2, aggregated: 2, spillPending: expect.any(Number) });
+		await metricsBecome(tenant, {
+			received: 3,
+			enqueueFailures: 3,
+			spilled: 3,
+			respooled: 2,
+			consumed: 2,
+			aggregated: 2,
+			spillPending: expect.any(Number),
+		});
 
 		// Before the pause ends the alarm flushes what arrived, and leaves the chunk alone.
 		vi.setSystemTime(clock.start + 4_999);
@@ -198,11 +236,21 @@ describe("a send that keeps failing after the 202", () => {
 		expect(await runDurableObjectAlarm(stub)).toBe(true);
 		expect(respool.calls).toHaveLength(3);
 		expect(await spilledChunks(tenant.id)).toEqual([]);
-		await metricsBecome(tenant, { received: 3, enqueueFailures: 3, spilled: 3, respooled: 3, consumed: 3, aggregated: 3, flushedRows: 2 });
+		await metricsBecome(tenant, {
+			received: 3,
+			enqueueFailures: 3,
+			spilled: 3,
+			respooled: 3,
+			consumed: 3,
+			aggregated: 3,
+			flushedRows: 2,
+		});
 
 		expect(await (await flushVia(tenant)).json()).toEqual({ flushed: 2 });
 		const hour = previousHour(clock.start);
-		expect(await usageOf(tenant, hour, hour + HOUR)).toEqual([{ sku: "tokens", unit: "unit", period: iso(hour), quantity: 7, quantityDecimal: "7", events: 3 }]);
+		expect(await usageOf(tenant, hour, hour + HOUR)).toEqual([
+			{ sku: "tokens", unit: "unit", period: iso(hour), quantity: 7, quantityDecimal: "7", events: 3 },
+		]);
 		expect(await statsOf(tenant, hour, hour + HOUR)).toEqual([countOnly("api_call", minute, 3)]);
 		expect((await metricsOf(tenant)).flushedRows).toBe(4);
 	});
@@ -232,7 +280,11 @@ describe("a send that keeps failing after the 202", () => {
 		// One chunk of three events is waiting: spillPending counts events (AggregatorMetrics.spillPending).
 		expect(await spilledChunks(tenant.id)).toHaveLength(1);
 		const metrics = await metricsOf(tenant);
-		expect({ spilled: metrics.spilled, respooled: metrics.respooled, spillPending: metrics.spillPending }).toEqual({ spilled: 3, respooled: 0, spillPending: 3 });
+		expect({ spilled: metrics.spilled, respooled: metrics.respooled, spillPending: metrics.spillPending }).toEqual({
+			spilled: 3,
+			respooled: 0,
+			spillPending: 3,
+		});
 	});
 });
 
@@ -355,6 +407,8 @@ describe("a spill larger than a Durable Object row", () => {
 		await metricsBecome(tenant, { spilled: 90, respooled: 90, consumed: 90, aggregated: 90 });
 		expect(await (await flushVia(tenant)).json()).toEqual({ flushed: 2 });
 		const hour = previousHour(clock.start);
-		expect(await usageOf(tenant, hour, hour + HOUR)).toEqual([{ sku: "bytes", unit: "unit", period: iso(hour), quantity: 90, quantityDecimal: "90", events: 90 }]);
+		expect(await usageOf(tenant, hour, hour + HOUR)).toEqual([
+			{ sku: "bytes", unit: "unit", period: iso(hour), quantity: 90, quantityDecimal: "90", events: 90 },
+		]);
 	});
 });

@@ -92,7 +92,9 @@ describe("tenant from the key", () => {
 
 	it("enqueues events under the tenant of the key", async () => {
 		const tenant = await createTenant();
-		const { response, queue } = await ingest(eventsRequest(JSON.stringify({ events: [{ event: "a" }, { event: "b" }] }), tenant.writeKey));
+		const { response, queue } = await ingest(
+			eventsRequest(JSON.stringify({ events: [{ event: "a" }, { event: "b" }] }), tenant.writeKey),
+		);
 		expect(response.status).toBe(202);
 		expect(queue.messages.map((message) => message.tenant)).toEqual([tenant.id]);
 		expect(queue.messages[0]!.events.map((event) => event.event)).toEqual(["a", "b"]);
@@ -169,10 +171,26 @@ describe("admin tenants", () => {
 			// The first 13 characters are kept in clear as the key's public handle; the rest never is.
 			expect(stored).not.toContain(key.slice(13));
 		}
-		const own = keys.results.filter((row) => row.tenant_id === tenant.id).sort((a, b) => String(a.scope).localeCompare(String(b.scope)));
+		const own = keys.results
+			.filter((row) => row.tenant_id === tenant.id)
+			.sort((a, b) => String(a.scope).localeCompare(String(b.scope)));
 		expect(own).toEqual([
-			{ key_hash: await sha256Hex(tenant.readKey), prefix: tenant.readKey.slice(0, 13), tenant_id: tenant.id, scope: "read", created_at: expect.any(String), revoked_at: null },
-			{ key_hash: await sha256Hex(tenant.writeKey), prefix: tenant.writeKey.slice(0, 13), tenant_id: tenant.id, scope: "write", created_at: expect.any(String), revoked_at: null },
+			{
+				key_hash: await sha256Hex(tenant.readKey),
+				prefix: tenant.readKey.slice(0, 13),
+				tenant_id: tenant.id,
+				scope: "read",
+				created_at: expect.any(String),
+				revoked_at: null,
+			},
+			{
+				key_hash: await sha256Hex(tenant.writeKey),
+				prefix: tenant.writeKey.slice(0, 13),
+				tenant_id: tenant.id,
+				scope: "write",
+				created_at: expect.any(String),
+				revoked_at: null,
+			},
 		]);
 	});
 });

@@ -24,7 +24,9 @@ function streamedBody(bytes: number): ReadableStream<Uint8Array> {
 	});
 }
 
-const batch = (n: number, fields: Record<string, unknown> = {}) => ({ events: Array.from({ length: n }, (_, i) => ({ event: `e${i}`, ...fields })) });
+const batch = (n: number, fields: Record<string, unknown> = {}) => ({
+	events: Array.from({ length: n }, (_, i) => ({ event: `e${i}`, ...fields })),
+});
 
 describe("request body", () => {
 	it.each([
@@ -127,14 +129,18 @@ describe("batches", () => {
 		const { response, queue } = await ingest(eventsRequest(JSON.stringify(batch(1000)), tenant.writeKey));
 		expect(response.status).toBe(202);
 		expect((await response.json<{ accepted: number }>()).accepted).toBe(1000);
-		expect(queue.messages.flatMap((message) => message.events.map((event) => event.event))).toEqual(batch(1000).events.map((e) => e.event));
+		expect(queue.messages.flatMap((message) => message.events.map((event) => event.event))).toEqual(
+			batch(1000).events.map((e) => e.event),
+		);
 	});
 
 	it("rejects an unknown field beside events", async () => {
 		const tenant = await createTenant();
 		const { response, queue } = await ingest(eventsRequest(JSON.stringify({ ...batch(2), source: "web" }), tenant.writeKey));
 		expect(response.status).toBe(400);
-		expect((await errorOf(response)).details?.map(({ path, message }) => ({ path, message }))).toEqual([{ path: "source", message: "unknown field" }]);
+		expect((await errorOf(response)).details?.map(({ path, message }) => ({ path, message }))).toEqual([
+			{ path: "source", message: "unknown field" },
+		]);
 		expect(queue.calls).toEqual([]);
 	});
 

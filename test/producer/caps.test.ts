@@ -51,7 +51,13 @@ describe("POST /v1/events past the caps", () => {
 	it("lets a tenant use 1000 event names, refuses a request adding a 1001st whole, and keeps the known names working", async () => {
 		const tenant = await tenantThatUsed(names(CAP));
 
-		const refused = await postEvents(tenant, [{ event: "name-0" }, { event: "brand-new" }, { event: "name-999" }, { event: "brand-new" }, { event: "also-new" }]);
+		const refused = await postEvents(tenant, [
+			{ event: "name-0" },
+			{ event: "brand-new" },
+			{ event: "name-999" },
+			{ event: "brand-new" },
+			{ event: "also-new" },
+		]);
 
 		expect(refused).toEqual({
 			status: 400,
@@ -64,10 +70,20 @@ describe("POST /v1/events past the caps", () => {
 		});
 
 		const known = await postEvents(tenant, [{ event: "name-0" }, { event: "name-999" }]);
-		expect({ status: known.status, sent: known.sent.map((event) => event.event) }).toEqual({ status: 202, sent: ["name-0", "name-999"] });
+		expect({ status: known.status, sent: known.sent.map((event) => event.event) }).toEqual({
+			status: 202,
+			sent: ["name-0", "name-999"],
+		});
 		await consumed(tenant, CAP + 2);
 		expect(await metricsOf(tenant)).toEqual(
-			metricsWith(tenant, { received: CAP + 2, enqueued: CAP + 2, consumed: CAP + 2, aggregated: CAP + 2, capped: 3, oldestUnflushedAgeMs: expect.any(Number) }),
+			metricsWith(tenant, {
+				received: CAP + 2,
+				enqueued: CAP + 2,
+				consumed: CAP + 2,
+				aggregated: CAP + 2,
+				capped: 3,
+				oldestUnflushedAgeMs: expect.any(Number),
+			}),
 		);
 	});
 
@@ -91,7 +107,10 @@ describe("POST /v1/events past the caps", () => {
 			sent: [],
 		});
 
-		const known = await postEvents(tenant, [{ event: "use", usage: { sku: "sku-0", quantity: 2 } }, { event: "use", usage: { sku: "sku-999", quantity: 3, unit: "unit" } }]);
+		const known = await postEvents(tenant, [
+			{ event: "use", usage: { sku: "sku-0", quantity: 2 } },
+			{ event: "use", usage: { sku: "sku-999", quantity: 3, unit: "unit" } },
+		]);
 		expect({ status: known.status, sent: known.sent.map((event) => event.usage) }).toEqual({
 			status: 202,
 			sent: [
@@ -101,7 +120,14 @@ describe("POST /v1/events past the caps", () => {
 		});
 		await consumed(tenant, CAP + 2);
 		expect(await metricsOf(tenant)).toEqual(
-			metricsWith(tenant, { received: CAP + 2, enqueued: CAP + 2, consumed: CAP + 2, aggregated: CAP + 2, capped: 2, oldestUnflushedAgeMs: expect.any(Number) }),
+			metricsWith(tenant, {
+				received: CAP + 2,
+				enqueued: CAP + 2,
+				consumed: CAP + 2,
+				aggregated: CAP + 2,
+				capped: 2,
+				oldestUnflushedAgeMs: expect.any(Number),
+			}),
 		);
 	});
 });
@@ -128,7 +154,16 @@ describe("the capped counter", () => {
 		const refused = await postEvents(tenant, [{ event: "brand-new" }, { event: "name-1" }, { event: "also-new" }]);
 		expect(refused.status).toBe(400);
 
-		expect(await metricsOf(tenant)).toEqual(metricsWith(tenant, { received: CAP, enqueued: CAP, consumed: CAP, aggregated: CAP, capped: 2, oldestUnflushedAgeMs: expect.any(Number) }));
+		expect(await metricsOf(tenant)).toEqual(
+			metricsWith(tenant, {
+				received: CAP,
+				enqueued: CAP,
+				consumed: CAP,
+				aggregated: CAP,
+				capped: 2,
+				oldestUnflushedAgeMs: expect.any(Number),
+			}),
+		);
 	});
 });
 
@@ -136,7 +171,11 @@ describe("the Segment and PostHog APIs past the caps", () => {
 	it("Segment /v1/batch rejects only the messages with a new event name, lists them with their place and issue, and accepts the rest", async () => {
 		const tenant = await tenantThatUsed(names(CAP));
 		const fresh = { type: "track", messageId: "seg-new", event: "Brand New", userId: "u1" };
-		const batch = [{ type: "track", messageId: "seg-1", event: "name-1", userId: "u1" }, fresh, { type: "track", messageId: "seg-3", event: "name-2", userId: "u2" }];
+		const batch = [
+			{ type: "track", messageId: "seg-1", event: "name-1", userId: "u1" },
+			fresh,
+			{ type: "track", messageId: "seg-3", event: "name-2", userId: "u2" },
+		];
 		const receivedAt = iso(Date.now());
 
 		const { response, queue } = await ingest(post("/v1/batch", { batch }, { authorization: basicAuth(tenant.writeKey) }));
@@ -147,20 +186,44 @@ describe("the Segment and PostHog APIs past the caps", () => {
 			["seg-3", "name-2"],
 		]);
 		expect(await rejectionsOf(tenant)).toEqual([
-			{ receivedAt, source: "segment", eventId: "seg-new", place: "batch[1]", issues: [{ path: "batch[1].event", message: NEW_NAME }], body: fresh },
+			{
+				receivedAt,
+				source: "segment",
+				eventId: "seg-new",
+				place: "batch[1]",
+				issues: [{ path: "batch[1].event", message: NEW_NAME }],
+				body: fresh,
+			},
 		]);
 		await consumed(tenant, CAP + 2);
 		expect(await metricsOf(tenant)).toEqual(
-			metricsWith(tenant, { received: CAP + 2, enqueued: CAP + 2, consumed: CAP + 2, aggregated: CAP + 2, rejected: 1, capped: 1, oldestUnflushedAgeMs: expect.any(Number) }),
+			metricsWith(tenant, {
+				received: CAP + 2,
+				enqueued: CAP + 2,
+				consumed: CAP + 2,
+				aggregated: CAP + 2,
+				rejected: 1,
+				capped: 1,
+				oldestUnflushedAgeMs: expect.any(Number),
+			}),
 		);
 	});
 
 	it("Segment answers 400 naming each message's place when every message is past the cap", async () => {
 		const tenant = await tenantThatUsed(names(CAP));
 
-		const { response, queue } = await ingest(post("/v1/batch", { batch: [{ type: "track", messageId: "only", event: "Brand New", userId: "u1" }] }, { authorization: basicAuth(tenant.writeKey) }));
+		const { response, queue } = await ingest(
+			post(
+				"/v1/batch",
+				{ batch: [{ type: "track", messageId: "only", event: "Brand New", userId: "u1" }] },
+				{ authorization: basicAuth(tenant.writeKey) },
+			),
+		);
 
-		expect({ status: response.status, body: await response.json() }).toEqual({ status: 400, body: capError([{ index: 0, path: "batch[0].event", message: NEW_NAME }]) });
+		expect({ status: response.status, body: await response.json() }).toEqual({
+			status: 400,
+			body: capError([{ index: 0, path: "batch[0].event", message: NEW_NAME }]),
+		});
 		expect(queue.calls).toEqual([]);
 		expect((await rejectionsOf(tenant)).map((item) => [item.eventId, item.place])).toEqual([["only", "batch[0]"]]);
 		expect((await metricsOf(tenant)).capped).toBe(1);
@@ -169,8 +232,18 @@ describe("the Segment and PostHog APIs past the caps", () => {
 	it("PostHog /batch/ rejects only the messages with a new event name or (sku, unit) pair, and accepts the rest", async () => {
 		const tenant = await tenantThatUsed(names(CAP).map((event, i) => ({ ...event, usage: { sku: `sku-${i}`, quantity: 1 } })));
 		const newName = { event: "$pageview", distinct_id: "u1", uuid: "ph-2" };
-		const newPair = { event: "name-3", distinct_id: "u1", uuid: "ph-3", properties: { usage: { sku: "sku-3", quantity: 1, unit: "gb" } } };
-		const batch = [{ event: "name-1", distinct_id: "u1", uuid: "ph-1", properties: { usage: { sku: "sku-1", quantity: 5 } } }, newName, newPair, { event: "name-4", distinct_id: "u2", uuid: "ph-4" }];
+		const newPair = {
+			event: "name-3",
+			distinct_id: "u1",
+			uuid: "ph-3",
+			properties: { usage: { sku: "sku-3", quantity: 1, unit: "gb" } },
+		};
+		const batch = [
+			{ event: "name-1", distinct_id: "u1", uuid: "ph-1", properties: { usage: { sku: "sku-1", quantity: 5 } } },
+			newName,
+			newPair,
+			{ event: "name-4", distinct_id: "u2", uuid: "ph-4" },
+		];
 		const at = { receivedAt: iso(Date.now()), source: "posthog" };
 
 		const { response, queue } = await ingest(post("/batch/", { api_key: tenant.writeKey, batch }));
@@ -183,7 +256,15 @@ describe("the Segment and PostHog APIs past the caps", () => {
 		]);
 		await consumed(tenant, CAP + 2);
 		expect(await metricsOf(tenant)).toEqual(
-			metricsWith(tenant, { received: CAP + 2, enqueued: CAP + 2, consumed: CAP + 2, aggregated: CAP + 2, rejected: 2, capped: 2, oldestUnflushedAgeMs: expect.any(Number) }),
+			metricsWith(tenant, {
+				received: CAP + 2,
+				enqueued: CAP + 2,
+				consumed: CAP + 2,
+				aggregated: CAP + 2,
+				rejected: 2,
+				capped: 2,
+				oldestUnflushedAgeMs: expect.any(Number),
+			}),
 		);
 	});
 });
@@ -215,15 +296,31 @@ describe("events that bypass the edge", () => {
 			],
 		});
 		// Refused ids are not remembered: sent again, they are refused again, not dropped as duplicates.
-		expect(await stub.ingest(tenant.id, [newName])).toEqual({ accepted: 0, duplicates: 0, refused: [{ id: newName.id, reason: CAPPED }] });
+		expect(await stub.ingest(tenant.id, [newName])).toEqual({
+			accepted: 0,
+			duplicates: 0,
+			refused: [{ id: newName.id, reason: CAPPED }],
+		});
 
-		expect(await metricsOf(tenant)).toEqual(metricsWith(tenant, { consumed: CAP + 4, aggregated: CAP + 1, capped: 3, oldestUnflushedAgeMs: expect.any(Number) }));
+		expect(await metricsOf(tenant)).toEqual(
+			metricsWith(tenant, { consumed: CAP + 4, aggregated: CAP + 1, capped: 3, oldestUnflushedAgeMs: expect.any(Number) }),
+		);
 		expect(await (await flushVia(tenant)).json()).toEqual({ flushed: 2 * CAP });
-		expect(await d1Rows("SELECT event, count FROM event_rollups WHERE tenant = ?1 AND event IN ('n-0', 'n-1', 'fresh') ORDER BY event", tenant.id)).toEqual([
+		expect(
+			await d1Rows(
+				"SELECT event, count FROM event_rollups WHERE tenant = ?1 AND event IN ('n-0', 'n-1', 'fresh') ORDER BY event",
+				tenant.id,
+			),
+		).toEqual([
 			{ event: "n-0", count: 2 },
 			{ event: "n-1", count: 1 },
 		]);
-		expect(await d1Rows("SELECT sku, unit, events FROM usage_rollups WHERE tenant = ?1 AND sku IN ('s-0', 's-1') ORDER BY sku, unit", tenant.id)).toEqual([
+		expect(
+			await d1Rows(
+				"SELECT sku, unit, events FROM usage_rollups WHERE tenant = ?1 AND sku IN ('s-0', 's-1') ORDER BY sku, unit",
+				tenant.id,
+			),
+		).toEqual([
 			{ sku: "s-0", unit: "unit", events: 2 },
 			{ sku: "s-1", unit: "unit", events: 1 },
 		]);

@@ -22,7 +22,13 @@ describe("202 before the send", () => {
 		const now = Date.now();
 		const events = [
 			{ id: "order-1", event: "checkout", timestamp: now - 1_000, userId: "u1", usage: { sku: "tokens", quantity: 1.5 } },
-			{ event: "page_view", timestamp: new Date(now - 2_000).toISOString(), sessionId: "s1", properties: { path: "/" }, performance: { duration: 12.5, statusCode: 200 } },
+			{
+				event: "page_view",
+				timestamp: new Date(now - 2_000).toISOString(),
+				sessionId: "s1",
+				properties: { path: "/" },
+				performance: { duration: 12.5, statusCode: 200 },
+			},
 			{ id: "order-2", event: "refund", usage: { sku: "tokens", quantity: 0.000001, unit: "token" } },
 			{ event: "heartbeat" },
 		];
@@ -45,8 +51,21 @@ describe("202 before the send", () => {
 				v: 1,
 				tenant: tenant.id,
 				events: [
-					{ id: "order-1", event: "checkout", timestamp: now - 1_000, userId: "u1", usage: { sku: "tokens", unit: "unit", micros: 1_500_000 } },
-					{ id: body.ids[1]!, event: "page_view", timestamp: now - 2_000, sessionId: "s1", properties: { path: "/" }, performance: { duration: 12.5, statusCode: 200 } },
+					{
+						id: "order-1",
+						event: "checkout",
+						timestamp: now - 1_000,
+						userId: "u1",
+						usage: { sku: "tokens", unit: "unit", micros: 1_500_000 },
+					},
+					{
+						id: body.ids[1]!,
+						event: "page_view",
+						timestamp: now - 2_000,
+						sessionId: "s1",
+						properties: { path: "/" },
+						performance: { duration: 12.5, statusCode: 200 },
+					},
 					{ id: "order-2", event: "refund", timestamp: received, usage: { sku: "tokens", unit: "token", micros: 1 } },
 					{ id: body.ids[3]!, event: "heartbeat", timestamp: received },
 				],

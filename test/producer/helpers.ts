@@ -36,7 +36,11 @@ export interface ErrorBody {
 export async function errorOf(response: Response): Promise<ErrorBody["error"]> {
 	const body = await response.json<ErrorBody>();
 	expect(Object.keys(body)).toEqual(["error"]);
-	expect(body.error).toEqual({ code: expect.any(String), message: expect.any(String), ...(body.error.details && { details: expect.any(Array) }) });
+	expect(body.error).toEqual({
+		code: expect.any(String),
+		message: expect.any(String),
+		...(body.error.details && { details: expect.any(Array) }),
+	});
 	return body.error;
 }
 

@@ -12,7 +12,12 @@ function limits(overrides: Partial<QueueLimits>): QueueLimits {
 
 /** n events of identical JSON size: ids e0…e9, and a payload of `pad` copies of `ch`. */
 function events(n: number, pad = 10, ch = "x"): QueuedEvent[] {
-	return Array.from({ length: n }, (_, i) => ({ id: `e${i}`, event: "p", timestamp: 1_700_000_000_000, properties: { s: ch.repeat(pad) } }));
+	return Array.from({ length: n }, (_, i) => ({
+		id: `e${i}`,
+		event: "p",
+		timestamp: 1_700_000_000_000,
+		properties: { s: ch.repeat(pad) },
+	}));
 }
 
 const idsOf = (messages: { body: { events: QueuedEvent[] } }[]) => messages.map((message) => message.body.events.map((event) => event.id));
@@ -59,7 +64,11 @@ describe("packMessages", () => {
 	});
 
 	it("sends an event larger than messageBytes alone instead of dropping it", () => {
-		const input = [...events(1), ...events(1, 500).map((event) => ({ ...event, id: "big" })), ...events(1).map((event) => ({ ...event, id: "after" }))];
+		const input = [
+			...events(1),
+			...events(1, 500).map((event) => ({ ...event, id: "big" })),
+			...events(1).map((event) => ({ ...event, id: "after" })),
+		];
 		const messages = packMessages(TENANT, input, limits({ messageBytes: 300 }));
 		expect(idsOf(messages)).toEqual([["e0"], ["big"], ["after"]]);
 	});

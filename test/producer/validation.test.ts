@@ -90,7 +90,11 @@ describe("rejected event fields", () => {
 		["a negative decimal string", () => usage({ quantity: "-1" }), "usage.quantity"],
 		["a decimal string over 9,000,000,000", () => usage({ quantity: "9000000000.000001" }), "usage.quantity"],
 		// A double near 9e9 cannot hold every 6-digit fraction: this one would arrive as …998.
-		["a fractional JSON number of 2^33 or more", () => raw(`{"event":"a","usage":{"sku":"s","quantity":8999999999.999999}}`), "usage.quantity"],
+		[
+			"a fractional JSON number of 2^33 or more",
+			() => raw(`{"event":"a","usage":{"sku":"s","quantity":8999999999.999999}}`),
+			"usage.quantity",
+		],
 		["the string Infinity as quantity", () => usage({ quantity: "Infinity" }), "usage.quantity"],
 		["the string NaN as quantity", () => usage({ quantity: "NaN" }), "usage.quantity"],
 		["a quantity that overflows to Infinity", () => raw(`{"event":"a","usage":{"sku":"s","quantity":1e400}}`), "usage.quantity"],
@@ -111,11 +115,31 @@ describe("rejected event fields", () => {
 		["a top-level __proto__ key", () => raw(`{"event":"a","__proto__":{"admin":true}}`), "__proto__", "forbidden key"],
 		["a top-level constructor key", () => ev({ constructor: 1 }), "constructor", "forbidden key"],
 		["a top-level prototype key", () => ev({ prototype: {} }), "prototype", "forbidden key"],
-		["a __proto__ key in usage", () => raw(`{"event":"a","usage":{"sku":"s","quantity":1,"__proto__":{}}}`), "usage.__proto__", "forbidden key"],
+		[
+			"a __proto__ key in usage",
+			() => raw(`{"event":"a","usage":{"sku":"s","quantity":1,"__proto__":{}}}`),
+			"usage.__proto__",
+			"forbidden key",
+		],
 		["a prototype key in performance", () => ev({ performance: { prototype: 1 } }), "performance.prototype", "forbidden key"],
-		["a __proto__ key in properties", () => raw(`{"event":"a","properties":{"__proto__":{"x":1}}}`), "properties.__proto__", "forbidden key"],
-		["a nested constructor key in properties", () => ev({ properties: { a: { constructor: "x" } } }), "properties.a.constructor", "forbidden key"],
-		["a __proto__ key inside a properties array", () => raw(`{"event":"a","properties":{"list":[1,{"__proto__":1}]}}`), "properties.list[1].__proto__", "forbidden key"],
+		[
+			"a __proto__ key in properties",
+			() => raw(`{"event":"a","properties":{"__proto__":{"x":1}}}`),
+			"properties.__proto__",
+			"forbidden key",
+		],
+		[
+			"a nested constructor key in properties",
+			() => ev({ properties: { a: { constructor: "x" } } }),
+			"properties.a.constructor",
+			"forbidden key",
+		],
+		[
+			"a __proto__ key inside a properties array",
+			() => raw(`{"event":"a","properties":{"list":[1,{"__proto__":1}]}}`),
+			"properties.list[1].__proto__",
+			"forbidden key",
+		],
 	];
 
 	it.each(rejected)("rejects %s", async (_, build, path, message) => {
@@ -145,7 +169,9 @@ describe("rejected event fields", () => {
 		const text = `{"event":"a","properties":${'{"a":'.repeat(depth)}1${"}".repeat(depth)}}`;
 		const { response, queue } = await send(raw(text));
 		expect(response.status).toBe(400);
-		expect((await errorOf(response)).details).toEqual([{ index: 0, path: `properties${".a".repeat(16)}`, message: expect.any(String) }]);
+		expect((await errorOf(response)).details).toEqual([
+			{ index: 0, path: `properties${".a".repeat(16)}`, message: expect.any(String) },
+		]);
 		expect(queue.calls).toEqual([]);
 	});
 });

@@ -26,7 +26,11 @@ function event(name: string, timestamp: number, performance?: QueuedEvent["perfo
 }
 
 async function ingest(tenant: TestTenant, events: QueuedEvent[]): Promise<void> {
-	expect(await env.AGGREGATOR.getByName(tenant.id).ingest(tenant.id, events)).toEqual({ accepted: events.length, duplicates: 0, refused: [] });
+	expect(await env.AGGREGATOR.getByName(tenant.id).ingest(tenant.id, events)).toEqual({
+		accepted: events.length,
+		duplicates: 0,
+		refused: [],
+	});
 }
 
 async function stats(tenant: TestTenant, from: number, to: number, granularity: string): Promise<StatsItem[]> {
@@ -91,8 +95,26 @@ function byDay(day: number): StatsItem[] {
 
 function secondHourMinutes(second: number): EventTotal[] {
 	return [
-		{ event: "api_call", minute: iso(second + 10 * MINUTE), count: 1, errors: 0, duration_count: 1, duration_sum: 7, duration_min: 7, duration_max: 7 },
-		{ event: "page_view", minute: iso(second + 20 * MINUTE), count: 1, errors: 0, duration_count: 0, duration_sum: 0, duration_min: null, duration_max: null },
+		{
+			event: "api_call",
+			minute: iso(second + 10 * MINUTE),
+			count: 1,
+			errors: 0,
+			duration_count: 1,
+			duration_sum: 7,
+			duration_min: 7,
+			duration_max: 7,
+		},
+		{
+			event: "page_view",
+			minute: iso(second + 20 * MINUTE),
+			count: 1,
+			errors: 0,
+			duration_count: 0,
+			duration_sum: 0,
+			duration_min: null,
+			duration_max: null,
+		},
 	];
 }
 
@@ -114,8 +136,26 @@ describe("folding event minutes into hours", () => {
 
 		expect(await minuteRows(tenant)).toEqual(secondHourMinutes(second));
 		expect(await hourRows(tenant)).toEqual([
-			{ event: "api_call", hour: iso(first), count: 4, errors: 2, duration_count: 3, duration_sum: 113.25, duration_min: 0.5, duration_max: 100.25 },
-			{ event: "page_view", hour: iso(first), count: 2, errors: 0, duration_count: 0, duration_sum: 0, duration_min: null, duration_max: null },
+			{
+				event: "api_call",
+				hour: iso(first),
+				count: 4,
+				errors: 2,
+				duration_count: 3,
+				duration_sum: 113.25,
+				duration_min: 0.5,
+				duration_max: 100.25,
+			},
+			{
+				event: "page_view",
+				hour: iso(first),
+				count: 2,
+				errors: 0,
+				duration_count: 0,
+				duration_sum: 0,
+				duration_min: null,
+				duration_max: null,
+			},
 		]);
 		expect(await stats(tenant, first, second + HOUR, "hour")).toEqual(byHour(first, second));
 		expect(await stats(tenant, day, day + DAY, "day")).toEqual(byDay(day));
@@ -132,10 +172,46 @@ describe("folding event minutes into hours", () => {
 		expect(await minuteRows(tenant)).toEqual([]);
 		const folded = await hourRows(tenant);
 		expect(folded).toEqual([
-			{ event: "api_call", hour: iso(first), count: 4, errors: 2, duration_count: 3, duration_sum: 113.25, duration_min: 0.5, duration_max: 100.25 },
-			{ event: "api_call", hour: iso(second), count: 1, errors: 0, duration_count: 1, duration_sum: 7, duration_min: 7, duration_max: 7 },
-			{ event: "page_view", hour: iso(first), count: 2, errors: 0, duration_count: 0, duration_sum: 0, duration_min: null, duration_max: null },
-			{ event: "page_view", hour: iso(second), count: 1, errors: 0, duration_count: 0, duration_sum: 0, duration_min: null, duration_max: null },
+			{
+				event: "api_call",
+				hour: iso(first),
+				count: 4,
+				errors: 2,
+				duration_count: 3,
+				duration_sum: 113.25,
+				duration_min: 0.5,
+				duration_max: 100.25,
+			},
+			{
+				event: "api_call",
+				hour: iso(second),
+				count: 1,
+				errors: 0,
+				duration_count: 1,
+				duration_sum: 7,
+				duration_min: 7,
+				duration_max: 7,
+			},
+			{
+				event: "page_view",
+				hour: iso(first),
+				count: 2,
+				errors: 0,
+				duration_count: 0,
+				duration_sum: 0,
+				duration_min: null,
+				duration_max: null,
+			},
+			{
+				event: "page_view",
+				hour: iso(second),
+				count: 1,
+				errors: 0,
+				duration_count: 0,
+				duration_sum: 0,
+				duration_min: null,
+				duration_max: null,
+			},
 		]);
 		expect(await stats(tenant, first, second + HOUR, "hour")).toEqual(byHour(first, second));
 		expect(await stats(tenant, day, day + DAY, "day")).toEqual(byDay(day));
@@ -178,7 +254,10 @@ describe("folding event minutes into hours", () => {
 		expect(await minuteRows(tenant)).toEqual([]);
 
 		// Eight days late, still inside the 35 days the edge accepts: a slower and a faster call, and a new 5xx.
-		await ingest(tenant, [event("api_call", first + 10 * MINUTE, { duration: 250, statusCode: 502 }), event("api_call", first + 11 * MINUTE, { duration: 0.25 })]);
+		await ingest(tenant, [
+			event("api_call", first + 10 * MINUTE, { duration: 250, statusCode: 502 }),
+			event("api_call", first + 11 * MINUTE, { duration: 0.25 }),
+		]);
 		const merged = [
 			{ event: "api_call", period: iso(first), count: 6, errors: 3, duration: { count: 5, sum: 363.5, min: 0.25, max: 250 } },
 			...byHour(first, second).slice(1),
@@ -192,7 +271,16 @@ describe("folding event minutes into hours", () => {
 
 		expect(await minuteRows(tenant)).toEqual([]);
 		expect((await hourRows(tenant)).filter((row) => row.event === "api_call" && row.hour === iso(first))).toEqual([
-			{ event: "api_call", hour: iso(first), count: 6, errors: 3, duration_count: 5, duration_sum: 363.5, duration_min: 0.25, duration_max: 250 },
+			{
+				event: "api_call",
+				hour: iso(first),
+				count: 6,
+				errors: 3,
+				duration_count: 5,
+				duration_sum: 363.5,
+				duration_min: 0.25,
+				duration_max: 250,
+			},
 		]);
 		expect(await stats(tenant, first, second + HOUR, "hour")).toEqual(merged);
 	});

@@ -30,7 +30,10 @@ function usageReport(tenant: TestTenant, from: number, to: number, granularity: 
 }
 
 async function usageCsv(tenant: TestTenant, from: number, to: number, granularity: string): Promise<string> {
-	const response = await call(`/v1/usage?from=${iso(from)}&to=${iso(to)}&granularity=${granularity}`, { key: tenant.readKey, headers: { accept: "text/csv" } });
+	const response = await call(`/v1/usage?from=${iso(from)}&to=${iso(to)}&granularity=${granularity}`, {
+		key: tenant.readKey,
+		headers: { accept: "text/csv" },
+	});
 	expect(response.status).toBe(200);
 	return response.text();
 }
@@ -57,19 +60,44 @@ describe("usage sums past int64", () => {
 	it("sums 2,000 events of 9,000,000,000 units to exactly 18,000,000,000,000, pending, flushed and by month", async () => {
 		const tenant = await createTenant();
 		const hour = previousHour(clock.start);
-		const wire = (i: number) => ({ id: `big-${i}`, event: "transfer", timestamp: hour + (i % 60) * MINUTE, usage: { sku: "bytes", quantity: 9_000_000_000, unit: "byte" } });
+		const wire = (i: number) => ({
+			id: `big-${i}`,
+			event: "transfer",
+			timestamp: hour + (i % 60) * MINUTE,
+			usage: { sku: "bytes", quantity: 9_000_000_000, unit: "byte" },
+		});
 		for (const offset of [0, 1000]) {
 			const queue = new RecordingQueue();
-			const response = await postThrough(queue, eventsRequest(Array.from({ length: 1000 }, (_, i) => wire(offset + i)), tenant.writeKey));
+			const response = await postThrough(
+				queue,
+				eventsRequest(
+					Array.from({ length: 1000 }, (_, i) => wire(offset + i)),
+					tenant.writeKey,
+				),
+			);
 			expect(response.status).toBe(202);
 			expect(queue.failed).toBe(0);
 		}
 		await vi.waitFor(async () => expect((await metricsOf(tenant)).consumed).toBe(2000), { timeout: 20_000, interval: 50 });
 
 		const item = { sku: "bytes", unit: "byte", quantity: 18_000_000_000_000, quantityDecimal: "18000000000000", events: 2000 };
-		const byHour = { tenant: tenant.id, from: iso(hour), to: iso(hour + HOUR), granularity: "hour", items: [{ ...item, period: iso(hour) }], adjustments: [] };
+		const byHour = {
+			tenant: tenant.id,
+			from: iso(hour),
+			to: iso(hour + HOUR),
+			granularity: "hour",
+			items: [{ ...item, period: iso(hour) }],
+			adjustments: [],
+		};
 		const month = monthStart(hour);
-		const byMonth = { tenant: tenant.id, from: iso(month), to: iso(nextMonth(hour)), granularity: "month", items: [{ ...item, period: iso(month) }], adjustments: [] };
+		const byMonth = {
+			tenant: tenant.id,
+			from: iso(month),
+			to: iso(nextMonth(hour)),
+			granularity: "month",
+			items: [{ ...item, period: iso(month) }],
+			adjustments: [],
+		};
 
 		// Nothing is in D1 yet: the read merges the aggregator's pending rows.
 		expect(await storedParts(tenant.id)).toEqual([]);
@@ -80,9 +108,13 @@ describe("usage sums past int64", () => {
 		expect(await (await flushVia(tenant)).json()).toEqual({ flushed: 61 });
 		expect(await usageReport(tenant, hour, hour + HOUR, "hour")).toEqual(byHour);
 		expect(await usageReport(tenant, month, nextMonth(hour), "month")).toEqual(byMonth);
-		expect(await usageCsv(tenant, month, nextMonth(hour), "month")).toBe(`${CSV_HEADER}${iso(month)},bytes,byte,18000000000000,2000,\r\n`);
+		expect(await usageCsv(tenant, month, nextMonth(hour), "month")).toBe(
+			`${CSV_HEADER}${iso(month)},bytes,byte,18000000000000,2000,\r\n`,
+		);
 		// 1.8 × 10^19 micro-units: past int64's 9.2 × 10^18, so D1 holds two integer parts.
-		expect(await storedParts(tenant.id)).toEqual([{ hour: iso(hour), micros_hi: 18_000_000, micros_lo: 0, hi_type: "integer", lo_type: "integer", events: 2000 }]);
+		expect(await storedParts(tenant.id)).toEqual([
+			{ hour: iso(hour), micros_hi: 18_000_000, micros_lo: 0, hi_type: "integer", lo_type: "integer", events: 2000 },
+		]);
 	});
 
 	it("sums fractional quantities exactly across flushes and hours, carrying between the parts, while quantity is the nearest JSON number", async () => {
@@ -93,27 +125,49 @@ describe("usage sums past int64", () => {
 		// 8,999,999,999.999999 units: the low part of each is 999,999,999,999, so every merge carries.
 		const nines = 8_999_999_999_999_999;
 		const remainder = 7_000_003_114_600_317;
-		const ingest = async (events: QueuedEvent[]) => expect(await stub.ingest(tenant.id, events)).toEqual({ accepted: events.length, duplicates: 0, refused: [] });
+		const ingest = async (events: QueuedEvent[]) =>
+			expect(await stub.ingest(tenant.id, events)).toEqual({ accepted: events.length, duplicates: 0, refused: [] });
 
 		await ingest(Array.from({ length: 10 }, (_, i) => metered(first + i * MINUTE, nines)));
 		expect(await (await flushVia(tenant)).json()).toEqual({ flushed: 11 });
 		// Merged into D1's row for the first hour: the low parts' sum passes 10^12 and carries.
-		await ingest([...Array.from({ length: 6 }, (_, i) => metered(first + 30 * MINUTE + i * MINUTE, nines)), ...Array.from({ length: 7 }, () => metered(second, nines))]);
+		await ingest([
+			...Array.from({ length: 6 }, (_, i) => metered(first + 30 * MINUTE + i * MINUTE, nines)),
+			...Array.from({ length: 7 }, () => metered(second, nines)),
+		]);
 		expect(await (await flushVia(tenant)).json()).toEqual({ flushed: 9 });
 		// Left pending: the reads merge them with D1's row for the second hour.
 		await ingest([...Array.from({ length: 8 }, () => metered(second + MINUTE, nines)), metered(second + 2 * MINUTE, remainder)]);
 
 		const firstTotal = 16n * BigInt(nines);
 		const secondTotal = 15n * BigInt(nines) + BigInt(remainder);
-		expect([firstTotal, secondTotal, firstTotal + secondTotal].map(String)).toEqual(["143999999999999984", "142000003114600302", "286000003114600286"]);
+		expect([firstTotal, secondTotal, firstTotal + secondTotal].map(String)).toEqual([
+			"143999999999999984",
+			"142000003114600302",
+			"286000003114600286",
+		]);
 		const byHour = {
 			tenant: tenant.id,
 			from: iso(first),
 			to: iso(second + HOUR),
 			granularity: "hour",
 			items: [
-				{ sku: "bytes", unit: "byte", period: iso(first), quantity: 143999999999.99997, quantityDecimal: "143999999999.999984", events: 16 },
-				{ sku: "bytes", unit: "byte", period: iso(second), quantity: 142000003114.6003, quantityDecimal: "142000003114.600302", events: 16 },
+				{
+					sku: "bytes",
+					unit: "byte",
+					period: iso(first),
+					quantity: 143999999999.99997,
+					quantityDecimal: "143999999999.999984",
+					events: 16,
+				},
+				{
+					sku: "bytes",
+					unit: "byte",
+					period: iso(second),
+					quantity: 142000003114.6003,
+					quantityDecimal: "142000003114.600302",
+					events: 16,
+				},
 			],
 			adjustments: [],
 		};
@@ -123,7 +177,16 @@ describe("usage sums past int64", () => {
 			from: iso(month),
 			to: iso(nextMonth(first)),
 			granularity: "month",
-			items: [{ sku: "bytes", unit: "byte", period: iso(month), quantity: 286000003114.6003, quantityDecimal: "286000003114.600286", events: 32 }],
+			items: [
+				{
+					sku: "bytes",
+					unit: "byte",
+					period: iso(month),
+					quantity: 286000003114.6003,
+					quantityDecimal: "286000003114.600286",
+					events: 32,
+				},
+			],
 			adjustments: [],
 		};
 		const csv = `${CSV_HEADER}${iso(month)},bytes,byte,286000003114.600286,32,\r\n`;
@@ -144,7 +207,6 @@ describe("usage sums past int64", () => {
 		expect(parts(firstTotal)).toEqual({ micros_hi: 143_999, micros_lo: 999_999_999_984 });
 		for (const row of await storedParts(tenant.id)) expect(row.micros_lo).toBeLessThan(1e12);
 	});
-
 });
 
 describe("quantities a JSON number cannot carry exactly", () => {
@@ -154,7 +216,8 @@ describe("quantities a JSON number cannot carry exactly", () => {
 		const usage = (quantity: string) => `{"sku": "bytes", "unit": "byte", "quantity": ${quantity}}`;
 		// Raw JSON text: JSON.stringify would already print 8999999999.999999 as 8999999999.999998.
 		let sends = 0;
-		const body = (quantity: string) => `{"events": [{"id": "edge-${sends++}", "event": "transfer", "timestamp": ${hour}, "usage": ${usage(quantity)}}]}`;
+		const body = (quantity: string) =>
+			`{"events": [{"id": "edge-${sends++}", "event": "transfer", "timestamp": ${hour}, "usage": ${usage(quantity)}}]}`;
 
 		const refused = await ingest(rawEventsRequest(body("8999999999.999999"), tenant.writeKey));
 		expect({ status: refused.response.status, body: await refused.response.json(), sent: refused.queue.calls }).toEqual({
@@ -163,7 +226,13 @@ describe("quantities a JSON number cannot carry exactly", () => {
 				error: {
 					code: "invalid_request",
 					message: "1 invalid event; nothing was accepted",
-					details: [{ index: 0, path: "usage.quantity", message: `has a fraction and is ≥ ${2 ** 33}, which a JSON number cannot carry exactly; send it as a decimal string` }],
+					details: [
+						{
+							index: 0,
+							path: "usage.quantity",
+							message: `has a fraction and is ≥ ${2 ** 33}, which a JSON number cannot carry exactly; send it as a decimal string`,
+						},
+					],
 				},
 			},
 			sent: [],
@@ -179,7 +248,14 @@ describe("quantities a JSON number cannot carry exactly", () => {
 		expect(sent).toEqual([8_999_999_999_999_999, 8_589_934_591_999_999]);
 		await vi.waitFor(async () => expect((await metricsOf(tenant)).consumed).toBe(2), { timeout: 15_000, interval: 50 });
 		expect((await usageReport(tenant, hour, hour + HOUR, "hour")).items).toEqual([
-			{ sku: "bytes", unit: "byte", period: iso(hour), quantity: 17589934591.999996, quantityDecimal: "17589934591.999998", events: 2 },
+			{
+				sku: "bytes",
+				unit: "byte",
+				period: iso(hour),
+				quantity: 17589934591.999996,
+				quantityDecimal: "17589934591.999998",
+				events: 2,
+			},
 		]);
 	});
 });

@@ -37,8 +37,12 @@ describe("GET /v1/usage before the flush", () => {
 		const stub = env.AGGREGATOR.getByName(tenant.id);
 		const hour = previousHour(clock.start);
 		const minute = hour + 3 * MINUTE;
-		const usage = (quantity: string, events: number) => [{ sku: "tokens", unit: "token", period: iso(hour), quantity: Number(quantity), quantityDecimal: quantity, events }];
-		await deliver([eventsMessage(`${tenant.id}/m1`, tenant.id, [queuedEvent({ id: "u1", timestamp: minute, usage: tokens(1_500_000) })])]);
+		const usage = (quantity: string, events: number) => [
+			{ sku: "tokens", unit: "token", period: iso(hour), quantity: Number(quantity), quantityDecimal: quantity, events },
+		];
+		await deliver([
+			eventsMessage(`${tenant.id}/m1`, tenant.id, [queuedEvent({ id: "u1", timestamp: minute, usage: tokens(1_500_000) })]),
+		]);
 
 		// Open: only the aggregator has it.
 		expect(await usageOf(tenant, hour, hour + HOUR)).toEqual(usage("1.5", 1));
@@ -49,7 +53,9 @@ describe("GET /v1/usage before the flush", () => {
 		expect(await usageOf(tenant, hour, hour + HOUR)).toEqual(usage("1.5", 1));
 
 		// A new event while the batch is sealed: open beside sealed.
-		await deliver([eventsMessage(`${tenant.id}/m2`, tenant.id, [queuedEvent({ id: "u2", timestamp: minute, usage: tokens(250_000) })])]);
+		await deliver([
+			eventsMessage(`${tenant.id}/m2`, tenant.id, [queuedEvent({ id: "u2", timestamp: minute, usage: tokens(250_000) })]),
+		]);
 		expect(await usageOf(tenant, hour, hour + HOUR)).toEqual(usage("1.75", 2));
 
 		// D1 committed the sealed batch but the aggregator crashed before clearing it: the ledger tells.

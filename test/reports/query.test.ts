@@ -50,7 +50,10 @@ describe.each([
 		const tenant = await createTenant();
 		const finest = allowed.split(", ")[0]!;
 		// 10000 buckets exactly is allowed; one more bucket's worth of range is not.
-		const span = finest === "minute" ? ["2026-03-01T00:00Z", "2026-03-07T22:40Z", "2026-03-07T22:41Z"] : ["2026-01-01T00:00Z", "2027-02-21T16:00Z", "2027-02-21T17:00Z"];
+		const span =
+			finest === "minute"
+				? ["2026-03-01T00:00Z", "2026-03-07T22:40Z", "2026-03-07T22:41Z"]
+				: ["2026-01-01T00:00Z", "2027-02-21T16:00Z", "2027-02-21T17:00Z"];
 		const ok = await call(`${route}?granularity=${finest}&from=${span[0]}&to=${span[1]}`, { key: tenant.readKey });
 		expect(ok.status).toBe(200);
 		expect(await errorOf(`${route}?granularity=${finest}&from=${span[0]}&to=${span[2]}`, tenant.readKey)).toEqual(

@@ -16,7 +16,15 @@ export async function seedUsage(tenant: string, rows: UsageRow[]): Promise<void>
 		rows.map((row) =>
 			env.DB.prepare(
 				"INSERT INTO usage_rollups (tenant, sku, unit, hour, micros_hi, micros_lo, events) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
-			).bind(tenant, row.sku, row.unit ?? "unit", row.hour, Number(BigInt(row.micros) / 10n ** 12n), Number(BigInt(row.micros) % 10n ** 12n), row.events ?? 1),
+			).bind(
+				tenant,
+				row.sku,
+				row.unit ?? "unit",
+				row.hour,
+				Number(BigInt(row.micros) / 10n ** 12n),
+				Number(BigInt(row.micros) % 10n ** 12n),
+				row.events ?? 1,
+			),
 		),
 	);
 }
@@ -58,7 +66,15 @@ export interface UsageReport {
 	to: string;
 	granularity: string;
 	items: { sku: string; unit: string; period: string; quantity: number; quantityDecimal: string; events: number }[];
-	adjustments: { sku: string; unit: string; period: string; adjustmentFor: string; quantity: number; quantityDecimal: string; events: number }[];
+	adjustments: {
+		sku: string;
+		unit: string;
+		period: string;
+		adjustmentFor: string;
+		quantity: number;
+		quantityDecimal: string;
+		events: number;
+	}[];
 }
 
 export interface StatsReport {
@@ -66,5 +82,11 @@ export interface StatsReport {
 	from: string;
 	to: string;
 	granularity: string;
-	items: { event: string; period: string; count: number; errors: number; duration: { count: number; sum: number; min: number | null; max: number | null } }[];
+	items: {
+		event: string;
+		period: string;
+		count: number;
+		errors: number;
+		duration: { count: number; sum: number; min: number | null; max: number | null };
+	}[];
 }

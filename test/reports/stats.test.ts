@@ -19,35 +19,83 @@ describe("GET /v1/stats", () => {
 		{ event: "api_call", minute: "2026-03-10T10:59:00.000Z", count: 2, durations: { count: 2, sum: 5.5, min: 1.25, max: 4.25 } },
 		{ event: "page_view", minute: "2026-03-10T10:05:00.000Z", count: 4 },
 		{ event: "api_call", minute: "2026-03-10T11:00:00.000Z", count: 1, errors: 1 },
-		{ event: "api_call", minute: "2026-03-11T00:00:00.000Z", count: 5, errors: 2, durations: { count: 5, sum: 500, min: 50, max: 200 } },
+		{
+			event: "api_call",
+			minute: "2026-03-11T00:00:00.000Z",
+			count: 5,
+			errors: 2,
+			durations: { count: 5, sum: 500, min: 50, max: 200 },
+		},
 	];
 
 	it.each([
 		[
 			"minute",
 			[
-				{ event: "api_call", period: "2026-03-10T10:05:00.000Z", count: 3, errors: 1, duration: { count: 2, sum: 30, min: 10, max: 20 } },
+				{
+					event: "api_call",
+					period: "2026-03-10T10:05:00.000Z",
+					count: 3,
+					errors: 1,
+					duration: { count: 2, sum: 30, min: 10, max: 20 },
+				},
 				{ event: "page_view", period: "2026-03-10T10:05:00.000Z", count: 4, errors: 0, duration: none },
-				{ event: "api_call", period: "2026-03-10T10:59:00.000Z", count: 2, errors: 0, duration: { count: 2, sum: 5.5, min: 1.25, max: 4.25 } },
+				{
+					event: "api_call",
+					period: "2026-03-10T10:59:00.000Z",
+					count: 2,
+					errors: 0,
+					duration: { count: 2, sum: 5.5, min: 1.25, max: 4.25 },
+				},
 				{ event: "api_call", period: "2026-03-10T11:00:00.000Z", count: 1, errors: 1, duration: none },
-				{ event: "api_call", period: "2026-03-11T00:00:00.000Z", count: 5, errors: 2, duration: { count: 5, sum: 500, min: 50, max: 200 } },
+				{
+					event: "api_call",
+					period: "2026-03-11T00:00:00.000Z",
+					count: 5,
+					errors: 2,
+					duration: { count: 5, sum: 500, min: 50, max: 200 },
+				},
 			],
 		],
 		[
 			"hour",
 			[
-				{ event: "api_call", period: "2026-03-10T10:00:00.000Z", count: 5, errors: 1, duration: { count: 4, sum: 35.5, min: 1.25, max: 20 } },
+				{
+					event: "api_call",
+					period: "2026-03-10T10:00:00.000Z",
+					count: 5,
+					errors: 1,
+					duration: { count: 4, sum: 35.5, min: 1.25, max: 20 },
+				},
 				{ event: "page_view", period: "2026-03-10T10:00:00.000Z", count: 4, errors: 0, duration: none },
 				{ event: "api_call", period: "2026-03-10T11:00:00.000Z", count: 1, errors: 1, duration: none },
-				{ event: "api_call", period: "2026-03-11T00:00:00.000Z", count: 5, errors: 2, duration: { count: 5, sum: 500, min: 50, max: 200 } },
+				{
+					event: "api_call",
+					period: "2026-03-11T00:00:00.000Z",
+					count: 5,
+					errors: 2,
+					duration: { count: 5, sum: 500, min: 50, max: 200 },
+				},
 			],
 		],
 		[
 			"day",
 			[
-				{ event: "api_call", period: "2026-03-10T00:00:00.000Z", count: 6, errors: 2, duration: { count: 4, sum: 35.5, min: 1.25, max: 20 } },
+				{
+					event: "api_call",
+					period: "2026-03-10T00:00:00.000Z",
+					count: 6,
+					errors: 2,
+					duration: { count: 4, sum: 35.5, min: 1.25, max: 20 },
+				},
 				{ event: "page_view", period: "2026-03-10T00:00:00.000Z", count: 4, errors: 0, duration: none },
-				{ event: "api_call", period: "2026-03-11T00:00:00.000Z", count: 5, errors: 2, duration: { count: 5, sum: 500, min: 50, max: 200 } },
+				{
+					event: "api_call",
+					period: "2026-03-11T00:00:00.000Z",
+					count: 5,
+					errors: 2,
+					duration: { count: 5, sum: 500, min: 50, max: 200 },
+				},
 			],
 		],
 	])("groups by %s, ordered by period and event", async (granularity, items) => {
@@ -63,10 +111,19 @@ describe("GET /v1/stats", () => {
 		const tenant = await createTenant();
 		await seedEvents(tenant.id, rows);
 
-		const report = await getJson<StatsReport>("/v1/stats?from=2026-03-10T10:59:00Z&to=2026-03-11T00:00:00Z&granularity=minute", tenant.readKey);
+		const report = await getJson<StatsReport>(
+			"/v1/stats?from=2026-03-10T10:59:00Z&to=2026-03-11T00:00:00Z&granularity=minute",
+			tenant.readKey,
+		);
 
 		expect(report.items).toEqual([
-			{ event: "api_call", period: "2026-03-10T10:59:00.000Z", count: 2, errors: 0, duration: { count: 2, sum: 5.5, min: 1.25, max: 4.25 } },
+			{
+				event: "api_call",
+				period: "2026-03-10T10:59:00.000Z",
+				count: 2,
+				errors: 0,
+				duration: { count: 2, sum: 5.5, min: 1.25, max: 4.25 },
+			},
 			{ event: "api_call", period: "2026-03-10T11:00:00.000Z", count: 1, errors: 1, duration: none },
 		]);
 	});
@@ -117,7 +174,9 @@ describe("GET /v1/stats", () => {
 		const at = Date.UTC(2026, 2, 10, 10, 5, 30);
 		const statuses = [200, 302, 404, 499, 500, 503, 599];
 		const events = [
-			...statuses.map((statusCode, i) => queuedEvent({ event: "api_call", timestamp: at, performance: { statusCode, duration: 10 * (i + 1) } })),
+			...statuses.map((statusCode, i) =>
+				queuedEvent({ event: "api_call", timestamp: at, performance: { statusCode, duration: 10 * (i + 1) } }),
+			),
 			queuedEvent({ event: "api_call", timestamp: at + 1000 }),
 			queuedEvent({ event: "api_call", timestamp: at + 2000, performance: { duration: 0.5 } }),
 		];
@@ -128,7 +187,13 @@ describe("GET /v1/stats", () => {
 		const report = await getJson<StatsReport>("/v1/stats?from=2026-03-10&to=2026-03-11&granularity=minute", tenant.readKey);
 
 		expect(report.items).toEqual([
-			{ event: "api_call", period: "2026-03-10T10:05:00.000Z", count: 9, errors: 3, duration: { count: 8, sum: 280.5, min: 0.5, max: 70 } },
+			{
+				event: "api_call",
+				period: "2026-03-10T10:05:00.000Z",
+				count: 9,
+				errors: 3,
+				duration: { count: 8, sum: 280.5, min: 0.5, max: 70 },
+			},
 		]);
 	});
 });

@@ -25,7 +25,14 @@ describe("GET /v1/usage", () => {
 			to: "2026-03-11T00:00:00.000Z",
 			granularity: "day",
 			items: [
-				{ sku: "storage", unit: "gb", period: "2026-03-10T00:00:00.000Z", quantity: 0.300001, quantityDecimal: "0.300001", events: 6 },
+				{
+					sku: "storage",
+					unit: "gb",
+					period: "2026-03-10T00:00:00.000Z",
+					quantity: 0.300001,
+					quantityDecimal: "0.300001",
+					events: 6,
+				},
 				{ sku: "tokens", unit: "unit", period: "2026-03-10T00:00:00.000Z", quantity: 1, quantityDecimal: "1", events: 10 },
 			],
 			adjustments: [],
@@ -48,9 +55,23 @@ describe("GET /v1/usage", () => {
 				[
 					{ sku: "api", unit: "call", period: "2026-01-31T23:00:00.000Z", quantity: 1.5, quantityDecimal: "1.5", events: 3 },
 					{ sku: "api", unit: "call", period: "2026-02-01T00:00:00.000Z", quantity: 0.25, quantityDecimal: "0.25", events: 1 },
-					{ sku: "storage", unit: "gb", period: "2026-02-01T00:00:00.000Z", quantity: 123.456789, quantityDecimal: "123.456789", events: 1 },
+					{
+						sku: "storage",
+						unit: "gb",
+						period: "2026-02-01T00:00:00.000Z",
+						quantity: 123.456789,
+						quantityDecimal: "123.456789",
+						events: 1,
+					},
 					{ sku: "api", unit: "call", period: "2026-02-01T05:00:00.000Z", quantity: 2, quantityDecimal: "2", events: 2 },
-					{ sku: "api", unit: "request", period: "2026-02-01T05:00:00.000Z", quantity: 0.000007, quantityDecimal: "0.000007", events: 7 },
+					{
+						sku: "api",
+						unit: "request",
+						period: "2026-02-01T05:00:00.000Z",
+						quantity: 0.000007,
+						quantityDecimal: "0.000007",
+						events: 7,
+					},
 					{ sku: "api", unit: "call", period: "2026-02-14T12:00:00.000Z", quantity: 10, quantityDecimal: "10", events: 5 },
 				],
 			],
@@ -59,8 +80,22 @@ describe("GET /v1/usage", () => {
 				[
 					{ sku: "api", unit: "call", period: "2026-01-31T00:00:00.000Z", quantity: 1.5, quantityDecimal: "1.5", events: 3 },
 					{ sku: "api", unit: "call", period: "2026-02-01T00:00:00.000Z", quantity: 2.25, quantityDecimal: "2.25", events: 3 },
-					{ sku: "api", unit: "request", period: "2026-02-01T00:00:00.000Z", quantity: 0.000007, quantityDecimal: "0.000007", events: 7 },
-					{ sku: "storage", unit: "gb", period: "2026-02-01T00:00:00.000Z", quantity: 123.456789, quantityDecimal: "123.456789", events: 1 },
+					{
+						sku: "api",
+						unit: "request",
+						period: "2026-02-01T00:00:00.000Z",
+						quantity: 0.000007,
+						quantityDecimal: "0.000007",
+						events: 7,
+					},
+					{
+						sku: "storage",
+						unit: "gb",
+						period: "2026-02-01T00:00:00.000Z",
+						quantity: 123.456789,
+						quantityDecimal: "123.456789",
+						events: 1,
+					},
 					{ sku: "api", unit: "call", period: "2026-02-14T00:00:00.000Z", quantity: 10, quantityDecimal: "10", events: 5 },
 				],
 			],
@@ -69,8 +104,22 @@ describe("GET /v1/usage", () => {
 				[
 					{ sku: "api", unit: "call", period: "2026-01-01T00:00:00.000Z", quantity: 1.5, quantityDecimal: "1.5", events: 3 },
 					{ sku: "api", unit: "call", period: "2026-02-01T00:00:00.000Z", quantity: 12.25, quantityDecimal: "12.25", events: 8 },
-					{ sku: "api", unit: "request", period: "2026-02-01T00:00:00.000Z", quantity: 0.000007, quantityDecimal: "0.000007", events: 7 },
-					{ sku: "storage", unit: "gb", period: "2026-02-01T00:00:00.000Z", quantity: 123.456789, quantityDecimal: "123.456789", events: 1 },
+					{
+						sku: "api",
+						unit: "request",
+						period: "2026-02-01T00:00:00.000Z",
+						quantity: 0.000007,
+						quantityDecimal: "0.000007",
+						events: 7,
+					},
+					{
+						sku: "storage",
+						unit: "gb",
+						period: "2026-02-01T00:00:00.000Z",
+						quantity: 123.456789,
+						quantityDecimal: "123.456789",
+						events: 1,
+					},
 				],
 			],
 		])("groups by %s, naming each bucket by its ISO start, ordered by period, sku and unit", async (granularity, items) => {
@@ -79,7 +128,14 @@ describe("GET /v1/usage", () => {
 
 			const report = await getJson<UsageReport>(`/v1/usage?from=2026-01-01&to=2026-03-01&granularity=${granularity}`, tenant.readKey);
 
-			expect(report).toEqual({ tenant: tenant.id, from: "2026-01-01T00:00:00.000Z", to: "2026-03-01T00:00:00.000Z", granularity, items, adjustments: [] });
+			expect(report).toEqual({
+				tenant: tenant.id,
+				from: "2026-01-01T00:00:00.000Z",
+				to: "2026-03-01T00:00:00.000Z",
+				granularity,
+				items,
+				adjustments: [],
+			});
 		});
 	});
 
@@ -145,7 +201,9 @@ describe("GET /v1/usage", () => {
 		const report = await getJson<UsageReport>("/v1/usage?from=2026-03-10&to=2026-03-11", mine.readKey);
 
 		expect(report.tenant).toBe(mine.id);
-		expect(report.items).toEqual([{ sku: "tokens", unit: "unit", period: "2026-03-10T00:00:00.000Z", quantity: 1, quantityDecimal: "1", events: 1 }]);
+		expect(report.items).toEqual([
+			{ sku: "tokens", unit: "unit", period: "2026-03-10T00:00:00.000Z", quantity: 1, quantityDecimal: "1", events: 1 },
+		]);
 	});
 
 	describe("as CSV", () => {
@@ -158,7 +216,10 @@ describe("GET /v1/usage", () => {
 				{ sku: "=HYPERLINK()", unit: "-1", hour: "2026-03-11T00:00:00.000Z", micros: "0", events: 3 },
 			]);
 
-			const response = await call("/v1/usage?from=2026-03-10&to=2026-03-12", { key: tenant.readKey, headers: { accept: "text/csv" } });
+			const response = await call("/v1/usage?from=2026-03-10&to=2026-03-12", {
+				key: tenant.readKey,
+				headers: { accept: "text/csv" },
+			});
 
 			expect(response.status).toBe(200);
 			expect(response.headers.get("content-type")).toBe("text/csv; charset=utf-8");
@@ -183,13 +244,18 @@ describe("GET /v1/usage", () => {
 				headers: { accept: "application/json, text/csv;q=0.9" },
 			});
 
-			expect(await response.text()).toBe("period,sku,unit,quantity,events,adjustment_for\r\n2026-03-01T00:00:00.000Z,bytes,unit,18000000000.123457,3,\r\n");
+			expect(await response.text()).toBe(
+				"period,sku,unit,quantity,events,adjustment_for\r\n2026-03-01T00:00:00.000Z,bytes,unit,18000000000.123457,3,\r\n",
+			);
 		});
 
 		it("answers only the header for an empty range", async () => {
 			const tenant = await createTenant();
 
-			const response = await call("/v1/usage?from=2026-03-10&to=2026-03-11", { key: tenant.readKey, headers: { accept: "text/csv" } });
+			const response = await call("/v1/usage?from=2026-03-10&to=2026-03-11", {
+				key: tenant.readKey,
+				headers: { accept: "text/csv" },
+			});
 
 			expect(await response.text()).toBe("period,sku,unit,quantity,events,adjustment_for\r\n");
 		});

@@ -52,7 +52,11 @@ describe("@segment/analytics-node", () => {
 		const errors: unknown[] = [];
 		analytics.on("error", (err) => errors.push(err));
 		for (let i = 0; i < 300; i++) {
-			analytics.track({ userId: `user-${i % 7}`, event: i % 3 === 0 ? "Signed Up" : "Page Viewed", properties: { i, usage: { sku: "api_calls", quantity: 0.1, unit: "call" } } });
+			analytics.track({
+				userId: `user-${i % 7}`,
+				event: i % 3 === 0 ? "Signed Up" : "Page Viewed",
+				properties: { i, usage: { sku: "api_calls", quantity: 0.1, unit: "call" } },
+			});
 		}
 		for (let i = 0; i < 20; i++) analytics.identify({ userId: `user-${i}`, traits: { plan: "pro" } });
 		analytics.track({ userId: "user-1", event: "Resent", messageId: "segment-fixed-id" });
@@ -70,7 +74,11 @@ describe("posthog-node", () => {
 		const tenant = await pipeline.createTenant("posthog-sdk");
 		const posthog = new PostHog(tenant.writeKey, { host: pipeline.url });
 		for (let i = 0; i < 300; i++) {
-			posthog.capture({ distinctId: `user-${i % 7}`, event: i % 3 === 0 ? "signed_up" : "$pageview", properties: { i, usage: { sku: "tokens", quantity: 1.25 } } });
+			posthog.capture({
+				distinctId: `user-${i % 7}`,
+				event: i % 3 === 0 ? "signed_up" : "$pageview",
+				properties: { i, usage: { sku: "tokens", quantity: 1.25 } },
+			});
 		}
 		for (let i = 0; i < 20; i++) posthog.identify({ distinctId: `user-${i}`, properties: { plan: "pro" } });
 		const uuid = "0192e4a0-0000-7000-8000-000000000001";

@@ -80,7 +80,9 @@ describe("tenant routes", () => {
 		await expectError(await tenantCall(route, await build(keyOf(tenant, route.scopes[0]!))), 401, "unauthorized");
 	});
 
-	const wrongScope = TENANT_ROUTES.flatMap((route) => (["write", "read"] as const).filter((scope) => !route.scopes.includes(scope)).map((scope) => [name(route), scope, route] as const));
+	const wrongScope = TENANT_ROUTES.flatMap((route) =>
+		(["write", "read"] as const).filter((scope) => !route.scopes.includes(scope)).map((scope) => [name(route), scope, route] as const),
+	);
 	it.each(wrongScope)("%s answers 403 for a %s key", async (_, scope, route) => {
 		const tenant = await createTenant();
 		await expectError(await tenantCall(route, `Bearer ${keyOf(tenant, scope)}`), 403, "forbidden");
@@ -112,11 +114,16 @@ describe("tenant routes", () => {
 describe("compatible ingest routes", () => {
 	const SEGMENT = ["/v1/track", "/v1/identify", "/v1/page", "/v1/screen", "/v1/group", "/v1/alias", "/v1/batch"];
 	const POSTHOG = ["/batch/", "/capture/", "/e/", "/i/v0/e/"];
-	const segmentBody = (path: string) => (path === "/v1/batch" ? { batch: [{ type: "track", event: "a", userId: "u" }] } : { event: "a", userId: "u" });
+	const segmentBody = (path: string) =>
+		path === "/v1/batch" ? { batch: [{ type: "track", event: "a", userId: "u" }] } : { event: "a", userId: "u" };
 	const basic = (key: string) => ({ authorization: `Basic ${btoa(`${key}:`)}` });
-	const segmentCall = (path: string, headers: Record<string, string>) => call(path, { method: "POST", body: JSON.stringify(segmentBody(path)), headers });
+	const segmentCall = (path: string, headers: Record<string, string>) =>
+		call(path, { method: "POST", body: JSON.stringify(segmentBody(path)), headers });
 	const posthogCall = (path: string, apiKey?: string) =>
-		call(path, { method: "POST", body: JSON.stringify({ ...(apiKey === undefined ? {} : { api_key: apiKey }), batch: [{ event: "a", distinct_id: "u" }] }) });
+		call(path, {
+			method: "POST",
+			body: JSON.stringify({ ...(apiKey === undefined ? {} : { api_key: apiKey }), batch: [{ event: "a", distinct_id: "u" }] }),
+		});
 
 	it.each(SEGMENT)("Segment %s: 401 without a key, 401 for garbage, 403 for a read key, 200 for the write key", async (path) => {
 		const tenant = await createTenant();
@@ -159,7 +166,12 @@ async function deadLetterRow(): Promise<string> {
 }
 
 const ADMIN_ROUTES: AdminRoute[] = [
-	{ method: "POST", path: "/v1/admin/tenants", setup: async () => ({ path: "/v1/admin/tenants", body: JSON.stringify({ id: uniqueTenantId() }) }), ok: 201 },
+	{
+		method: "POST",
+		path: "/v1/admin/tenants",
+		setup: async () => ({ path: "/v1/admin/tenants", body: JSON.stringify({ id: uniqueTenantId() }) }),
+		ok: 201,
+	},
 	{
 		method: "POST",
 		path: "/v1/admin/tenants/:id/keys",
@@ -174,8 +186,18 @@ const ADMIN_ROUTES: AdminRoute[] = [
 	},
 	{ method: "GET", path: "/v1/admin/metrics", setup: async () => ({ path: "/v1/admin/metrics" }), ok: 200 },
 	{ method: "GET", path: "/v1/admin/dead-letters", setup: async () => ({ path: "/v1/admin/dead-letters" }), ok: 200 },
-	{ method: "POST", path: "/v1/admin/dead-letters/replay", setup: async () => ({ path: "/v1/admin/dead-letters/replay", body: JSON.stringify({ ids: [await deadLetterRow()] }) }), ok: 200 },
-	{ method: "DELETE", path: "/v1/admin/dead-letters/:id", setup: async () => ({ path: `/v1/admin/dead-letters/${await deadLetterRow()}` }), ok: 204 },
+	{
+		method: "POST",
+		path: "/v1/admin/dead-letters/replay",
+		setup: async () => ({ path: "/v1/admin/dead-letters/replay", body: JSON.stringify({ ids: [await deadLetterRow()] }) }),
+		ok: 200,
+	},
+	{
+		method: "DELETE",
+		path: "/v1/admin/dead-letters/:id",
+		setup: async () => ({ path: `/v1/admin/dead-letters/${await deadLetterRow()}` }),
+		ok: 204,
+	},
 ];
 
 function adminCall(route: AdminRoute, target: { path: string; body?: string }, authorization?: string): Promise<Response> {
@@ -216,7 +238,9 @@ describe("admin routes", () => {
 		const tenant = await createTenant();
 		const response = await call(`/v1/admin/keys/${tenant.readKey.slice(0, 13)}`, { method: "DELETE", key: tenant.readKey });
 		await expectError(response, 401, "unauthorized");
-		expect(await env.DB.prepare("SELECT revoked_at FROM api_keys WHERE prefix = ?1").bind(tenant.readKey.slice(0, 13)).first()).toEqual({ revoked_at: null });
+		expect(await env.DB.prepare("SELECT revoked_at FROM api_keys WHERE prefix = ?1").bind(tenant.readKey.slice(0, 13)).first()).toEqual(
+			{ revoked_at: null },
+		);
 		expect((await call("/v1/usage", { key: tenant.readKey })).status).toBe(200);
 	});
 
@@ -232,7 +256,11 @@ describe("admin routes while ADMIN_TOKEN is unset", () => {
 	/** The Worker's own fetch with ADMIN_TOKEN replaced: the binding is a secret that may be missing. */
 	async function fetchWithAdminToken(token: string | undefined, request: Request): Promise<Response> {
 		const ctx = createExecutionContext();
-		const response = await worker.fetch(request as Request<unknown, IncomingRequestCfProperties>, { ...env, ADMIN_TOKEN: token } as Env, ctx);
+		const response = await worker.fetch(
+			request as Request<unknown, IncomingRequestCfProperties>,
+			{ ...env, ADMIN_TOKEN: token } as Env,
+			ctx,
+		);
 		await waitOnExecutionContext(ctx);
 		return response;
 	}
@@ -282,11 +310,20 @@ describe("tenant isolation", () => {
 		await seedUsage(a.id, [{ sku: "tokens", hour: HOUR, micros: "5000000", events: 2 }]);
 		expect(await json(USAGE, b.readKey)).toEqual({
 			status: 200,
-			body: { tenant: b.id, from: "2026-03-01T00:00:00.000Z", to: "2026-04-01T00:00:00.000Z", granularity: "month", items: [], adjustments: [] },
+			body: {
+				tenant: b.id,
+				from: "2026-03-01T00:00:00.000Z",
+				to: "2026-04-01T00:00:00.000Z",
+				granularity: "month",
+				items: [],
+				adjustments: [],
+			},
 		});
 		const own = await json<{ tenant: string; items: unknown[] }>(USAGE, a.readKey);
 		expect(own.body.tenant).toBe(a.id);
-		expect(own.body.items).toEqual([{ sku: "tokens", unit: "unit", period: "2026-03-01T00:00:00.000Z", quantity: 5, quantityDecimal: "5", events: 2 }]);
+		expect(own.body.items).toEqual([
+			{ sku: "tokens", unit: "unit", period: "2026-03-01T00:00:00.000Z", quantity: 5, quantityDecimal: "5", events: 2 },
+		]);
 	});
 
 	it("shows another tenant's stats to no one but its own read key", async () => {
@@ -303,8 +340,12 @@ describe("tenant isolation", () => {
 	it.each([USAGE, STATS])("answers 400 to %s naming another tenant in the query", async (path) => {
 		const [a, b] = [await createTenant(), await createTenant()];
 		await seedUsage(a.id, [{ sku: "tokens", hour: HOUR, micros: "1000000" }]);
-		await expectError(await call(`${path}&tenant=${a.id}`, { key: b.readKey }), 400, "invalid_request", [{ path: "tenant", message: "unknown query parameter" }]);
-		await expectError(await call(`/v1/usage?tenant=${a.id}`, { key: b.readKey }), 400, "invalid_request", [{ path: "tenant", message: "unknown query parameter" }]);
+		await expectError(await call(`${path}&tenant=${a.id}`, { key: b.readKey }), 400, "invalid_request", [
+			{ path: "tenant", message: "unknown query parameter" },
+		]);
+		await expectError(await call(`/v1/usage?tenant=${a.id}`, { key: b.readKey }), 400, "invalid_request", [
+			{ path: "tenant", message: "unknown query parameter" },
+		]);
 	});
 
 	it("refuses a tenant field in an event or beside a batch, and enqueues nothing", async () => {
@@ -330,7 +371,9 @@ describe("tenant isolation", () => {
 		const [a, b] = [await createTenant(), await createTenant()];
 		await aggregator(a.id).ingest(a.id, [makeEvent({ usage: { sku: "tokens", unit: "token", micros: 2_000_000 } })]);
 		for (const key of [b.writeKey, b.readKey]) {
-			await expectError(await call(`/v1/flush?tenant=${a.id}`, { method: "POST", key }), 400, "invalid_request", [{ path: "tenant", message: "unknown query parameter" }]);
+			await expectError(await call(`/v1/flush?tenant=${a.id}`, { method: "POST", key }), 400, "invalid_request", [
+				{ path: "tenant", message: "unknown query parameter" },
+			]);
 			// The flush takes no body: a tenant named there is never read.
 			const response = await call("/v1/flush", { method: "POST", key, body: JSON.stringify({ tenant: a.id }) });
 			expect(response.status).toBe(200);
@@ -349,7 +392,9 @@ describe("tenant isolation", () => {
 		const [a, b] = [await createTenant(), await createTenant()];
 		await aggregator(a.id).ingest(a.id, [makeEvent(), makeEvent()]);
 		expect(await json(`/v1/metrics`, b.readKey)).toEqual({ status: 200, body: metricsWith(b) });
-		await expectError(await call(`/v1/metrics?tenant=${a.id}`, { key: b.readKey }), 400, "invalid_request", [{ path: "tenant", message: "unknown query parameter" }]);
+		await expectError(await call(`/v1/metrics?tenant=${a.id}`, { key: b.readKey }), 400, "invalid_request", [
+			{ path: "tenant", message: "unknown query parameter" },
+		]);
 		const own = await json<{ tenant: string; consumed: number; aggregated: number }>("/v1/metrics", a.readKey);
 		expect(own.body).toMatchObject({ tenant: a.id, consumed: 2, aggregated: 2 });
 	});

@@ -38,7 +38,11 @@ async function allPages<T extends { nextCursor: string | null }>(path: string, q
 
 /** Totals of TenantMetrics with every count 0 but those given. */
 function totalsWith(counts: Record<string, number>): Record<string, number | null> {
-	const zero = Object.fromEntries(Object.entries(metricsWith({ id: "", writeKey: "", readKey: "" })).filter(([, value]) => typeof value === "number").map(([name]) => [name, 0]));
+	const zero = Object.fromEntries(
+		Object.entries(metricsWith({ id: "", writeKey: "", readKey: "" }))
+			.filter(([, value]) => typeof value === "number")
+			.map(([name]) => [name, 0]),
+	);
 	return { ...zero, ...counts, oldestUnflushedAgeMs: null };
 }
 
@@ -70,7 +74,11 @@ describe("admin paging", () => {
 		// Ids sort in creation order. Tenant i has received i + 1 events and i % 3 dead letters.
 		const ids = Array.from({ length: TENANTS }, (_, i) => `${prefix}-${String(i).padStart(3, "0")}`);
 		for (const id of ids) await createTenant(id);
-		await env.DB.batch(ids.map((id, i) => env.DB.prepare("INSERT INTO producer_metrics (tenant, name, value) VALUES (?1, 'received', ?2)").bind(id, i + 1)));
+		await env.DB.batch(
+			ids.map((id, i) =>
+				env.DB.prepare("INSERT INTO producer_metrics (tenant, name, value) VALUES (?1, 'received', ?2)").bind(id, i + 1),
+			),
+		);
 		await env.DB.batch(
 			ids.flatMap((id, i) =>
 				Array.from({ length: i % 3 }, (_, n) =>
@@ -82,9 +90,15 @@ describe("admin paging", () => {
 		);
 
 		const metrics = await allPages<MetricsPage>("/v1/admin/metrics");
-		expect(metrics.map((page) => page.tenants.map((tenant) => tenant.tenant))).toEqual([ids.slice(0, 50), ids.slice(50, 100), ids.slice(100)]);
+		expect(metrics.map((page) => page.tenants.map((tenant) => tenant.tenant))).toEqual([
+			ids.slice(0, 50),
+			ids.slice(50, 100),
+			ids.slice(100),
+		]);
 		expect(metrics.map((page) => page.nextCursor)).toEqual([ids[49], ids[99], null]);
-		expect(metrics.flatMap((page) => page.tenants)).toEqual(ids.map((id, i) => metricsWith({ id, writeKey: "", readKey: "" }, { received: i + 1, deadLettered: i % 3 })));
+		expect(metrics.flatMap((page) => page.tenants)).toEqual(
+			ids.map((id, i) => metricsWith({ id, writeKey: "", readKey: "" }, { received: i + 1, deadLettered: i % 3 })),
+		);
 		// Σ(i + 1) and Σ(i % 3) over each page: 1..50, 51..100, 101..120.
 		expect(metrics.map((page) => page.totals)).toEqual([
 			totalsWith({ received: 1_275, deadLettered: 49 }),
@@ -102,16 +116,29 @@ describe("admin paging", () => {
 		]);
 
 		const operations = await allPages<OperationsPage>("/v1/admin/operations");
-		expect(operations.map((page) => page.tenants.map((tenant) => tenant.tenant))).toEqual([ids.slice(0, 50), ids.slice(50, 100), ids.slice(100)]);
+		expect(operations.map((page) => page.tenants.map((tenant) => tenant.tenant))).toEqual([
+			ids.slice(0, 50),
+			ids.slice(50, 100),
+			ids.slice(100),
+		]);
 		expect(operations.map((page) => page.nextCursor)).toEqual([ids[49], ids[99], null]);
 		// Each page's aggregator totals are the sums over its own tenants.
 		for (const page of operations) {
 			const sums: Record<string, number> = {};
-			for (const { tenant: _tenant, ...ops } of page.tenants) for (const [name, value] of Object.entries(ops)) sums[name] = (sums[name] ?? 0) + value;
+			for (const { tenant: _tenant, ...ops } of page.tenants)
+				for (const [name, value] of Object.entries(ops)) sums[name] = (sums[name] ?? 0) + value;
 			expect(page.aggregators).toEqual(sums);
-			expect(Object.keys(page.pipeline).every((name) => ["http_requests", "queue_messages", "queue_send_calls", "consumer_batches"].includes(name))).toBe(true);
+			expect(
+				Object.keys(page.pipeline).every((name) =>
+					["http_requests", "queue_messages", "queue_send_calls", "consumer_batches"].includes(name),
+				),
+			).toBe(true);
 		}
 		// Past the last tenant there is nothing, and no further page.
-		expect(await getJson<MetricsPage>(`/v1/admin/metrics?cursor=${ids[TENANTS - 1]}`, ADMIN_TOKEN)).toEqual({ tenants: [], totals: { oldestUnflushedAgeMs: null }, nextCursor: null });
+		expect(await getJson<MetricsPage>(`/v1/admin/metrics?cursor=${ids[TENANTS - 1]}`, ADMIN_TOKEN)).toEqual({
+			tenants: [],
+			totals: { oldestUnflushedAgeMs: null },
+			nextCursor: null,
+		});
 	});
 });

@@ -99,7 +99,9 @@ describe("GET /v1/health", () => {
 
 		expect((await settle(monitor().snapshot())).failingFlushes).toEqual([{ tenant: tenant.id, since: FROZEN_AT, failures: 1 }]);
 		expect(await health()).toEqual(
-			expected(200, "degraded", { flushes: { retryingTenants: 1, failingOverThreshold: [], oldestFailureSince: new Date(FROZEN_AT).toISOString() } }),
+			expected(200, "degraded", {
+				flushes: { retryingTenants: 1, failingOverThreshold: [], oldestFailureSince: new Date(FROZEN_AT).toISOString() },
+			}),
 		);
 
 		const recovered = await flush(tenant);
@@ -115,10 +117,14 @@ describe("GET /v1/health", () => {
 		const since = new Date(FROZEN_AT).toISOString();
 
 		advanceClock(5 * MINUTE);
-		expect(await health()).toEqual(expected(200, "degraded", { flushes: { retryingTenants: 1, failingOverThreshold: [], oldestFailureSince: since } }));
+		expect(await health()).toEqual(
+			expected(200, "degraded", { flushes: { retryingTenants: 1, failingOverThreshold: [], oldestFailureSince: since } }),
+		);
 
 		advanceClock(1);
-		expect(await health()).toEqual(expected(503, "critical", { flushes: { retryingTenants: 1, failingOverThreshold: [tenant.id], oldestFailureSince: since } }));
+		expect(await health()).toEqual(
+			expected(503, "critical", { flushes: { retryingTenants: 1, failingOverThreshold: [tenant.id], oldestFailureSince: since } }),
+		);
 
 		// Another failed retry keeps the failure's start: the outage is still over 5 minutes old.
 		await runInDurableObject(aggregator(tenant.id), (instance) => {
@@ -126,7 +132,9 @@ describe("GET /v1/health", () => {
 		});
 		expect((await flush(tenant)).status).toBe(503);
 		expect((await settle(monitor().snapshot())).failingFlushes).toEqual([{ tenant: tenant.id, since: FROZEN_AT, failures: 2 }]);
-		expect(await health()).toEqual(expected(503, "critical", { flushes: { retryingTenants: 1, failingOverThreshold: [tenant.id], oldestFailureSince: since } }));
+		expect(await health()).toEqual(
+			expected(503, "critical", { flushes: { retryingTenants: 1, failingOverThreshold: [tenant.id], oldestFailureSince: since } }),
+		);
 
 		expect((await flush(tenant)).status).toBe(200);
 		expect(await health()).toEqual(expected(200, "healthy"));
@@ -188,7 +196,9 @@ describe("GET /v1/health", () => {
 		const tenant = uniqueTenantId("spill");
 		await settle(monitor().spilled(tenant, 2));
 		const id = await insertDeadLetter(Date.now() - 10 * MINUTE);
-		expect(await health()).toEqual(expected(503, "critical", { deadLetters: { lastHour: 1, capped: false }, spills: { lastHour: 2, lastFiveMinutes: 2 } }));
+		expect(await health()).toEqual(
+			expected(503, "critical", { deadLetters: { lastHour: 1, capped: false }, spills: { lastHour: 2, lastFiveMinutes: 2 } }),
+		);
 
 		await env.DB.prepare("DELETE FROM dead_letters WHERE id = ?1").bind(id).run();
 		await runInDurableObject(monitor(), (_, state) => {

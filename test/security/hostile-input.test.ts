@@ -66,10 +66,22 @@ const streamOf = (chunks: number) => () =>
 		},
 	});
 
-const eventField = (path: string, message: unknown = expect.any(String)): Expected => ({ status: 400, code: "invalid_request", details: [{ index: 0, path, message }] });
-const batchField = (path: string, message: unknown = expect.any(String)): Expected => ({ status: 400, code: "invalid_request", details: [{ path, message }] });
+const eventField = (path: string, message: unknown = expect.any(String)): Expected => ({
+	status: 400,
+	code: "invalid_request",
+	details: [{ index: 0, path, message }],
+});
+const batchField = (path: string, message: unknown = expect.any(String)): Expected => ({
+	status: 400,
+	code: "invalid_request",
+	details: [{ path, message }],
+});
 const bodyIssue = (message: string): Expected => batchField("body", message);
-const TOO_LARGE: Expected = { status: 413, code: "payload_too_large", details: [{ path: "body", message: `larger than ${MAX_BODY} bytes` }] };
+const TOO_LARGE: Expected = {
+	status: 413,
+	code: "payload_too_large",
+	details: [{ path: "body", message: `larger than ${MAX_BODY} bytes` }],
+};
 const NOT_JSON_TYPE: Expected = { status: 415, code: "unsupported_media_type" };
 const INVALID_JSON = bodyIssue("invalid JSON");
 const INVALID_UTF8 = bodyIssue("invalid UTF-8");
@@ -106,11 +118,23 @@ describe("hostile event bodies", () => {
 		["a UTF-8-encoded surrogate", () => bytes('{"event":"', [0xed, 0xa0, 0x80], '"}'), INVALID_UTF8],
 		["a truncated multi-byte sequence", () => bytes('{"event":"a', [0xe2, 0x82]), INVALID_UTF8],
 		["a Latin-1 é", () => bytes('{"event":"caf', [0xe9], '"}'), INVALID_UTF8],
-		["UTF-16LE with a byte-order mark", () => bytes([0xff, 0xfe], [...'{"event":"a"}'].flatMap((c) => [c.charCodeAt(0), 0])), INVALID_UTF8],
+		[
+			"UTF-16LE with a byte-order mark",
+			() =>
+				bytes(
+					[0xff, 0xfe],
+					[...'{"event":"a"}'].flatMap((c) => [c.charCodeAt(0), 0]),
+				),
+			INVALID_UTF8,
+		],
 		// Media type
 		["text/plain", () => text('{"event":"a"}', "text/plain"), NOT_JSON_TYPE],
 		["a form", () => text("event=a", "application/x-www-form-urlencoded"), NOT_JSON_TYPE],
-		["multipart form data", () => text('--x\r\nContent-Disposition: form-data; name="event"\r\n\r\na\r\n--x--', "multipart/form-data; boundary=x"), NOT_JSON_TYPE],
+		[
+			"multipart form data",
+			() => text('--x\r\nContent-Disposition: form-data; name="event"\r\n\r\na\r\n--x--', "multipart/form-data; boundary=x"),
+			NOT_JSON_TYPE,
+		],
 		["no Content-Type", () => text('{"event":"a"}', null), NOT_JSON_TYPE],
 		["application/jsonp", () => text('{"event":"a"}', "application/jsonp"), NOT_JSON_TYPE],
 		["text/json", () => text('{"event":"a"}', "text/json"), NOT_JSON_TYPE],
@@ -119,80 +143,220 @@ describe("hostile event bodies", () => {
 		["a streamed body over 1 MiB without Content-Length", () => ({ body: streamOf(17) }), TOO_LARGE],
 		["a declared Content-Length over 1 MiB", () => json(ev(), { headers: { "content-length": String(MAX_BODY + 1) } }), TOO_LARGE],
 		["a body of exactly 1 MiB (read, then refused for its properties)", () => text(eventOfBytes(MAX_BODY)), eventField("properties")],
-		["properties of 32,769 bytes", () => json(ev({ properties: { p: chars(32_761) } })), eventField("properties", "serialized size 32769 exceeds 32768 bytes")],
+		[
+			"properties of 32,769 bytes",
+			() => json(ev({ properties: { p: chars(32_761) } })),
+			eventField("properties", "serialized size 32769 exceeds 32768 bytes"),
+		],
 		["a 201-character event name", () => json(ev({ event: chars(201) })), eventField("event", "must be 1-200 characters")],
 		["a 129-character id", () => json(ev({ id: chars(129) })), eventField("id", "must be 1-128 characters")],
 		["a 257-character userId", () => json(ev({ userId: chars(257) })), eventField("userId", "must be 0-256 characters")],
 		["a 257-character sessionId", () => json(ev({ sessionId: chars(257) })), eventField("sessionId", "must be 0-256 characters")],
-		["1001 events", () => json({ events: Array.from({ length: 1001 }, () => ev()) }), batchField("events", "must hold 1 to 1000 events, got 1001")],
+		[
+			"1001 events",
+			() => json({ events: Array.from({ length: 1001 }, () => ev()) }),
+			batchField("events", "must hold 1 to 1000 events, got 1001"),
+		],
 		["an empty batch", () => json({ events: [] }), batchField("events", "must hold 1 to 1000 events, got 0")],
 		// Nesting
-		["properties 17 objects deep", () => json(ev({ properties: nestedObjects(17) })), eventField(`properties${".a".repeat(16)}`, "nesting deeper than 16 levels")],
-		["properties 17 levels deep through arrays", () => text(`{"event":"a","properties":{"l":${deepArrayText(16)}}}`), eventField(`properties.l${"[0]".repeat(15)}`)],
-		["properties 17 levels of objects and arrays", () => json(ev({ properties: mixedNesting() })), eventField(`properties${".a[0]".repeat(8)}`)],
-		["properties 100,000 arrays deep", () => text(`{"event":"a","properties":{"l":${deepArrayText(100_000)}}}`), eventField(`properties.l${"[0]".repeat(15)}`)],
+		[
+			"properties 17 objects deep",
+			() => json(ev({ properties: nestedObjects(17) })),
+			eventField(`properties${".a".repeat(16)}`, "nesting deeper than 16 levels"),
+		],
+		[
+			"properties 17 levels deep through arrays",
+			() => text(`{"event":"a","properties":{"l":${deepArrayText(16)}}}`),
+			eventField(`properties.l${"[0]".repeat(15)}`),
+		],
+		[
+			"properties 17 levels of objects and arrays",
+			() => json(ev({ properties: mixedNesting() })),
+			eventField(`properties${".a[0]".repeat(8)}`),
+		],
+		[
+			"properties 100,000 arrays deep",
+			() => text(`{"event":"a","properties":{"l":${deepArrayText(100_000)}}}`),
+			eventField(`properties.l${"[0]".repeat(15)}`),
+		],
 		["100,000 arrays deep in an unknown field", () => text(`{"event":"a","x":${deepArrayText(100_000)}}`), eventField("x", UNKNOWN)],
 		// Prototype keys
 		["__proto__ at the top level", () => text('{"event":"a","__proto__":{"admin":true}}'), eventField("__proto__", FORBIDDEN)],
 		["constructor at the top level", () => json(ev({ constructor: { prototype: {} } })), eventField("constructor", FORBIDDEN)],
 		["prototype at the top level", () => json(ev({ prototype: {} })), eventField("prototype", FORBIDDEN)],
-		["__proto__ at the batch level", () => text('{"__proto__":{"admin":true},"events":[{"event":"a"}]}'), batchField("__proto__", FORBIDDEN)],
-		["__proto__ in usage", () => text('{"event":"a","usage":{"sku":"s","quantity":1,"__proto__":{"x":1}}}'), eventField("usage.__proto__", FORBIDDEN)],
+		[
+			"__proto__ at the batch level",
+			() => text('{"__proto__":{"admin":true},"events":[{"event":"a"}]}'),
+			batchField("__proto__", FORBIDDEN),
+		],
+		[
+			"__proto__ in usage",
+			() => text('{"event":"a","usage":{"sku":"s","quantity":1,"__proto__":{"x":1}}}'),
+			eventField("usage.__proto__", FORBIDDEN),
+		],
 		["constructor in usage", () => json(withUsage({ constructor: 1 })), eventField("usage.constructor", FORBIDDEN)],
 		["prototype in usage", () => json(withUsage({ prototype: 1 })), eventField("usage.prototype", FORBIDDEN)],
-		["__proto__ in performance", () => text('{"event":"a","performance":{"__proto__":{"duration":1}}}'), eventField("performance.__proto__", FORBIDDEN)],
-		["constructor in performance", () => json(ev({ performance: { constructor: 1 } })), eventField("performance.constructor", FORBIDDEN)],
+		[
+			"__proto__ in performance",
+			() => text('{"event":"a","performance":{"__proto__":{"duration":1}}}'),
+			eventField("performance.__proto__", FORBIDDEN),
+		],
+		[
+			"constructor in performance",
+			() => json(ev({ performance: { constructor: 1 } })),
+			eventField("performance.constructor", FORBIDDEN),
+		],
 		["prototype in performance", () => json(ev({ performance: { prototype: 1 } })), eventField("performance.prototype", FORBIDDEN)],
-		["__proto__ at the top of properties", () => text('{"event":"a","properties":{"__proto__":{"isAdmin":true}}}'), eventField("properties.__proto__", FORBIDDEN)],
-		["__proto__ nested in properties", () => text('{"event":"a","properties":{"a":{"b":{"__proto__":1}}}}'), eventField("properties.a.b.__proto__", FORBIDDEN)],
-		["constructor in an object inside a properties array", () => json(ev({ properties: { list: [1, "x", { constructor: "y" }] } })), eventField("properties.list[2].constructor", FORBIDDEN)],
-		["prototype nested in properties", () => json(ev({ properties: { a: { prototype: {} } } })), eventField("properties.a.prototype", FORBIDDEN)],
+		[
+			"__proto__ at the top of properties",
+			() => text('{"event":"a","properties":{"__proto__":{"isAdmin":true}}}'),
+			eventField("properties.__proto__", FORBIDDEN),
+		],
+		[
+			"__proto__ nested in properties",
+			() => text('{"event":"a","properties":{"a":{"b":{"__proto__":1}}}}'),
+			eventField("properties.a.b.__proto__", FORBIDDEN),
+		],
+		[
+			"constructor in an object inside a properties array",
+			() => json(ev({ properties: { list: [1, "x", { constructor: "y" }] } })),
+			eventField("properties.list[2].constructor", FORBIDDEN),
+		],
+		[
+			"prototype nested in properties",
+			() => json(ev({ properties: { a: { prototype: {} } } })),
+			eventField("properties.a.prototype", FORBIDDEN),
+		],
 		// Numbers that are not quantities
-		["the string NaN as quantity", () => json(withUsage({ quantity: "NaN" })), eventField("usage.quantity", "must be a number, or a decimal string with at most 6 fraction digits")],
-		["the string Infinity as quantity", () => json(withUsage({ quantity: "Infinity" })), eventField("usage.quantity", "must be a number, or a decimal string with at most 6 fraction digits")],
+		[
+			"the string NaN as quantity",
+			() => json(withUsage({ quantity: "NaN" })),
+			eventField("usage.quantity", "must be a number, or a decimal string with at most 6 fraction digits"),
+		],
+		[
+			"the string Infinity as quantity",
+			() => json(withUsage({ quantity: "Infinity" })),
+			eventField("usage.quantity", "must be a number, or a decimal string with at most 6 fraction digits"),
+		],
 		["the string Infinity as duration", () => json(ev({ performance: { duration: "Infinity" } })), eventField("performance.duration")],
 		["the string NaN as timestamp", () => json(ev({ timestamp: "NaN" })), eventField("timestamp", NOT_ISO)],
-		["a quantity that overflows to Infinity", () => text('{"event":"a","usage":{"sku":"s","quantity":1e400}}'), eventField("usage.quantity", "must be finite")],
-		["a quantity that overflows to -Infinity", () => text('{"event":"a","usage":{"sku":"s","quantity":-1e400}}'), eventField("usage.quantity", "must be finite")],
+		[
+			"a quantity that overflows to Infinity",
+			() => text('{"event":"a","usage":{"sku":"s","quantity":1e400}}'),
+			eventField("usage.quantity", "must be finite"),
+		],
+		[
+			"a quantity that overflows to -Infinity",
+			() => text('{"event":"a","usage":{"sku":"s","quantity":-1e400}}'),
+			eventField("usage.quantity", "must be finite"),
+		],
 		["a negative quantity", () => json(withUsage({ quantity: -1 })), eventField("usage.quantity", "must be ≥ 0")],
-		["a quantity with 7 fraction digits", () => json(withUsage({ quantity: 1.1234567 })), eventField("usage.quantity", "has more than 6 fraction digits")],
-		["quantity 1e-7", () => text('{"event":"a","usage":{"sku":"s","quantity":1e-7}}'), eventField("usage.quantity", "has more than 6 fraction digits")],
+		[
+			"a quantity with 7 fraction digits",
+			() => json(withUsage({ quantity: 1.1234567 })),
+			eventField("usage.quantity", "has more than 6 fraction digits"),
+		],
+		[
+			"quantity 1e-7",
+			() => text('{"event":"a","usage":{"sku":"s","quantity":1e-7}}'),
+			eventField("usage.quantity", "has more than 6 fraction digits"),
+		],
 		["a quantity over 9e9", () => json(withUsage({ quantity: 9_000_000_001 })), eventField("usage.quantity", "must be ≤ 9000000000")],
 		["quantity 1e300", () => json(withUsage({ quantity: 1e300 })), eventField("usage.quantity", "must be ≤ 9000000000")],
 		// Timestamps
-		["a timestamp 35 days and 1 second ago", (now) => json(ev({ timestamp: now - 35 * DAY - 1000 })), eventField("timestamp", "is more than 35 days in the past (older events cannot be deduplicated)")],
-		["a timestamp of epoch 0", () => json(ev({ timestamp: 0 })), eventField("timestamp", "is more than 35 days in the past (older events cannot be deduplicated)")],
-		["a negative epoch timestamp", () => json(ev({ timestamp: -8_640_000_000_000_000 })), eventField("timestamp", "is more than 35 days in the past (older events cannot be deduplicated)")],
-		["a timestamp 5 minutes and 1 second ahead", (now) => json(ev({ timestamp: now + 5 * MINUTE + 1000 })), eventField("timestamp", "is more than 5 minutes in the future")],
-		["an ISO timestamp in the year 9999", () => json(ev({ timestamp: "9999-12-31T23:59:59Z" })), eventField("timestamp", "is more than 5 minutes in the future")],
+		[
+			"a timestamp 35 days and 1 second ago",
+			(now) => json(ev({ timestamp: now - 35 * DAY - 1000 })),
+			eventField("timestamp", "is more than 35 days in the past (older events cannot be deduplicated)"),
+		],
+		[
+			"a timestamp of epoch 0",
+			() => json(ev({ timestamp: 0 })),
+			eventField("timestamp", "is more than 35 days in the past (older events cannot be deduplicated)"),
+		],
+		[
+			"a negative epoch timestamp",
+			() => json(ev({ timestamp: -8_640_000_000_000_000 })),
+			eventField("timestamp", "is more than 35 days in the past (older events cannot be deduplicated)"),
+		],
+		[
+			"a timestamp 5 minutes and 1 second ahead",
+			(now) => json(ev({ timestamp: now + 5 * MINUTE + 1000 })),
+			eventField("timestamp", "is more than 5 minutes in the future"),
+		],
+		[
+			"an ISO timestamp in the year 9999",
+			() => json(ev({ timestamp: "9999-12-31T23:59:59Z" })),
+			eventField("timestamp", "is more than 5 minutes in the future"),
+		],
 		["February 30th", () => json(ev({ timestamp: "2026-02-30T00:00:00Z" })), eventField("timestamp", NOT_ISO)],
 		["month 13", () => json(ev({ timestamp: "2026-13-01T00:00:00Z" })), eventField("timestamp", NOT_ISO)],
 		["minute 60 of today", (now) => json(ev({ timestamp: `${iso(now).slice(0, 10)}T00:60:00Z` })), eventField("timestamp", NOT_ISO)],
 		["a leap second", (now) => json(ev({ timestamp: `${iso(now - DAY).slice(0, 10)}T23:59:60Z` })), eventField("timestamp", NOT_ISO)],
 		["a date without a time", (now) => json(ev({ timestamp: iso(now).slice(0, 10) })), eventField("timestamp", NOT_ISO)],
 		["a date-time without a zone", (now) => json(ev({ timestamp: iso(now).slice(0, 19) })), eventField("timestamp", NOT_ISO)],
-		["a non-integer epoch timestamp", (now) => json(ev({ timestamp: now - 0.5 })), eventField("timestamp", "epoch milliseconds must be an integer")],
+		[
+			"a non-integer epoch timestamp",
+			(now) => json(ev({ timestamp: now - 0.5 })),
+			eventField("timestamp", "epoch milliseconds must be an integer"),
+		],
 		["an epoch past 2^53", () => json(ev({ timestamp: 2 ** 53 })), eventField("timestamp", "epoch milliseconds must be an integer")],
-		["1e999 as timestamp", () => text('{"event":"a","timestamp":1e999}'), eventField("timestamp", "epoch milliseconds must be an integer")],
+		[
+			"1e999 as timestamp",
+			() => text('{"event":"a","timestamp":1e999}'),
+			eventField("timestamp", "epoch milliseconds must be an integer"),
+		],
 		// Wrong types
 		["a numeric id", () => json(ev({ id: 42 })), eventField("id", "must be a string")],
 		["a numeric event name", () => json(ev({ event: 5 })), eventField("event", "must be a string")],
 		["a missing event name", () => json({ id: "e1" }), eventField("event", "must be a string")],
-		["a boolean timestamp", () => json(ev({ timestamp: true })), eventField("timestamp", "must be an ISO 8601 string or epoch milliseconds")],
+		[
+			"a boolean timestamp",
+			() => json(ev({ timestamp: true })),
+			eventField("timestamp", "must be an ISO 8601 string or epoch milliseconds"),
+		],
 		["an object userId", () => json(ev({ userId: { $ne: null } })), eventField("userId", "must be a string")],
 		["an array sessionId", () => json(ev({ sessionId: ["s1"] })), eventField("sessionId", "must be a string")],
 		["properties that are an array", () => json(ev({ properties: [{ a: 1 }] })), eventField("properties", "must be an object")],
 		["properties that are a string", () => json(ev({ properties: "{}" })), eventField("properties", "must be an object")],
 		["null properties", () => json(ev({ properties: null })), eventField("properties", "must be an object")],
 		["performance that is a string", () => json(ev({ performance: "fast" })), eventField("performance", "must be an object")],
-		["a negative duration", () => json(ev({ performance: { duration: -1 } })), eventField("performance.duration", "must be a number of milliseconds from 0 to 86400000")],
-		["a string duration", () => json(ev({ performance: { duration: "12" } })), eventField("performance.duration", "must be a number of milliseconds from 0 to 86400000")],
+		[
+			"a negative duration",
+			() => json(ev({ performance: { duration: -1 } })),
+			eventField("performance.duration", "must be a number of milliseconds from 0 to 86400000"),
+		],
+		[
+			"a string duration",
+			() => json(ev({ performance: { duration: "12" } })),
+			eventField("performance.duration", "must be a number of milliseconds from 0 to 86400000"),
+		],
 		// Two of these would sum to Infinity, which D1 stores as NULL: every duration is bounded by a day.
-		["a duration of 1e308", () => json(ev({ performance: { duration: 1e308 } })), eventField("performance.duration", "must be a number of milliseconds from 0 to 86400000")],
-		["a duration of a day and a millisecond", () => json(ev({ performance: { duration: 86_400_001 } })), eventField("performance.duration", "must be a number of milliseconds from 0 to 86400000")],
-		["statusCode 99", () => json(ev({ performance: { statusCode: 99 } })), eventField("performance.statusCode", "must be an integer 100-599")],
-		["statusCode 600", () => json(ev({ performance: { statusCode: 600 } })), eventField("performance.statusCode", "must be an integer 100-599")],
-		["statusCode 200.5", () => json(ev({ performance: { statusCode: 200.5 } })), eventField("performance.statusCode", "must be an integer 100-599")],
+		[
+			"a duration of 1e308",
+			() => json(ev({ performance: { duration: 1e308 } })),
+			eventField("performance.duration", "must be a number of milliseconds from 0 to 86400000"),
+		],
+		[
+			"a duration of a day and a millisecond",
+			() => json(ev({ performance: { duration: 86_400_001 } })),
+			eventField("performance.duration", "must be a number of milliseconds from 0 to 86400000"),
+		],
+		[
+			"statusCode 99",
+			() => json(ev({ performance: { statusCode: 99 } })),
+			eventField("performance.statusCode", "must be an integer 100-599"),
+		],
+		[
+			"statusCode 600",
+			() => json(ev({ performance: { statusCode: 600 } })),
+			eventField("performance.statusCode", "must be an integer 100-599"),
+		],
+		[
+			"statusCode 200.5",
+			() => json(ev({ performance: { statusCode: 200.5 } })),
+			eventField("performance.statusCode", "must be an integer 100-599"),
+		],
 		["usage that is an array", () => json(ev({ usage: [{ sku: "s", quantity: 1 }] })), eventField("usage", "must be an object")],
 		["an empty sku", () => json(withUsage({ sku: "" })), eventField("usage.sku", "must be 1-128 characters")],
 		["a numeric sku", () => json(withUsage({ sku: 5 })), eventField("usage.sku", "must be a string")],
@@ -383,18 +547,81 @@ describe("method and path abuse", () => {
 		["POST", "/v1%2Fevents", "write", 404, "not_found", null],
 		["POST", "/v1/events/extra", "write", 404, "not_found", null],
 		["GET", `/v1/${"a".repeat(100_000)}`, "read", 404, "not_found", null],
-		["DELETE", "/v1/admin/keys/%E0%A4%A", "admin", 400, "invalid_request", [{ path: "prefix", message: "is not valid percent-encoding" }]],
+		[
+			"DELETE",
+			"/v1/admin/keys/%E0%A4%A",
+			"admin",
+			400,
+			"invalid_request",
+			[{ path: "prefix", message: "is not valid percent-encoding" }],
+		],
 		["DELETE", "/v1/admin/keys/%E0%A4%A", "write", 401, "unauthorized", null],
-		["DELETE", "/v1/admin/dead-letters/%ZZ", "admin", 400, "invalid_request", [{ path: "id", message: "is not valid percent-encoding" }]],
+		[
+			"DELETE",
+			"/v1/admin/dead-letters/%ZZ",
+			"admin",
+			400,
+			"invalid_request",
+			[{ path: "id", message: "is not valid percent-encoding" }],
+		],
 		["DELETE", "/v1/admin/keys/ml_w_AAAAAAAA", "admin", 404, "not_found", null],
-		["DELETE", "/v1/admin/keys/short", "admin", 400, "invalid_request", [{ path: "prefix", message: "must be the key's first 13 characters" }]],
+		[
+			"DELETE",
+			"/v1/admin/keys/short",
+			"admin",
+			400,
+			"invalid_request",
+			[{ path: "prefix", message: "must be the key's first 13 characters" }],
+		],
 		["GET", "/v1/usage?%ZZ=1", "read", 400, "invalid_request", [{ path: "%ZZ", message: "unknown query parameter" }]],
-		["GET", "/v1/usage?from=%E0%A4%A", "read", 400, "invalid_request", [{ path: "from", message: "must be an ISO 8601 date or date-time" }]],
-		["GET", `/v1/stats?granularity=${"x".repeat(50_000)}`, "read", 400, "invalid_request", [{ path: "granularity", message: "must be one of minute, hour, day" }]],
-		["GET", "/v1/usage?from=0000-01-01&to=9999-12-31&granularity=month", "read", 400, "invalid_request", [{ path: "granularity", message: expect.any(String) }]],
-		["GET", "/v1/admin/dead-letters?cursor=9999999999999999", "admin", 400, "invalid_request", [{ path: "cursor", message: "must be a cursor from a previous page" }]],
-		["GET", "/v1/admin/dead-letters?limit=1e2", "admin", 400, "invalid_request", [{ path: "limit", message: "must be an integer 1-100" }]],
-		["GET", "/v1/admin/dead-letters?secret=1", "admin", 400, "invalid_request", [{ path: "secret", message: "unknown query parameter" }]],
+		[
+			"GET",
+			"/v1/usage?from=%E0%A4%A",
+			"read",
+			400,
+			"invalid_request",
+			[{ path: "from", message: "must be an ISO 8601 date or date-time" }],
+		],
+		[
+			"GET",
+			`/v1/stats?granularity=${"x".repeat(50_000)}`,
+			"read",
+			400,
+			"invalid_request",
+			[{ path: "granularity", message: "must be one of minute, hour, day" }],
+		],
+		[
+			"GET",
+			"/v1/usage?from=0000-01-01&to=9999-12-31&granularity=month",
+			"read",
+			400,
+			"invalid_request",
+			[{ path: "granularity", message: expect.any(String) }],
+		],
+		[
+			"GET",
+			"/v1/admin/dead-letters?cursor=9999999999999999",
+			"admin",
+			400,
+			"invalid_request",
+			[{ path: "cursor", message: "must be a cursor from a previous page" }],
+		],
+		[
+			"GET",
+			"/v1/admin/dead-letters?limit=1e2",
+			"admin",
+			400,
+			"invalid_request",
+			[{ path: "limit", message: "must be an integer 1-100" }],
+		],
+		[
+			"GET",
+			"/v1/admin/dead-letters?secret=1",
+			"admin",
+			400,
+			"invalid_request",
+			[{ path: "secret", message: "unknown query parameter" }],
+		],
 		["POST", "/v1/events?ack=%00", "write", 400, "invalid_request", [{ path: "ack", message: 'must be "durable" or absent' }]],
 	];
 
@@ -409,12 +636,20 @@ describe("method and path abuse", () => {
 	});
 
 	it("percent-decodes a tenant id in the key route and finds no such tenant", async () => {
-		const response = await call("/v1/admin/tenants/a%2Fb/keys", { method: "POST", key: ADMIN_TOKEN, body: JSON.stringify({ scope: "read" }) });
+		const response = await call("/v1/admin/tenants/a%2Fb/keys", {
+			method: "POST",
+			key: ADMIN_TOKEN,
+			body: JSON.stringify({ scope: "read" }),
+		});
 		await expectError(response, 404, "not_found");
 	});
 
 	it("answers 400 naming the tenant id for broken percent-encoding in the key route", async () => {
-		const response = await call("/v1/admin/tenants/%ZZ/keys", { method: "POST", key: ADMIN_TOKEN, body: JSON.stringify({ scope: "read" }) });
+		const response = await call("/v1/admin/tenants/%ZZ/keys", {
+			method: "POST",
+			key: ADMIN_TOKEN,
+			body: JSON.stringify({ scope: "read" }),
+		});
 		await expectError(response, 400, "invalid_request", [{ path: "id", message: "is not valid percent-encoding" }]);
 	});
 

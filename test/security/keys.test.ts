@@ -92,20 +92,40 @@ describe("key storage", () => {
 		const revoked = await issueKey(tenant.id, "read");
 		expect((await revoke(revoked.prefix)).status).toBe(200);
 		// Put traffic through the pipeline with the keys, so the tables that record it hold rows too.
-		expect((await call("/v1/events?ack=durable", { method: "POST", key: write.key, body: '{"event":"a","usage":{"sku":"s","quantity":1}}' })).status).toBe(202);
+		expect(
+			(
+				await call("/v1/events?ack=durable", {
+					method: "POST",
+					key: write.key,
+					body: '{"event":"a","usage":{"sku":"s","quantity":1}}',
+				})
+			).status,
+		).toBe(202);
 		expect((await call("/v1/events?ack=durable", { method: "POST", key: tenant.writeKey, body: '{"event":"b"}' })).status).toBe(202);
 		expect((await call("/v1/flush", { method: "POST", key: read.key })).status).toBe(200);
 		expect((await call("/v1/usage", { key: tenant.readKey })).status).toBe(200);
 		const keys = [tenant.writeKey, tenant.readKey, write.key, read.key, revoked.key];
 
 		const { tables, values } = await everyStoredText();
-		expect(tables).toEqual(expect.arrayContaining(["api_keys", "tenants", "usage_rollups", "event_rollups", "flushes", "dead_letters", "producer_metrics"]));
+		expect(tables).toEqual(
+			expect.arrayContaining([
+				"api_keys",
+				"tenants",
+				"usage_rollups",
+				"event_rollups",
+				"flushes",
+				"dead_letters",
+				"producer_metrics",
+			]),
+		);
 		for (const key of keys) {
 			const leaks = values.filter(({ value }) => value.includes(key) || value.includes(key.slice(13)));
 			expect(leaks).toEqual([]);
 			// The scan does read api_keys: it finds each key's public prefix and hash, and nothing more.
 			const hash = await sha256Hex(key);
-			expect(values.filter(({ value }) => value === key.slice(0, 13))).toEqual([{ table: "api_keys", column: "prefix", value: key.slice(0, 13) }]);
+			expect(values.filter(({ value }) => value === key.slice(0, 13))).toEqual([
+				{ table: "api_keys", column: "prefix", value: key.slice(0, 13) },
+			]);
 			expect(values.filter(({ value }) => value === hash)).toEqual([{ table: "api_keys", column: "key_hash", value: hash }]);
 		}
 	});
@@ -113,8 +133,16 @@ describe("key storage", () => {
 	it("stores an issued key as its hash, prefix, tenant and scope", async () => {
 		const tenant = await createTenant();
 		const issued = await issueKey(tenant.id, "read");
-		const row = await env.DB.prepare("SELECT key_hash, prefix, tenant_id, scope, revoked_at FROM api_keys WHERE prefix = ?1").bind(issued.prefix).first();
-		expect(row).toEqual({ key_hash: await sha256Hex(issued.key), prefix: issued.prefix, tenant_id: tenant.id, scope: "read", revoked_at: null });
+		const row = await env.DB.prepare("SELECT key_hash, prefix, tenant_id, scope, revoked_at FROM api_keys WHERE prefix = ?1")
+			.bind(issued.prefix)
+			.first();
+		expect(row).toEqual({
+			key_hash: await sha256Hex(issued.key),
+			prefix: issued.prefix,
+			tenant_id: tenant.id,
+			scope: "read",
+			revoked_at: null,
+		});
 	});
 });
 
@@ -166,15 +194,29 @@ describe("revoking keys", () => {
 		const first = await revoke(issued.prefix);
 		expect(first.status).toBe(200);
 		expect(await first.json()).toEqual({ revoked: issued.prefix, effectiveWithinMs: 60_000 });
-		const row = await env.DB.prepare("SELECT revoked_at FROM api_keys WHERE prefix = ?1").bind(issued.prefix).first<{ revoked_at: string }>();
+		const row = await env.DB.prepare("SELECT revoked_at FROM api_keys WHERE prefix = ?1")
+			.bind(issued.prefix)
+			.first<{ revoked_at: string }>();
 		expect(row!.revoked_at).toMatch(/^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}\.\d{3}Z$/);
 		await expectError(await revoke(issued.prefix), 404, "not_found");
 	});
 
 	it.each([
 		["an unknown prefix", "ml_w_ZZZZZZZZ", 404, "not_found", undefined],
-		["a prefix of 12 characters", "ml_w_ZZZZZZZ", 400, "invalid_request", [{ path: "prefix", message: "must be the key's first 13 characters" }]],
-		["a whole key", `ml_w_${"Z".repeat(32)}`, 400, "invalid_request", [{ path: "prefix", message: "must be the key's first 13 characters" }]],
+		[
+			"a prefix of 12 characters",
+			"ml_w_ZZZZZZZ",
+			400,
+			"invalid_request",
+			[{ path: "prefix", message: "must be the key's first 13 characters" }],
+		],
+		[
+			"a whole key",
+			`ml_w_${"Z".repeat(32)}`,
+			400,
+			"invalid_request",
+			[{ path: "prefix", message: "must be the key's first 13 characters" }],
+		],
 	])("answers %s with %i", async (_, prefix, status, code, details) => {
 		await expectError(await revoke(prefix), status, code, details);
 	});
@@ -256,7 +298,12 @@ describe("key verification during a D1 outage", () => {
 		const refused = await verifyKey({ ...env, DB: outage.db }, tenant.writeKey, ["write"]).catch((err: unknown) => err);
 		expect(refused).toBeInstanceOf(ApiError);
 		const { status, code, message, headers } = refused as ApiError;
-		expect({ status, code, message, headers }).toEqual({ status: 503, code: "unavailable", message: "Key verification is unavailable; retry shortly", headers: { "retry-after": "5" } });
+		expect({ status, code, message, headers }).toEqual({
+			status: 503,
+			code: "unavailable",
+			message: "Key verification is unavailable; retry shortly",
+			headers: { "retry-after": "5" },
+		});
 		expect(errors).toHaveBeenCalledWith("key lookup failed", expect.objectContaining({ message: "D1 unavailable" }));
 
 		// Through the Worker: the same 503 in the one error shape, and nothing enqueued.

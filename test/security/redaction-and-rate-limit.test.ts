@@ -64,7 +64,20 @@ describe("redaction", () => {
 		const result = await enqueuedProperties(eventsRequest(JSON.stringify({ event: "a", properties }), tenant.writeKey));
 		expect(result).toEqual({
 			status: 202,
-			properties: [{ PASSWORD: R, Secret: R, TOKEN: R, Authorization: R, APIKEY: R, apikey: R, CreditCard: R, CARDNUMBER: R, Ssn: R, nested: [{ PassWord: R, ApiKey: R }] }],
+			properties: [
+				{
+					PASSWORD: R,
+					Secret: R,
+					TOKEN: R,
+					Authorization: R,
+					APIKEY: R,
+					apikey: R,
+					CreditCard: R,
+					CARDNUMBER: R,
+					Ssn: R,
+					nested: [{ PassWord: R, ApiKey: R }],
+				},
+			],
 		});
 	});
 

@@ -21,7 +21,9 @@ export async function insertDeadLetters(db: D1Database, rows: NewDeadLetter[]): 
 		 ON CONFLICT (id) DO UPDATE SET error = excluded.error, attempts = attempts + excluded.attempts,
 		   last_failed_at = excluded.last_failed_at, replayed_at = NULL`,
 	);
-	await db.batch(rows.map((row) => statement.bind(row.id, row.tenant, row.body, row.error, row.attempts, row.first_failed_at, row.last_failed_at)));
+	await db.batch(
+		rows.map((row) => statement.bind(row.id, row.tenant, row.body, row.error, row.attempts, row.first_failed_at, row.last_failed_at)),
+	);
 }
 
 /** One page of dead letters after `afterSeq`, oldest first, optionally for one tenant. */
@@ -70,7 +72,10 @@ export const RECENT_DEAD_LETTERS = "SELECT count(*) AS n FROM (SELECT 1 FROM dea
 
 /** Dead letters that failed since `since`, counted up to `cap` (`capped` when there are more). */
 export async function recentDeadLetters(db: D1Database, since: string, cap: number): Promise<{ count: number; capped: boolean }> {
-	const { n } = (await db.prepare(RECENT_DEAD_LETTERS).bind(since, cap + 1).first<{ n: number }>())!;
+	const { n } = (await db
+		.prepare(RECENT_DEAD_LETTERS)
+		.bind(since, cap + 1)
+		.first<{ n: number }>())!;
 	return { count: Math.min(n, cap), capped: n > cap };
 }
 

@@ -37,7 +37,13 @@ const ROWS_PER_INSERT = Math.floor((MAX_BINDS - 3) / 4);
  * than keepMs and beyond the newest perTenant. Few statements, since each counts against a
  * Worker's D1 query limit.
  */
-export async function insertRejections(db: D1Database, tenant: string, source: RejectionSource, receivedAt: number, rows: NewRejection[]): Promise<void> {
+export async function insertRejections(
+	db: D1Database,
+	tenant: string,
+	source: RejectionSource,
+	receivedAt: number,
+	rows: NewRejection[],
+): Promise<void> {
 	const statements: D1PreparedStatement[] = [];
 	for (let start = 0; start < rows.length; start += ROWS_PER_INSERT) {
 		const binds: (string | null)[] = [tenant, new Date(receivedAt).toISOString(), source];
@@ -46,19 +52,33 @@ export async function insertRejections(db: D1Database, tenant: string, source: R
 			const n = binds.length;
 			return `(?1, ?2, ?3, ?${n - 3}, ?${n - 2}, ?${n - 1}, ?${n})`;
 		});
-		statements.push(db.prepare(`INSERT INTO rejections (tenant, received_at, source, event_id, place, issues, body) VALUES ${tuples.join(", ")}`).bind(...binds));
+		statements.push(
+			db
+				.prepare(`INSERT INTO rejections (tenant, received_at, source, event_id, place, issues, body) VALUES ${tuples.join(", ")}`)
+				.bind(...binds),
+		);
 	}
 	statements.push(
-		db.prepare("DELETE FROM rejections WHERE tenant = ?1 AND received_at < ?2").bind(tenant, new Date(receivedAt - REJECTION_LIMITS.keepMs).toISOString()),
 		db
-			.prepare("DELETE FROM rejections WHERE tenant = ?1 AND seq <= (SELECT seq FROM rejections WHERE tenant = ?1 ORDER BY seq DESC LIMIT 1 OFFSET ?2)")
+			.prepare("DELETE FROM rejections WHERE tenant = ?1 AND received_at < ?2")
+			.bind(tenant, new Date(receivedAt - REJECTION_LIMITS.keepMs).toISOString()),
+		db
+			.prepare(
+				"DELETE FROM rejections WHERE tenant = ?1 AND seq <= (SELECT seq FROM rejections WHERE tenant = ?1 ORDER BY seq DESC LIMIT 1 OFFSET ?2)",
+			)
 			.bind(tenant, REJECTION_LIMITS.perTenant),
 	);
 	await db.batch(statements);
 }
 
 /** One page of the tenant's rejections with seq below `beforeSeq`, newest first, within keepMs of `now`. */
-export async function listRejections(db: D1Database, tenant: string, beforeSeq: number, limit: number, now: number): Promise<RejectionRow[]> {
+export async function listRejections(
+	db: D1Database,
+	tenant: string,
+	beforeSeq: number,
+	limit: number,
+	now: number,
+): Promise<RejectionRow[]> {
 	const { results } = await db
 		.prepare(
 			`SELECT seq, received_at, source, event_id, place, issues, body FROM rejections

@@ -80,15 +80,26 @@ export type Granularity = keyof typeof BUCKET_PREFIX;
  * of the granularity) and per remaining key. With `compacted`, rows folded into the coarser
  * table count too; the two never hold the same data, since folding moves rows in one transaction.
  */
-export function rollupReport(db: D1Database, spec: RollupSpec, tenant: string, from: string, to: string, granularity: Granularity, compacted = true): D1PreparedStatement {
+export function rollupReport(
+	db: D1Database,
+	spec: RollupSpec,
+	tenant: string,
+	from: string,
+	to: string,
+	granularity: Granularity,
+	compacted = true,
+): D1PreparedStatement {
 	const keys = spec.keys.filter((key) => key !== spec.time);
 	const stored = sqlColumns(spec).filter((column) => column !== spec.time);
-	const source = (table: string, time: string) => `SELECT ${time} AS t, ${stored.join(", ")} FROM ${table} WHERE tenant = ?1 AND ${time} >= ?2 AND ${time} < ?3`;
+	const source = (table: string, time: string) =>
+		`SELECT ${time} AS t, ${stored.join(", ")} FROM ${table} WHERE tenant = ?1 AND ${time} >= ?2 AND ${time} < ?3`;
 	const sources = [source(spec.table, spec.time)];
 	if (compacted && spec.compacted) sources.push(source(spec.compacted.table, spec.compacted.time));
 	const groups = ["bucket", ...keys].join(", ");
 	return db
-		.prepare(`SELECT substr(t, 1, ?4) AS bucket, ${selectList(spec, true)} FROM (${sources.join(" UNION ALL ")}) GROUP BY ${groups} ORDER BY ${groups}`)
+		.prepare(
+			`SELECT substr(t, 1, ?4) AS bucket, ${selectList(spec, true)} FROM (${sources.join(" UNION ALL ")}) GROUP BY ${groups} ORDER BY ${groups}`,
+		)
 		.bind(tenant, from, to, BUCKET_PREFIX[granularity]);
 }
 

@@ -18,7 +18,9 @@ export function findKeyByPrefix(db: D1Database, prefix: string): Promise<ApiKeyR
 
 export async function insertKey(db: D1Database, tenant: string, key: NewKey, now: string): Promise<boolean> {
 	const result = await db
-		.prepare("INSERT INTO api_keys (key_hash, prefix, tenant_id, scope, created_at) SELECT ?1, ?2, ?3, ?4, ?5 WHERE EXISTS (SELECT 1 FROM tenants WHERE id = ?3)")
+		.prepare(
+			"INSERT INTO api_keys (key_hash, prefix, tenant_id, scope, created_at) SELECT ?1, ?2, ?3, ?4, ?5 WHERE EXISTS (SELECT 1 FROM tenants WHERE id = ?3)",
+		)
 		.bind(key.hash, key.prefix, tenant, key.scope, now)
 		.run();
 	return result.meta.changes === 1;
@@ -57,6 +59,9 @@ export async function insertTenant(db: D1Database, id: string, name: string, key
 
 /** Up to `limit` tenant ids after `after` (every id sorts after ""), in id order. */
 export async function listTenantIds(db: D1Database, after: string, limit: number): Promise<string[]> {
-	const { results } = await db.prepare("SELECT id FROM tenants WHERE id > ?1 ORDER BY id LIMIT ?2").bind(after, limit).all<{ id: string }>();
+	const { results } = await db
+		.prepare("SELECT id FROM tenants WHERE id > ?1 ORDER BY id LIMIT ?2")
+		.bind(after, limit)
+		.all<{ id: string }>();
 	return results.map((row) => row.id);
 }
