@@ -15,7 +15,8 @@ import { measureFreshness } from "./freshness.ts";
 import { measureIngest } from "./ingest.ts";
 import { measureOperations } from "./operations.ts";
 import { progressBar, type Phase } from "./progress.ts";
-import { evaluateGoals, renderReport } from "./report.ts";
+import { evaluateGoals } from "./goals.ts";
+import { renderReport } from "./report.ts";
 import { MEASUREMENTS, type BenchResults, type Measurement } from "./results.ts";
 import { totalOf } from "./support.ts";
 

@@ -1,22 +1,10 @@
 // createAnalytics: the hot path only builds an event and pushes it; batches leave by size, by
 // timer or on flush(), one send at a time, always inside ctx.waitUntil. Nothing here throws.
-import { EVENT_LIMITS } from "../event/model.js";
-import { prepare, type Pending, type PrepareConfig } from "./events.js";
-import type { RetryPolicy } from "./retry.js";
+import { errorFacts, prepare, type Pending, type PrepareConfig } from "./events.js";
+import { defaultOnError, resolveOptions } from "./options.js";
 import { senderFor, type Prepared, type Sender } from "./transports.js";
 import type { Analytics, AnalyticsOptions, AnalyticsStats, ContextLike, ErrorInfo, Properties, Transport } from "./types.js";
 import { uuidv7 } from "../shared/ids.js";
-
-const DEFAULTS = { batchSize: 20, flushInterval: 1000, maxQueue: 1000, retries: 3, retryDelay: 100, maxRetryDelay: 10_000 };
-
-/** A whole number within [min, max], or the default. */
-function option(value: unknown, fallback: number, min: number, max = Number.MAX_SAFE_INTEGER): number {
-	return typeof value === "number" && Number.isFinite(value) ? Math.min(max, Math.max(min, Math.floor(value))) : fallback;
-}
-
-function defaultOnError(error: unknown, info: ErrorInfo): void {
-	console.error(`meterline: ${info.stage} failed (${info.events} event${info.events === 1 ? "" : "s"})`, error);
-}
 
 /** An analytics client for one request (or one queue batch, or one scheduled run). */
 export function createAnalytics(ctx: ContextLike, transport: Transport, options: AnalyticsOptions = {}): Analytics {
@@ -35,6 +23,9 @@ export function newClient(ctx: ContextLike, transport: Transport | (() => Transp
 		return new Client(ctx, {} as Transport, {});
 	}
 }
+
+/** What an event carries besides its name; every field optional. */
+type Extra = Partial<Pick<Pending, "properties" | "performance" | "usage" | "error">>;
 
 export class Client implements Analytics {
 	private readonly buffer: Pending[] = [];
@@ -59,26 +50,15 @@ export class Client implements Analytics {
 		transport: Transport | (() => Transport),
 		options: AnalyticsOptions,
 	) {
-		this.batchSize = option(options.batchSize, DEFAULTS.batchSize, 1, EVENT_LIMITS.maxEventsPerBatch);
-		// Timers overflow past 2^31 - 1 ms and would fire at once.
-		this.flushInterval = option(options.flushInterval, DEFAULTS.flushInterval, 0, 2_147_483_647);
-		this.maxQueue = option(options.maxQueue, DEFAULTS.maxQueue, 1);
-		this.onError = typeof options.onError === "function" ? options.onError : defaultOnError;
-		this.userId = typeof options.userId === "string" ? options.userId : undefined;
-		this.sessionId = typeof options.sessionId === "string" ? options.sessionId : undefined;
-		let redact: ReadonlySet<string> = new Set();
-		try {
-			redact = new Set((options.redact ?? []).map((key) => String(key).toLowerCase()));
-		} catch (err) {
-			this.report(err, "track", 0);
-		}
-		const defaults = options.defaults !== null && typeof options.defaults === "object" ? options.defaults : undefined;
-		this.config = { defaults, redact };
-		const policy: RetryPolicy = {
-			retries: option(options.retries, DEFAULTS.retries, 0),
-			retryDelay: option(options.retryDelay, DEFAULTS.retryDelay, 0),
-			maxRetryDelay: option(options.maxRetryDelay, DEFAULTS.maxRetryDelay, 0),
-		};
+		const resolved = resolveOptions(options);
+		this.batchSize = resolved.batchSize;
+		this.flushInterval = resolved.flushInterval;
+		this.maxQueue = resolved.maxQueue;
+		this.onError = resolved.onError;
+		this.userId = resolved.userId;
+		this.sessionId = resolved.sessionId;
+		this.config = resolved.config;
+		const policy = resolved.policy;
 		let send: Sender;
 		try {
 			send = senderFor(typeof transport === "function" ? transport() : transport, policy);
@@ -93,7 +73,7 @@ export class Client implements Analytics {
 			if (typeof event !== "string" || event.length === 0) return this.reject("track(event) needs a non-empty event name");
 			if (properties !== undefined && (typeof properties !== "object" || properties === null))
 				return this.reject("track(event, properties) needs an object");
-			this.push(event, properties, undefined, undefined, undefined);
+			this.push(event, { properties });
 		} catch (err) {
 			this.report(err, "track", 1);
 		}
@@ -105,7 +85,7 @@ export class Client implements Analytics {
 			if (traits !== undefined && (typeof traits !== "object" || traits === null))
 				return this.reject("identify(userId, traits) needs an object");
 			this.userId = userId;
-			this.push("$identify", traits, undefined, undefined, undefined);
+			this.push("$identify", { properties: traits });
 		} catch (err) {
 			this.report(err, "track", 1);
 		}
@@ -117,7 +97,7 @@ export class Client implements Analytics {
 			if (typeof quantity !== "number" && typeof quantity !== "string")
 				return this.reject("usage(sku, quantity) needs a number or a decimal string");
 			if (unit !== undefined && typeof unit !== "string") return this.reject("usage(sku, quantity, unit) needs a string unit");
-			this.push("$usage", undefined, undefined, unit === undefined ? { sku, quantity } : { sku, quantity, unit }, undefined);
+			this.push("$usage", { usage: unit === undefined ? { sku, quantity } : { sku, quantity, unit } });
 		} catch (err) {
 			this.report(err, "track", 1);
 		}
@@ -128,7 +108,7 @@ export class Client implements Analytics {
 			if (context !== undefined && (typeof context !== "object" || context === null))
 				return this.reject("trackError(error, context) needs an object");
 			const facts = errorFacts(error);
-			this.push("$error", context, { statusCode: 500 }, undefined, facts);
+			this.push("$error", { properties: context, performance: { statusCode: 500 }, error: facts });
 		} catch (err) {
 			this.report(err, "track", 1);
 		}
@@ -140,7 +120,7 @@ export class Client implements Analytics {
 			if (typeof durationMs !== "number") return this.reject("trackPerformance(name, durationMs) needs a number");
 			if (properties !== undefined && (typeof properties !== "object" || properties === null))
 				return this.reject("trackPerformance(name, durationMs, properties) needs an object");
-			this.push(name, properties, { duration: durationMs }, undefined, undefined);
+			this.push(name, { properties, performance: { duration: durationMs } });
 		} catch (err) {
 			this.report(err, "track", 1);
 		}
@@ -163,20 +143,14 @@ export class Client implements Analytics {
 	/** Any event with performance figures; the middleware records requests with it. */
 	record(event: string, properties: Properties | undefined, performance: Pending["performance"]): void {
 		try {
-			this.push(event, properties, performance, undefined, undefined);
+			this.push(event, { properties, performance });
 		} catch (err) {
 			this.report(err, "track", 1);
 		}
 	}
 
 	/** The hot path: one id, one object, one push; a full buffer or the first event schedules work. */
-	private push(
-		event: string,
-		properties: Properties | undefined,
-		performance: Pending["performance"],
-		usage: Pending["usage"],
-		error: Pending["error"],
-	): void {
+	private push(event: string, { properties, performance, usage, error }: Extra): void {
 		const timestamp = Date.now();
 		this.buffer.push({
 			id: uuidv7(timestamp),
@@ -302,17 +276,4 @@ export class Client implements Analytics {
 			if (unsettled > 0) settle(unsettled, err);
 		}
 	}
-}
-
-/** Name, message and stack of anything thrown; read now, while the error is as it was. */
-function errorFacts(error: unknown): NonNullable<Pending["error"]> {
-	if (typeof error === "object" && error !== null) {
-		const { name, message, stack } = error as { name?: unknown; message?: unknown; stack?: unknown };
-		return {
-			name: typeof name === "string" ? name : "Error",
-			message: typeof message === "string" ? message : String(error),
-			stack: typeof stack === "string" ? stack : undefined,
-		};
-	}
-	return { name: "Error", message: String(error), stack: undefined };
 }

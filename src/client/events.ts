@@ -76,3 +76,16 @@ export async function stackHash(stack: string | undefined): Promise<string | nul
 	for (let i = 0; i < 8; i++) hex += digest[i]!.toString(16).padStart(2, "0");
 	return hex;
 }
+
+/** Name, message and stack of anything thrown; read now, while the error is as it was. */
+export function errorFacts(error: unknown): NonNullable<Pending["error"]> {
+	if (typeof error === "object" && error !== null) {
+		const { name, message, stack } = error as { name?: unknown; message?: unknown; stack?: unknown };
+		return {
+			name: typeof name === "string" ? name : "Error",
+			message: typeof message === "string" ? message : String(error),
+			stack: typeof stack === "string" ? stack : undefined,
+		};
+	}
+	return { name: "Error", message: String(error), stack: undefined };
+}

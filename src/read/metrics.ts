@@ -42,7 +42,6 @@ export interface TenantMetrics {
  */
 
 export async function tenantMetrics(env: Env, tenant: string): Promise<TenantMetrics> {
-	const hourAgo = new Date(Date.now() - 3_600_000).toISOString();
 	const [producer, aggregator, dead] = await Promise.all([
 		producerMetrics(env.DB, tenant),
 		env.AGGREGATOR.getByName(tenant).metrics() as Promise<AggregatorMetrics>,
