@@ -134,12 +134,10 @@ async function keepRejections(env: Env, batch: ForeignBatch, rejections: Rejecti
 				event_id: typeof id === "string" ? id : null,
 				place,
 				issues: JSON.stringify(
-					issues
-						.slice(0, MAX_ISSUES)
-						.map(({ path, message }) => ({
-							path: path.length > MAX_STORED_PATH ? `${path.slice(0, MAX_STORED_PATH)}…` : path,
-							message,
-						})),
+					issues.slice(0, MAX_ISSUES).map(({ path, message }) => ({
+						path: path.length > MAX_STORED_PATH ? `${path.slice(0, MAX_STORED_PATH)}…` : path,
+						message,
+					})),
 				),
 				body: storedBody(message, redact),
 			};
