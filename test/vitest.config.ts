@@ -45,9 +45,9 @@ export default defineConfig(async () => {
 		test: {
 			root,
 			include: ["test/**/*.test.ts"],
-			// Node-side tests (real SDKs, the benchmark's arithmetic) run under test/sdk/vitest.config.ts.
-			exclude: ["test/sdk/**", "test/bench/**"],
-			setupFiles: ["test/setup/apply-migrations.ts"],
+			// Node-side tests (*.node.test.ts: the real SDKs, the benchmark) run under test/node.vitest.config.ts.
+			exclude: ["**/*.node.test.ts"],
+			setupFiles: ["test/setup.ts"],
 			testTimeout: 60_000,
 		},
 	};

@@ -6,8 +6,8 @@ import { env } from "cloudflare:workers";
 import { describe, expect, it } from "vitest";
 import type { AggregatorOperations } from "../../src/aggregator/snapshot";
 import type { TenantMetrics } from "../../src/read/metrics";
-import { metricsWith } from "../faults/fixtures";
-import { ADMIN_TOKEN, call, createTenant, getJson, uniqueTenantId } from "../helpers/api";
+import { ADMIN_TOKEN, call, createTenant, getJson, uniqueTenantId } from "../helpers";
+import { metricsWith } from "../read/helpers";
 
 interface MetricsPage {
 	tenants: TenantMetrics[];

@@ -1,30 +1,29 @@
 // The flush alarm: armed after ingest, pulled forward when full, idempotent, and pruning the dedupe window.
 import { runDurableObjectAlarm, runInDurableObject } from "cloudflare:test";
 import { describe, expect, it } from "vitest";
-import { uniqueTenantId } from "../helpers/api";
-import { advanceClock, useFrozenClock } from "../helpers/clock";
+import { advanceClock, uniqueTenantId, useFrozenClock } from "../helpers";
 import {
 	aggregator,
 	aggregatorWith,
 	AT,
+	COMPACT_AT,
 	countOnly,
 	d1Events,
 	d1Flushes,
+	d1Rows,
 	d1Usage,
 	DEDUPE_WINDOW_MS,
+	EVENT_HOUR,
 	FLUSH_INTERVAL_MS,
 	FLUSH_MAX_ROWS,
 	freezeClock,
 	FROZEN_AT,
 	incarnation,
 	makeEvent,
-	COMPACT_AT,
-	d1Rows,
-	EVENT_HOUR,
 	pendingRowCount,
 	PRUNE_AT,
 	seenIds,
-} from "./fixtures";
+} from "./helpers";
 import { REFUSED_EXPIRED } from "../../src/aggregator/ingest";
 import { hourOf } from "../../src/aggregator/dedupe";
 

@@ -6,17 +6,16 @@ import { RETRY_POLICIES } from "../../src/aggregator/state";
 
 const OUTBOX_BACKOFF = RETRY_POLICIES.outbox;
 import { POINT_COLUMNS, type DataPoint } from "../../src/sinks/analytics";
-import { uniqueTenantId } from "../helpers/api";
-import { advanceClock, useFrozenClock } from "../helpers/clock";
+import { advanceClock, uniqueTenantId, useFrozenClock } from "../helpers";
 import {
 	aggregator,
 	aggregatorWith,
+	COMPACT_AT,
 	countOnly,
 	crashAfterD1Commit,
 	d1Events,
 	d1Flushes,
 	d1Usage,
-	COMPACT_AT,
 	EVENT_HOUR,
 	EVENT_MINUTE,
 	freezeClock,
@@ -26,7 +25,7 @@ import {
 	outbox,
 	pendingRowCount,
 	settle,
-} from "./fixtures";
+} from "./helpers";
 
 useFrozenClock(freezeClock);
 

@@ -1,13 +1,15 @@
-// Aggregator test fixtures: events, a frozen clock, fault-injecting sinks, and exact reads of DO and D1 state.
+// Aggregator test helpers: events, a frozen clock, fault-injecting sinks, exact reads of DO and D1
+// state, and the mixed slice the flush tests share.
+import { runInDurableObject } from "cloudflare:test";
 import { env } from "cloudflare:workers";
+import { expect } from "vitest";
 import { MINUTE_RETENTION_MS } from "../../src/aggregator/compaction";
 import { type FlushSinks } from "../../src/aggregator/parts";
 import { type TenantAggregator } from "../../src/aggregator/aggregator";
 import type { AggregatorState } from "../../src/aggregator/state";
 import { DEDUPE_WINDOW_MS as WINDOW, type QueuedEvent } from "../../src/event/model";
 import type { DataPoint } from "../../src/sinks/analytics";
-import { uniqueTenantId } from "../helpers/api";
-import { freezeClockAt } from "../helpers/clock";
+import { freezeClockAt, InjectedFault, uniqueTenantId } from "../helpers";
 
 export const FLUSH_INTERVAL_MS = Number(env.FLUSH_INTERVAL_MS);
 export const FLUSH_MAX_ROWS = Number(env.FLUSH_MAX_ROWS);
@@ -49,6 +51,9 @@ export function makeEvent(overrides: Partial<QueuedEvent> = {}): QueuedEvent {
 	return { id: `ev-${nextId++}`, event: "api_call", timestamp: AT["13:59:30.000"], ...overrides };
 }
 
+/** A usage of `micros` micro-units, tokens by default. */
+export const usage = (micros: number, sku = "tokens", unit = "token") => ({ sku, unit, micros });
+
 export function aggregator(tenant: string) {
 	return env.AGGREGATOR.getByName(tenant);
 }
@@ -67,8 +72,6 @@ export function internals(instance: TenantAggregator): { env: Env; sinks: FlushS
 }
 
 // ---- Fault injection through the aggregator's own seam (instance.sinks) ----
-
-export class InjectedFault extends Error {}
 
 /** sinks.d1 throws on its next `times` calls without touching D1, then delegates to the real sink. */
 export function failD1(instance: TenantAggregator, times: number): { calls: number } {
@@ -226,4 +229,45 @@ export function countOnly(event: string, minute: string, count: number): EventTo
 /** An RPC call as a plain promise: RPC promises are callable thenables, which expect().rejects mishandles. */
 export function settle<T>(call: PromiseLike<T>): Promise<T> {
 	return Promise.resolve(call);
+}
+
+// ---- The mixed slice the flush tests share ----
+
+/** Two usage rows and two event rows once rolled up. */
+export function mixedSlice(): QueuedEvent[] {
+	return [
+		makeEvent({ usage: { sku: "tokens", unit: "token", micros: 1_000_000 }, performance: { duration: 10, statusCode: 200 } }),
+		makeEvent({ usage: { sku: "tokens", unit: "token", micros: 500_000 }, performance: { duration: 20, statusCode: 500 } }),
+		makeEvent({ event: "page_view", usage: { sku: "storage", unit: "GB", micros: 2_500_000 } }),
+	];
+}
+
+export const mixedUsage = [
+	{ sku: "storage", unit: "GB", hour: EVENT_HOUR, micros: "2500000", events: 1 },
+	{ sku: "tokens", unit: "token", hour: EVENT_HOUR, micros: "1500000", events: 2 },
+];
+export const mixedEvents = [
+	{
+		event: "api_call",
+		minute: EVENT_MINUTE,
+		count: 2,
+		errors: 1,
+		duration_count: 2,
+		duration_sum: 30,
+		duration_min: 10,
+		duration_max: 20,
+	},
+	countOnly("page_view", EVENT_MINUTE, 1),
+];
+
+/** D1 holds the mixed slice once, from the incarnation's first flush, and the aggregator holds nothing. */
+export async function expectMixedSliceFlushedOnce(tenant: string): Promise<void> {
+	expect(await d1Usage(tenant)).toEqual(mixedUsage);
+	expect(await d1Events(tenant)).toEqual(mixedEvents);
+	const inc = await runInDurableObject(aggregator(tenant), (_instance, state) => {
+		expect(pendingRowCount(state)).toBe(0);
+		expect(flushMeta(state)).toEqual({});
+		return incarnation(state);
+	});
+	expect(await d1Flushes(tenant)).toEqual([{ flush_id: `${inc}:1`, rows: 4 }]);
 }

@@ -5,8 +5,8 @@ import type { TenantAggregator } from "../../src/aggregator/aggregator";
 import { appendPoints, MAX_OUTBOX_POINTS, outboxPoints } from "../../src/aggregator/outbox";
 import type { Store } from "../../src/aggregator/state";
 import type { DataPoint } from "../../src/sinks/analytics";
-import { useFrozenClock } from "../helpers/clock";
-import { aggregatorWith, freezeClock, makeEvent } from "./fixtures";
+import { useFrozenClock } from "../helpers";
+import { aggregatorWith, freezeClock, makeEvent } from "./helpers";
 
 useFrozenClock(freezeClock);
 

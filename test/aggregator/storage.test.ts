@@ -6,7 +6,7 @@ import { env } from "cloudflare:workers";
 import { expect, it } from "vitest";
 import type { QueuedEvent } from "../../src/event/model";
 import { uuidv7 } from "../../src/shared/ids";
-import { uniqueTenantId } from "../helpers/api";
+import { uniqueTenantId } from "../helpers";
 
 const EVENTS = 20_000;
 const SLICE = 1000;

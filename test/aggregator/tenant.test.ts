@@ -1,9 +1,8 @@
 // An aggregator belongs to one tenant: a slice for any other tenant is refused and changes nothing.
 import { runInDurableObject } from "cloudflare:test";
 import { expect, it } from "vitest";
-import { uniqueTenantId } from "../helpers/api";
-import { useFrozenClock } from "../helpers/clock";
-import { aggregator, countOnly, d1Events, d1Flushes, freezeClock, makeEvent, pendingEvents, seenIds, settle } from "./fixtures";
+import { uniqueTenantId, useFrozenClock } from "../helpers";
+import { aggregator, countOnly, d1Events, d1Flushes, freezeClock, makeEvent, pendingEvents, seenIds, settle } from "./helpers";
 
 useFrozenClock(freezeClock);
 

@@ -1,20 +1,10 @@
-// What each call records, what the send does to it (defaults, redaction, validation), and that
-// nothing ever throws into the caller. Sends go to an in-memory queue; the transports have their own files.
+// What each call records (the queue shape, usage in micro-units, errors with a stack hash, defaults
+// and redaction, UUIDv7 ids) and that track() defers all the work to the send. Sends go to an
+// in-memory queue; the transports have their own files.
 import { afterEach, describe, expect, it, vi } from "vitest";
-import { createAnalytics, InvalidEventError } from "../../src/client/index";
 import { IDS_PER_POOL, uuidv7 } from "../../src/shared/ids";
-import { errorLog, MemoryQueue, RecordingContext, UUID_V7 } from "./helpers";
-
-/** A fixed instant, on the real clock's minute, so the edge's ±35 days / 5 minutes checks pass. */
-const T = Date.now() - (Date.now() % 60_000);
-
-function setup(options: Parameters<typeof createAnalytics>[2] = {}) {
-	const ctx = new RecordingContext();
-	const queue = new MemoryQueue();
-	const log = errorLog();
-	const analytics = createAnalytics(ctx, { queue, tenant: "tenant-a" }, { onError: log.onError, ...options });
-	return { ctx, queue, analytics, errors: log.errors };
-}
+import { UUID_V7 } from "../helpers";
+import { memoryClient, T } from "./helpers";
 
 /** The events without their random ids, after checking each id is a UUIDv7 of its timestamp. */
 function withoutIds(events: { id: string; timestamp: number }[]): unknown[] {
@@ -38,7 +28,7 @@ afterEach(() => {
 describe("what each call records", () => {
 	it("queues one EventsMessage per batch, in the queue shape, with usage in micro-units", async () => {
 		vi.useFakeTimers({ toFake: ["Date"], now: T });
-		const { ctx, queue, analytics, errors } = setup({ sessionId: "s-1" });
+		const { ctx, queue, analytics, errors } = memoryClient({ sessionId: "s-1" });
 
 		analytics.track("signup", { plan: "pro" });
 		analytics.identify("user-1", { email_domain: "example.com" });
@@ -80,7 +70,7 @@ describe("what each call records", () => {
 
 	it("records an error as $error with name, message and a hash of its stack frames, counted as a 500", async () => {
 		vi.useFakeTimers({ toFake: ["Date"], now: T });
-		const { ctx, queue, analytics } = setup({ userId: "user-2" });
+		const { ctx, queue, analytics } = memoryClient({ userId: "user-2" });
 		const frames = "    at handler (src/app.ts:10:5)\n    at run (src/app.ts:20:3)";
 		const first = new TypeError("order 17 not found");
 		first.stack = `TypeError: order 17 not found\n${frames}`;
@@ -103,7 +93,7 @@ describe("what each call records", () => {
 	});
 
 	it("adds defaults to every event and redacts keys at any depth, case-insensitively, leaving the caller's objects alone", async () => {
-		const { ctx, queue, analytics } = setup({ defaults: { app: "web", release: "1.2.3" }, redact: ["password", "apiKey"] });
+		const { ctx, queue, analytics } = memoryClient({ defaults: { app: "web", release: "1.2.3" }, redact: ["password", "apiKey"] });
 		const properties = { app: "mobile", user: { name: "ann", Password: "hunter2", keys: [{ APIKEY: "k-1", label: "ci" }] } };
 		const original = structuredClone(properties);
 
@@ -139,7 +129,7 @@ describe("what each call records", () => {
 	});
 
 	it("does no serialization, validation or hashing in track(): that waits for the send", async () => {
-		const { ctx, queue, analytics } = setup({ batchSize: 1000, redact: ["secret"] });
+		const { ctx, queue, analytics } = memoryClient({ batchSize: 1000, redact: ["secret"] });
 		const stringify = vi.spyOn(JSON, "stringify");
 		const digest = vi.spyOn(crypto.subtle, "digest");
 		for (let i = 0; i < 500; i++) analytics.track("hot", { i, secret: "s" });
@@ -153,155 +143,5 @@ describe("what each call records", () => {
 		await ctx.settle();
 		expect(analytics.stats()).toEqual({ queued: 0, sent: 501, dropped: 0, failed: 0 });
 		expect(queue.events[499]!.properties).toEqual({ i: 499, secret: "[redacted]" });
-	});
-});
-
-describe("never throwing", () => {
-	it("reports calls with bad arguments to onError, drops them and carries on", async () => {
-		const { ctx, queue, analytics, errors } = setup();
-		const loose = analytics as unknown as Record<string, (...args: unknown[]) => void>;
-
-		expect(() => {
-			loose.track!(undefined);
-			loose.track!("ok", "not an object");
-			loose.identify!(42);
-			loose.usage!("api_calls", true);
-			loose.usage!("", 3);
-			loose.trackPerformance!("render", "slow");
-			loose.trackError!(new Error("x"), 5);
-			analytics.track("kept");
-			analytics.flush();
-		}).not.toThrow();
-		await ctx.settle();
-
-		expect(
-			errors.map(({ error, info }) => ({ type: (error as Error).constructor.name, message: (error as Error).message, info })),
-		).toEqual([
-			{ type: "TypeError", message: "track(event) needs a non-empty event name", info: { stage: "track", events: 1 } },
-			{ type: "TypeError", message: "track(event, properties) needs an object", info: { stage: "track", events: 1 } },
-			{ type: "TypeError", message: "identify(userId) needs a string", info: { stage: "track", events: 1 } },
-			{ type: "TypeError", message: "usage(sku, quantity) needs a number or a decimal string", info: { stage: "track", events: 1 } },
-			{ type: "TypeError", message: "usage(sku) needs a non-empty sku", info: { stage: "track", events: 1 } },
-			{ type: "TypeError", message: "trackPerformance(name, durationMs) needs a number", info: { stage: "track", events: 1 } },
-			{ type: "TypeError", message: "trackError(error, context) needs an object", info: { stage: "track", events: 1 } },
-		]);
-		expect(queue.events.map((event) => event.event)).toEqual(["kept"]);
-		expect(analytics.stats()).toEqual({ queued: 0, sent: 1, dropped: 7, failed: 0 });
-	});
-
-	it("drops only the events the edge would refuse, each reported with the edge's own field messages", async () => {
-		const { ctx, queue, analytics, errors } = setup();
-		const cyclic: Record<string, unknown> = { name: "loop" };
-		cyclic.self = cyclic;
-		let deep: Record<string, unknown> = { leaf: true };
-		for (let i = 0; i < 16; i++) deep = { deep };
-
-		analytics.track("before");
-		analytics.usage("api_calls", 0.0000001);
-		analytics.track("x".repeat(201));
-		analytics.track("nested", deep);
-		analytics.track("cyclic", cyclic);
-		analytics.trackPerformance("render", -1);
-		analytics.track("after");
-		analytics.flush();
-		await ctx.settle();
-
-		expect(queue.events.map((event) => event.event)).toEqual(["before", "after"]);
-		const reported = errors.map(({ error, info }) => ({
-			error: error instanceof InvalidEventError ? { event: error.event.slice(0, 10), issues: error.issues } : (error as Error).name,
-			info,
-		}));
-		const validate = { stage: "validate", events: 1 };
-		expect(reported).toEqual([
-			{
-				error: { event: "$usage", issues: [{ path: "usage.quantity", message: "has more than 6 fraction digits" }] },
-				info: validate,
-			},
-			{ error: { event: "xxxxxxxxxx", issues: [{ path: "event", message: "must be 1-200 characters" }] }, info: validate },
-			{
-				error: { event: "nested", issues: [{ path: `properties${".deep".repeat(16)}`, message: "nesting deeper than 16 levels" }] },
-				info: validate,
-			},
-			{ error: "TypeError", info: validate },
-			{
-				error: {
-					event: "render",
-					issues: [{ path: "performance.duration", message: "must be a number of milliseconds from 0 to 86400000" }],
-				},
-				info: validate,
-			},
-		]);
-		expect(analytics.stats()).toEqual({ queued: 0, sent: 2, dropped: 5, failed: 0 });
-	});
-
-	it("counts a batch lost to a failing transport as failed, after its retries, and tells onError", async () => {
-		vi.useFakeTimers();
-		const error = new Error("queue unavailable");
-		const ctx = new RecordingContext();
-		const queue = new MemoryQueue(Infinity, error);
-		const { errors, onError } = errorLog();
-		const analytics = createAnalytics(ctx, { queue, tenant: "tenant-a" }, { onError, retries: 2, retryDelay: 100 });
-
-		expect(() => {
-			analytics.track("a");
-			analytics.track("b");
-			analytics.usage("api_calls", 1);
-			analytics.flush();
-		}).not.toThrow();
-		await vi.advanceTimersByTimeAsync(300);
-		await ctx.settle();
-
-		expect(queue.attempts).toBe(3);
-		expect(errors).toEqual([{ error, info: { stage: "send", events: 3 } }]);
-		expect(analytics.stats()).toEqual({ queued: 0, sent: 0, dropped: 0, failed: 3 });
-	});
-
-	it("survives a context whose waitUntil throws, a queue that throws synchronously and an onError that throws", async () => {
-		const thrown: unknown[] = [];
-		const ctx = {
-			waitUntil(promise: Promise<unknown>) {
-				thrown.push(promise);
-				throw new Error("waitUntil is gone");
-			},
-		};
-		const queue = {
-			sendBatch(): Promise<void> {
-				throw new Error("sync failure");
-			},
-		};
-		const analytics = createAnalytics(
-			ctx,
-			{ queue, tenant: "tenant-a" },
-			{
-				retries: 0,
-				onError: () => {
-					throw new Error("hook failure");
-				},
-			},
-		);
-
-		expect(() => {
-			analytics.track("a");
-			analytics.flush();
-		}).not.toThrow();
-		// The work still ran even though the context refused it.
-		for (let seen = 0; seen < thrown.length; seen++) await thrown[seen];
-		expect(analytics.stats()).toEqual({ queued: 0, sent: 0, dropped: 0, failed: 1 });
-	});
-
-	it("counts an unknown transport's events as failed, never throwing", async () => {
-		const ctx = new RecordingContext();
-		const { errors, onError } = errorLog();
-		const analytics = createAnalytics(ctx, { endpoint: 42 } as never, { onError });
-		analytics.track("a");
-		analytics.flush();
-		await ctx.settle();
-		expect(errors.map(({ error, info }) => ({ message: (error as Error).message, info }))).toEqual([
-			{
-				message: "Meterline transport must be {queue, tenant}, {service, writeKey} or {endpoint, writeKey}",
-				info: { stage: "send", events: 1 },
-			},
-		]);
-		expect(analytics.stats()).toEqual({ queued: 0, sent: 0, dropped: 0, failed: 1 });
 	});
 });

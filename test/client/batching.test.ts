@@ -2,7 +2,7 @@
 // always through ctx.waitUntil; and what maxQueue drops. Time is fake and moved by hand.
 import { afterEach, beforeEach, describe, expect, it, vi } from "vitest";
 import { createAnalytics } from "../../src/client/index";
-import { deferred } from "../helpers/queues";
+import { deferred } from "../helpers";
 import { errorLog, MemoryQueue, RecordingContext } from "./helpers";
 
 function setup(options: Parameters<typeof createAnalytics>[2] = {}) {

@@ -3,7 +3,7 @@
 import { exports } from "cloudflare:workers";
 import { afterEach, describe, expect, it, vi } from "vitest";
 import { createAnalytics, SendError, type FetchLike } from "../../src/client/index";
-import { createTenant } from "../helpers/api";
+import { createTenant } from "../helpers";
 import { errorLog, RecordingContext, reports } from "./helpers";
 
 const ENDPOINT = "https://meterline.test";

@@ -1,10 +1,11 @@
 // Client test plumbing: a context that records waitUntil, queues that record (and can refuse)
-// sends, and the pipeline's reports once the real consumer has taken the events in.
+// sends, the pipeline's reports once the real consumer has taken the events in, a client on an
+// in-memory queue, and the events the middleware records.
 import { createExecutionContext, waitOnExecutionContext } from "cloudflare:test";
 import { expect, vi } from "vitest";
 import type { EventsMessage, QueuedEvent } from "../../src/event/model";
-import type { ContextLike, ErrorInfo, QueueLike } from "../../src/client/index";
-import { call, getJson, type TestTenant } from "../helpers/api";
+import { createAnalytics, type ContextLike, type ErrorInfo, type QueueLike } from "../../src/client/index";
+import { call, getJson, type TestTenant } from "../helpers";
 
 /** A real ExecutionContext that also records each promise handed to waitUntil. */
 export class RecordingContext implements ContextLike {
@@ -115,4 +116,31 @@ export async function reports(
 const minOf = (a: number | null, b: number | null) => (a === null ? b : b === null ? a : Math.min(a, b));
 const maxOf = (a: number | null, b: number | null) => (a === null ? b : b === null ? a : Math.max(a, b));
 
-export const UUID_V7 = /^[0-9a-f]{8}-[0-9a-f]{4}-7[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$/;
+// ---- The analytics client, and what it records ----
+
+/** A fixed instant, on the real clock's minute, so the edge's ±35 days / 5 minutes checks pass. */
+export const T = Date.now() - (Date.now() % 60_000);
+
+/** A client for tenant-a sending to an in-memory queue, whose onError is recorded. */
+export function memoryClient(options: Parameters<typeof createAnalytics>[2] = {}) {
+	const ctx = new RecordingContext();
+	const queue = new MemoryQueue();
+	const log = errorLog();
+	const analytics = createAnalytics(ctx, { queue, tenant: "tenant-a" }, { onError: log.onError, ...options });
+	return { ctx, queue, analytics, errors: log.errors };
+}
+
+/** The origin of the app the middleware tests route. */
+export const APP_BASE = "https://app.test";
+
+/** Each event without its id and timestamp, which other tests check. */
+export const recorded = (queue: MemoryQueue) => queue.events.map(({ id: _id, timestamp: _timestamp, ...event }: QueuedEvent) => event);
+
+/** The $error event a thrown error records. */
+export function errorEvent(method: string, route: string, thrown: Error) {
+	return {
+		event: "$error",
+		properties: { method, route, name: thrown.name, message: thrown.message, stackHash: expect.stringMatching(/^[0-9a-f]{16}$/) },
+		performance: { statusCode: 500 },
+	};
+}

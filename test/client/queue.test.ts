@@ -3,8 +3,7 @@
 import { env } from "cloudflare:workers";
 import { describe, expect, it } from "vitest";
 import { createAnalytics } from "../../src/client/index";
-import { createTenant } from "../helpers/api";
-import { RecordingQueue } from "../helpers/queues";
+import { createTenant, RecordingQueue } from "../helpers";
 import { errorLog, RecordingContext, reports } from "./helpers";
 
 const none = { count: 0, sum: 0, min: null, max: null };

@@ -3,7 +3,7 @@
 import { exports } from "cloudflare:workers";
 import { describe, expect, it } from "vitest";
 import { createAnalytics, SendError, type MeterlineEvent, type ServiceLike } from "../../src/client/index";
-import { createTenant } from "../helpers/api";
+import { createTenant } from "../helpers";
 import { errorLog, RecordingContext, reports } from "./helpers";
 
 const none = { count: 0, sum: 0, min: null, max: null };

@@ -9,11 +9,8 @@ import { afterEach, describe, expect, it, vi } from "vitest";
 import { DEAD_LETTER_BACKOFF, DEAD_LETTER_MAX_RETRIES, type DeadLetterEnvelope } from "../../src/consumer/dead-letters";
 import worker from "../../src/index";
 import { backoffMs } from "../../src/shared/backoff";
-import { InjectedFault } from "../aggregator/fixtures";
-import { deadLetterRows, type DeadLetterRow } from "../faults/fixtures";
-import { uniqueTenantId } from "../helpers/api";
-import { d1Outage } from "../helpers/d1";
-import { queuedEvent, rawMessage, type TestMessage } from "./fixtures";
+import { d1Outage, InjectedFault, uniqueTenantId } from "../helpers";
+import { deadLetterRows, queuedEvent, rawMessage, type DeadLetterRow, type TestMessage } from "./helpers";
 
 afterEach(() => {
 	vi.restoreAllMocks();

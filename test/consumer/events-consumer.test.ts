@@ -4,9 +4,9 @@ import { createExecutionContext, createMessageBatch, getQueueResult } from "clou
 import { env } from "cloudflare:workers";
 import { afterEach, describe, expect, it, vi } from "vitest";
 import worker from "../../src/index";
-import { EXACT_MICROS } from "../aggregator/fixtures";
-import { uniqueTenantId } from "../helpers/api";
-import { breakAggregatorOf, deliver, eventsMessage, loggingAggregators, queuedEvent, QUEUE, recentHour, seenIds } from "./fixtures";
+import { EXACT_MICROS } from "../aggregator/helpers";
+import { uniqueTenantId } from "../helpers";
+import { breakAggregatorOf, deliver, eventsMessage, loggingAggregators, QUEUE, queuedEvent, recentHour, seenIds } from "./helpers";
 
 afterEach(() => {
 	vi.restoreAllMocks();

@@ -1,10 +1,13 @@
-// Fixtures for consumer tests: queued events and messages, the real queue entry point, and a
-// look inside a tenant's real aggregator.
+// Consumer test helpers: queued events and messages, the real queue entry point, a look inside a
+// tenant's real aggregator, and the dead letters: D1's rows, and the admin API that lists and
+// replays them.
 import { runInDurableObject } from "cloudflare:test";
 import { env, exports } from "cloudflare:workers";
 import type { TenantAggregator } from "../../src/aggregator/aggregator";
 import type { QueuedEvent } from "../../src/event/model";
-import { EXACT_MICROS } from "../aggregator/fixtures";
+import type { DeadLetterRow as StoredDeadLetter } from "../../src/sinks/d1/dead-letters";
+import { d1Rows, EXACT_MICROS } from "../aggregator/helpers";
+import { ADMIN_TOKEN, getJson, postJson } from "../helpers";
 
 export const QUEUE = "meterline-events";
 
@@ -117,4 +120,39 @@ export function loggingAggregators(): { namespace: Env["AGGREGATOR"]; log: RpcLo
 		},
 	};
 	return { namespace: namespace as unknown as Env["AGGREGATOR"], log };
+}
+
+/** A D1 dead_letters row as the tests read it (without its paging sequence number). */
+export type DeadLetterRow = Omit<StoredDeadLetter, "seq">;
+
+/** D1's dead_letters rows whose id starts with `prefix`, by id. */
+export function deadLetterRows(prefix: string): Promise<DeadLetterRow[]> {
+	return d1Rows(
+		"SELECT id, tenant, body, error, attempts, first_failed_at, last_failed_at, replayed_at FROM dead_letters WHERE substr(id, 1, length(?1)) = ?1 ORDER BY id",
+		prefix,
+	);
+}
+
+/** A timestamp as the admin API lists it. */
+export const ISO_INSTANT = /^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}\.\d{3}Z$/;
+
+export interface DeadLetterItem {
+	id: string;
+	tenant: string | null;
+	error: string;
+	attempts: number;
+	firstFailedAt: string;
+	lastFailedAt: string;
+	replayedAt: string | null;
+	body: unknown;
+}
+
+export async function listDeadLetters(query = ""): Promise<{ items: DeadLetterItem[]; nextCursor: string | null }> {
+	return getJson(`/v1/admin/dead-letters${query}`, ADMIN_TOKEN);
+}
+
+export async function replay(body: unknown): Promise<{ replayed: string[]; skipped: { id: string; reason: string }[] }> {
+	const response = await postJson("/v1/admin/dead-letters/replay", body, ADMIN_TOKEN);
+	if (response.status !== 200) throw new Error(`replay: ${response.status} ${await response.text()}`);
+	return response.json();
 }

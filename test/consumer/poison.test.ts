@@ -6,10 +6,18 @@ import { env } from "cloudflare:workers";
 import superjson from "superjson";
 import { afterEach, describe, expect, it, vi } from "vitest";
 import worker from "../../src/index";
-import { deadLetterRows, type DeadLetterRow } from "../faults/fixtures";
-import { uniqueTenantId } from "../helpers/api";
-import { RecordingQueue } from "../helpers/queues";
-import { deliver, eventsMessage, QUEUE, queuedEvent, rawMessage, seenIds, type TestMessage } from "./fixtures";
+import { RecordingQueue, uniqueTenantId } from "../helpers";
+import {
+	deadLetterRows,
+	deliver,
+	eventsMessage,
+	QUEUE,
+	queuedEvent,
+	rawMessage,
+	seenIds,
+	type DeadLetterRow,
+	type TestMessage,
+} from "./helpers";
 
 afterEach(() => {
 	vi.restoreAllMocks();

@@ -6,9 +6,9 @@ import { describe, expect, it, vi } from "vitest";
 import { REFUSED_EXPIRED } from "../../src/aggregator/ingest";
 import { DEDUPE_WINDOW_MS } from "../../src/event/model";
 import worker from "../../src/index";
-import { createTenant } from "../helpers/api";
-import { metricsOf, metricsWith } from "../faults/fixtures";
-import { deliver, eventsMessage, queuedEvent, recentHour } from "./fixtures";
+import { createTenant } from "../helpers";
+import { metricsOf, metricsWith } from "../read/helpers";
+import { deliver, eventsMessage, queuedEvent, recentHour } from "./helpers";
 
 /** The dead_letters row, once the real dead-letter queue's consumer has stored it. */
 function deadLetter(id: string): Promise<{ id: string; tenant: string; error: string; body: string }> {

@@ -1,8 +1,8 @@
 // End to end through the real local queue: thousands of events for two tenants, with duplicates,
 // POSTed to /v1/events, must come out of every report exactly as the ledger computed here says.
 import { describe, expect, it, vi } from "vitest";
-import { call, createTenant, getJson, postJson, type TestTenant } from "../helpers/api";
-import { expectedStats, expectedUsage, generateEvents, mulberry32, sendPlan, type GeneratedEvent, type WireEvent } from "./ledger-model";
+import { call, createTenant, getJson, postJson, type TestTenant } from "../helpers";
+import { expectedStats, expectedUsage, generateEvents, mulberry32, sendPlan, type GeneratedEvent, type WireEvent } from "./helpers";
 
 /** Change it to replay another run; every assertion message names it. */
 const SEED = 0x4d657465;

@@ -1,5 +1,5 @@
 import { describe, expect, it, vi } from "vitest";
-import { call, createTenant, postJson } from "./helpers/api";
+import { call, createTenant, postJson } from "../helpers";
 
 describe("smoke", () => {
 	it("counts events end to end", async () => {

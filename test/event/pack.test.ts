@@ -2,7 +2,7 @@
 import { describe, expect, it } from "vitest";
 import type { QueuedEvent } from "../../src/event/model";
 import { groupIntoBatches, packMessages, QUEUE_LIMITS, type QueueLimits } from "../../src/event/pack";
-import { jsonBytes } from "./helpers";
+import { jsonBytes } from "../helpers";
 
 const TENANT = "t-pack";
 

@@ -1,7 +1,6 @@
 // The event validation matrix: every field rule of POST /v1/events, rejected and boundary-accepted.
 import { describe, expect, it } from "vitest";
-import { createTenant } from "../helpers/api";
-import { errorOf, eventsRequest, ingest } from "./helpers";
+import { createTenant, errorOf, eventsRequest, ingest } from "../helpers";
 
 const MINUTE = 60_000;
 const DAY = 86_400_000;

@@ -2,25 +2,10 @@
 // batch is acked), and the redelivery counts every event exactly once, whether the failed call had
 // committed or not. Then the same through the real local queue, whose broker redelivers.
 import { describe, expect, it, vi } from "vitest";
-import { deliver, eventsMessage, queuedEvent, seenIds } from "../consumer/fixtures";
-import { createTenant, postJson, type TestTenant } from "../helpers/api";
-import { useFrozenClock } from "../helpers/clock";
-import {
-	countOnly,
-	failAggregatorWrites,
-	flushVia,
-	freezeClock,
-	HOUR,
-	iso,
-	listDeadLetters,
-	metricsOf,
-	metricsWith,
-	MINUTE,
-	previousHour,
-	statsOf,
-	tokens,
-	usageOf,
-} from "./fixtures";
+import { deliver, eventsMessage, listDeadLetters, queuedEvent, seenIds } from "../consumer/helpers";
+import { createTenant, postJson, useFrozenClock, type TestTenant } from "../helpers";
+import { countOnly, flushVia, HOUR, iso, metricsOf, metricsWith, MINUTE, statsOf, usageOf } from "../read/helpers";
+import { failAggregatorWrites, freezeClock, previousHour, tokens } from "./helpers";
 
 const clock = useFrozenClock(freezeClock);
 

@@ -8,26 +8,12 @@ import { type TenantAggregator } from "../../src/aggregator/aggregator";
 import { RETRY_POLICIES } from "../../src/aggregator/state";
 
 const OUTBOX_BACKOFF = RETRY_POLICIES.outbox;
-import { internals, outbox } from "../aggregator/fixtures";
+import { internals, outbox } from "../aggregator/helpers";
+import { deliver, eventsMessage, queuedEvent } from "../consumer/helpers";
+import { advanceClock, createTenant, InjectedFault, useFrozenClock } from "../helpers";
+import { countOnly, flushVia, HOUR, iso, metricsOf, metricsWith, MINUTE, statsOf, usageOf } from "../read/helpers";
+import { alarmOf, freezeClock, previousHour } from "./helpers";
 import type { DataPoint } from "../../src/sinks/analytics";
-import { deliver, eventsMessage, queuedEvent } from "../consumer/fixtures";
-import { createTenant } from "../helpers/api";
-import { advanceClock, useFrozenClock } from "../helpers/clock";
-import {
-	alarmOf,
-	countOnly,
-	flushVia,
-	freezeClock,
-	HOUR,
-	InjectedFault,
-	iso,
-	metricsOf,
-	metricsWith,
-	MINUTE,
-	previousHour,
-	statsOf,
-	usageOf,
-} from "./fixtures";
 
 const clock = useFrozenClock(freezeClock);
 

@@ -5,28 +5,11 @@ import { runDurableObjectAlarm, runInDurableObject } from "cloudflare:test";
 import { env } from "cloudflare:workers";
 import { describe, expect, it, vi } from "vitest";
 import type { TenantAggregator } from "../../src/aggregator/aggregator";
-import { crashAfterD1Commit, d1Flushes, failD1, flushMeta, incarnation, pendingRowCount } from "../aggregator/fixtures";
-import { deliver, eventsMessage, queuedEvent, seenIds } from "../consumer/fixtures";
-import { createTenant, type TestTenant } from "../helpers/api";
-import { advanceClock, useFrozenClock } from "../helpers/clock";
-import { RecordingQueue } from "../helpers/queues";
-import {
-	alarmOf,
-	countOnly,
-	eventsRequest,
-	flushVia,
-	freezeClock,
-	HOUR,
-	iso,
-	metricsOf,
-	metricsWith,
-	MINUTE,
-	postThrough,
-	previousHour,
-	statsOf,
-	tokens,
-	usageOf,
-} from "./fixtures";
+import { crashAfterD1Commit, d1Flushes, failD1, flushMeta, incarnation, pendingRowCount } from "../aggregator/helpers";
+import { deliver, eventsMessage, queuedEvent, seenIds } from "../consumer/helpers";
+import { advanceClock, createTenant, RecordingQueue, useFrozenClock, type TestTenant } from "../helpers";
+import { countOnly, flushVia, HOUR, iso, metricsOf, metricsWith, MINUTE, statsOf, usageOf } from "../read/helpers";
+import { alarmOf, eventsRequest, freezeClock, postThrough, previousHour, tokens } from "./helpers";
 
 const clock = useFrozenClock(freezeClock);
 

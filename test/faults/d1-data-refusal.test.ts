@@ -5,23 +5,11 @@ import { runDurableObjectAlarm, runInDurableObject } from "cloudflare:test";
 import { env } from "cloudflare:workers";
 import { describe, expect, it } from "vitest";
 import type { TenantAggregator } from "../../src/aggregator/aggregator";
-import { countOnly as eventRow, d1Events, d1Usage, internals, recordFlushes } from "../aggregator/fixtures";
-import { deliver, eventsMessage, queuedEvent } from "../consumer/fixtures";
-import { createTenant } from "../helpers/api";
-import { advanceClock, useFrozenClock } from "../helpers/clock";
-import {
-	alarmOf,
-	flushVia,
-	freezeClock,
-	iso,
-	listDeadLetters,
-	metricsOf,
-	metricsWith,
-	MINUTE,
-	previousHour,
-	replay,
-	tokens,
-} from "./fixtures";
+import { countOnly as eventRow, d1Events, d1Usage, internals, recordFlushes } from "../aggregator/helpers";
+import { deliver, eventsMessage, listDeadLetters, queuedEvent, replay } from "../consumer/helpers";
+import { advanceClock, createTenant, useFrozenClock } from "../helpers";
+import { flushVia, iso, metricsOf, metricsWith, MINUTE } from "../read/helpers";
+import { alarmOf, freezeClock, previousHour, tokens } from "./helpers";
 
 const clock = useFrozenClock(freezeClock);
 

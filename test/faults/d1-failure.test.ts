@@ -3,26 +3,11 @@
 import { runDurableObjectAlarm, runInDurableObject } from "cloudflare:test";
 import { env } from "cloudflare:workers";
 import { describe, expect, it } from "vitest";
-import { d1Events, d1Flushes, d1Usage, failD1, flushMeta, incarnation, pendingRowCount } from "../aggregator/fixtures";
-import { deliver, eventsMessage, queuedEvent } from "../consumer/fixtures";
-import { call, createTenant } from "../helpers/api";
-import { advanceClock, useFrozenClock } from "../helpers/clock";
-import {
-	alarmOf,
-	countOnly,
-	flushVia,
-	freezeClock,
-	healthOf,
-	HOUR,
-	iso,
-	metricsOf,
-	metricsWith,
-	MINUTE,
-	previousHour,
-	statsOf,
-	tokens,
-	usageOf,
-} from "./fixtures";
+import { d1Events, d1Flushes, d1Usage, failD1, flushMeta, incarnation, pendingRowCount } from "../aggregator/helpers";
+import { deliver, eventsMessage, queuedEvent } from "../consumer/helpers";
+import { advanceClock, call, createTenant, useFrozenClock } from "../helpers";
+import { countOnly, flushVia, HOUR, iso, metricsOf, metricsWith, MINUTE, statsOf, usageOf } from "../read/helpers";
+import { alarmOf, freezeClock, healthOf, previousHour, tokens } from "./helpers";
 
 const clock = useFrozenClock(freezeClock);
 

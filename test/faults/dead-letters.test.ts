@@ -1,37 +1,25 @@
 // The dead-letter path end to end through the real local queues: a message that fails every
 // delivery lands in D1's dead_letters (max_retries 2 in the test config), is listed by the admin
-// API, and once the fault is gone a replay counts it exactly once; replaying it again enqueues nothing.
-// A poison message arrives with its reason and a superjson body that keeps its typed values.
-import { env } from "cloudflare:workers";
-import superjson from "superjson";
+// API, and once the fault is gone a replay counts it exactly once; replaying it again enqueues
+// nothing. The admin API pages through dead letters and discards one.
 import { describe, expect, it, vi } from "vitest";
-import { breakAggregatorOf, deliver, rawMessage } from "../consumer/fixtures";
-import { ADMIN_TOKEN, call, createTenant, postJson, type TestTenant } from "../helpers/api";
-import { useFrozenClock } from "../helpers/clock";
-import { ingest } from "../producer/helpers";
 import {
+	breakAggregatorOf,
 	deadLetterRows,
-	failAggregatorWrites,
-	flushVia,
-	freezeClock,
-	HOUR,
-	iso,
+	deliver,
+	ISO_INSTANT,
 	listDeadLetters,
-	metricsOf,
-	metricsWith,
-	MINUTE,
-	previousHour,
+	rawMessage,
 	replay,
-	restoreIngest,
-	statsOf,
-	usageOf,
 	type DeadLetterItem,
-} from "./fixtures";
+} from "../consumer/helpers";
+import { ADMIN_TOKEN, call, createTenant, ingest, postJson, useFrozenClock, type TestTenant } from "../helpers";
+import { flushVia, HOUR, iso, metricsOf, metricsWith, MINUTE, statsOf, usageOf } from "../read/helpers";
+import { failAggregatorWrites, freezeClock, previousHour, restoreIngest } from "./helpers";
 import type { TenantMetrics } from "../../src/read/metrics";
 
 const clock = useFrozenClock(freezeClock);
 
-const ISO_INSTANT = /^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}\.\d{3}Z$/;
 const MAX_RETRIES_EXHAUSTED = "delivery failed on every retry (max_retries exhausted)";
 
 /** Waits until the tenant has `count` dead letters; three deliveries 1 s and 2 s apart take about 3 s. */
@@ -180,120 +168,6 @@ describe("a message that fails every delivery", () => {
 		await expectTwoEventsReported(tenant, minute);
 		// A tenant replay takes only what was not replayed yet.
 		expect(await replay({ tenant: tenant.id })).toEqual({ replayed: [], skipped: [] });
-	});
-});
-
-describe("a poison message", () => {
-	it("arrives in dead_letters with its reason and a superjson body that keeps its Date, and is not replayable", async () => {
-		const tenant = await createTenant();
-		const minute = previousHour(clock.start) + 42 * MINUTE;
-		// A body no producer of ours sends: a Date where epoch milliseconds belong (the v8 content type keeps it a Date).
-		const body = {
-			v: 1,
-			tenant: tenant.id,
-			events: [{ id: "x1", event: "api_call", timestamp: new Date(minute), properties: { plan: "pro" } }],
-		};
-
-		await env.EVENTS.send(body, { contentType: "v8" });
-
-		const row = await vi.waitFor(
-			async () => {
-				const { results } = await env.DB.prepare("SELECT * FROM dead_letters WHERE tenant = ?1")
-					.bind(tenant.id)
-					.all<{ id: string; body: string; error: string; attempts: number }>();
-				expect(results).toHaveLength(1);
-				return results[0]!;
-			},
-			{ timeout: 10_000, interval: 50 },
-		);
-		expect(row.error).toBe("undecodable message: events[0].timestamp: must be epoch milliseconds");
-		expect(row.attempts).toBe(1);
-		const stored = superjson.parse<typeof body>(row.body);
-		expect(stored).toEqual(body);
-		expect(stored.events[0]!.timestamp).toBeInstanceOf(Date);
-		expect(stored.events[0]!.timestamp.getTime()).toBe(minute);
-
-		// Over the admin API the Date is its JSON text.
-		expect((await listDeadLetters(`?tenant=${tenant.id}`)).items).toEqual([
-			{
-				id: row.id,
-				tenant: tenant.id,
-				error: row.error,
-				attempts: 1,
-				firstFailedAt: expect.stringMatching(ISO_INSTANT),
-				lastFailedAt: expect.stringMatching(ISO_INSTANT),
-				replayedAt: null,
-				body: {
-					v: 1,
-					tenant: tenant.id,
-					events: [{ id: "x1", event: "api_call", timestamp: iso(minute), properties: { plan: "pro" } }],
-				},
-			},
-		]);
-		// Replaying it could only fail again: it is skipped with the reason, and stays unreplayed.
-		const skipped = {
-			replayed: [],
-			skipped: [{ id: row.id, reason: "not replayable: events[0].timestamp: must be epoch milliseconds" }],
-		};
-		expect(await replay({ ids: [row.id] })).toEqual(skipped);
-		expect(await replay({ tenant: tenant.id })).toEqual(skipped);
-		expect((await listDeadLetters(`?tenant=${tenant.id}`)).items[0]!.replayedAt).toBeNull();
-		expect(await metricsOf(tenant)).toEqual(metricsWith(tenant, { deadLettered: 1 }));
-	});
-
-	it("is dead-lettered at once with its reason even when its body is near the queue's message size limit", async () => {
-		const tenant = await createTenant();
-		// 9000 short properties: about 107 KB of JSON, within what the events queue carries (128 KB).
-		const properties = Object.fromEntries(Array.from({ length: 9000 }, (_, i) => [`k${i}`, "v"]));
-		const body = { v: 1, tenant: tenant.id, events: [{ id: "x1", event: "api_call", timestamp: "bad", properties }] };
-		expect(new TextEncoder().encode(JSON.stringify(body)).byteLength).toBeLessThan(120_000);
-		vi.spyOn(Math, "random").mockReturnValue(0);
-
-		await env.EVENTS.send(body, { contentType: "json" });
-
-		const row = await vi.waitFor(
-			async () => {
-				const { results } = await env.DB.prepare("SELECT * FROM dead_letters WHERE tenant = ?1")
-					.bind(tenant.id)
-					.all<{ body: string; error: string; attempts: number }>();
-				expect(results).toHaveLength(1);
-				return results[0]!;
-			},
-			{ timeout: 20_000, interval: 100 },
-		);
-		// Straight from the first delivery, with the reason, not after max_retries without it.
-		expect({ error: row.error, attempts: row.attempts }).toEqual({
-			error: "undecodable message: events[0].timestamp: must be epoch milliseconds",
-			attempts: 1,
-		});
-		expect(superjson.parse(row.body)).toEqual(body);
-	});
-
-	it("keeps a body with a big integer, and the admin API still lists it", async () => {
-		const tenant = await createTenant();
-		const seats = 2n ** 70n;
-		const body = { v: 1, tenant: tenant.id, events: [{ id: "x1", event: "api_call", timestamp: "now", properties: { seats } }] };
-
-		await env.EVENTS.send(body, { contentType: "v8" });
-
-		const row = await vi.waitFor(
-			async () => {
-				const { results } = await env.DB.prepare("SELECT * FROM dead_letters WHERE tenant = ?1")
-					.bind(tenant.id)
-					.all<{ id: string; body: string }>();
-				expect(results).toHaveLength(1);
-				return results[0]!;
-			},
-			{ timeout: 10_000, interval: 50 },
-		);
-		expect(superjson.parse<typeof body>(row.body).events[0]!.properties.seats).toBe(seats);
-		// The dead letters are there for an operator to inspect: one typed value must not break the list.
-		const response = await call(`/v1/admin/dead-letters?tenant=${tenant.id}`, { key: ADMIN_TOKEN });
-		expect(response.status).toBe(200);
-		const { items } = await response.json<{ items: DeadLetterItem[] }>();
-		expect(items.map((item) => [item.id, item.error])).toEqual([
-			[row.id, "undecodable message: events[0].timestamp: must be epoch milliseconds"],
-		]);
 	});
 });
 

@@ -1,24 +1,20 @@
 // Fault-test plumbing: a frozen clock that only moves forward, the Worker called with a queue that
-// fails some sends, failures inside the real aggregator, and exact reads of reports, metrics, dead
-// letters and the health monitor.
+// fails some sends, the three events the spill tests send, failures (chosen or random) inside the
+// real aggregator, and the health monitor.
 import { runInDurableObject } from "cloudflare:test";
 import { env } from "cloudflare:workers";
+import { expect, vi } from "vitest";
 import type { TenantAggregator } from "../../src/aggregator/aggregator";
-import type { DeadLetterRow as StoredDeadLetter } from "../../src/sinks/d1/dead-letters";
 import type { QueuedEvent } from "../../src/event/model";
 import type { TenantMetrics } from "../../src/read/metrics";
+import type { DataPoint } from "../../src/sinks/analytics";
+import type { FlushBatch } from "../../src/sinks/d1/rollups";
 import { HEALTH_MONITOR, type HealthSnapshot } from "../../src/sinks/health-monitor";
-import { d1Rows, FROZEN_AT, InjectedFault } from "../aggregator/fixtures";
-import type { StatsItem, UsageItem } from "../e2e/ledger-model";
-import { ADMIN_TOKEN, call, getJson, postJson, type TestTenant } from "../helpers/api";
-import { freezeClockAt } from "../helpers/clock";
-import type { RecordingQueue } from "../helpers/queues";
-import { EVENTS_URL, ingest } from "../producer/helpers";
+import { FROZEN_AT, internals } from "../aggregator/helpers";
+import { mulberry32 } from "../e2e/helpers";
+import { EVENTS_URL, freezeClockAt, ingest, InjectedFault, type RecordingQueue, type TestTenant } from "../helpers";
+import { countOnly, HOUR, iso, metricsOf, metricsWith, statsOf, usageOf } from "../read/helpers";
 
-export { InjectedFault };
-
-export const MINUTE = 60_000;
-export const HOUR = 3_600_000;
 const DAY = 86_400_000;
 
 let frozenDays = 0;
@@ -37,8 +33,6 @@ export function previousHour(now: number): number {
 	return now - (now % HOUR) - HOUR;
 }
 
-export const iso = (ms: number) => new Date(ms).toISOString();
-
 /** A usage of `micros` millionths of a token. */
 export const tokens = (micros: number) => ({ sku: "tokens", unit: "token", micros });
 
@@ -56,6 +50,61 @@ export function eventsRequest(events: unknown[], key: string, query = ""): Reque
 /** POSTs events through the Worker's own fetch handler with EVENTS wrapped; waits for its waitUntil work. */
 export async function postThrough(queue: RecordingQueue, request: Request): Promise<Response> {
 	return (await ingest(request, queue)).response;
+}
+
+// ---- Three events, and the reports and metrics once the queue has them ----
+
+/** Three events as POSTed, and as the producer queues them. */
+export function threeEvents(minute: number, prefix = "p") {
+	const wire = [
+		{ id: `${prefix}1`, event: "api_call", timestamp: minute, usage: { sku: "tokens", quantity: 1.5 } },
+		{
+			id: `${prefix}2`,
+			event: "api_call",
+			timestamp: iso(minute),
+			usage: { sku: "tokens", quantity: 0.25 },
+			performance: { duration: 12, statusCode: 200 },
+		},
+		{ id: `${prefix}3`, event: "signup", timestamp: minute },
+	];
+	const queued: QueuedEvent[] = [
+		{ id: `${prefix}1`, event: "api_call", timestamp: minute, usage: { sku: "tokens", unit: "unit", micros: 1_500_000 } },
+		{
+			id: `${prefix}2`,
+			event: "api_call",
+			timestamp: minute,
+			performance: { duration: 12, statusCode: 200 },
+			usage: { sku: "tokens", unit: "unit", micros: 250_000 },
+		},
+		{ id: `${prefix}3`, event: "signup", timestamp: minute },
+	];
+	return { wire, queued };
+}
+
+/** The reports once the three events, sent in the hour before `start`, are in D1: one usage row, two event rows. */
+export async function expectThreeEventsReported(tenant: TestTenant, minute: number, start: number): Promise<void> {
+	const hour = previousHour(start);
+	expect(await usageOf(tenant, hour, hour + HOUR)).toEqual([
+		{ sku: "tokens", unit: "unit", period: iso(hour), quantity: 1.75, quantityDecimal: "1.75", events: 2 },
+	]);
+	expect(await statsOf(tenant, hour, hour + HOUR)).toEqual([
+		{ event: "api_call", period: iso(minute), count: 2, errors: 0, duration: { count: 1, sum: 12, min: 12, max: 12 } },
+		countOnly("signup", minute, 1),
+	]);
+}
+
+/**
+ * Polls the tenant's metrics until they equal `expected`, with events still unflushed unless it says
+ * otherwise (the real queue delivers in the background).
+ */
+export async function unflushedMetricsBecome(tenant: TestTenant, expected: Partial<TenantMetrics>): Promise<void> {
+	await vi.waitFor(
+		async () => expect(await metricsOf(tenant)).toEqual(metricsWith(tenant, { oldestUnflushedAgeMs: expect.any(Number), ...expected })),
+		{
+			timeout: 10_000,
+			interval: 50,
+		},
+	);
 }
 
 // ---- Failures inside the real aggregator ----
@@ -134,60 +183,6 @@ export function alarmOf(tenant: string): Promise<number | null> {
 	return runInDurableObject(env.AGGREGATOR.getByName(tenant), (_instance, state) => state.storage.getAlarm());
 }
 
-// ---- Reading what the pipeline reports ----
-
-export function metricsOf(tenant: TestTenant): Promise<TenantMetrics> {
-	return getJson<TenantMetrics>("/v1/metrics", tenant.readKey);
-}
-
-/** The metrics of a tenant nothing has happened to, overridden by what a test expects. */
-export function metricsWith(tenant: TestTenant, counts: Partial<TenantMetrics> = {}): TenantMetrics {
-	return {
-		tenant: tenant.id,
-		received: 0,
-		enqueued: 0,
-		enqueueFailures: 0,
-		lost: 0,
-		rejected: 0,
-		spilled: 0,
-		respooled: 0,
-		consumed: 0,
-		duplicatesDropped: 0,
-		aggregated: 0,
-		flushedRows: 0,
-		flushFailures: 0,
-		deadLettered: 0,
-		replayed: 0,
-		oldestUnflushedAgeMs: null,
-		spillPending: 0,
-		capped: 0,
-		expired: 0,
-		quarantinedRows: 0,
-		analyticsDropped: 0,
-		...counts,
-	};
-}
-
-export async function usageOf(tenant: TestTenant, from: number, to: number, granularity = "hour"): Promise<UsageItem[]> {
-	return (await getJson<{ items: UsageItem[] }>(`/v1/usage?from=${iso(from)}&to=${iso(to)}&granularity=${granularity}`, tenant.readKey))
-		.items;
-}
-
-export async function statsOf(tenant: TestTenant, from: number, to: number, granularity = "minute"): Promise<StatsItem[]> {
-	return (await getJson<{ items: StatsItem[] }>(`/v1/stats?from=${iso(from)}&to=${iso(to)}&granularity=${granularity}`, tenant.readKey))
-		.items;
-}
-
-/** POST /v1/flush with the tenant's write key. */
-export function flushVia(tenant: TestTenant): Promise<Response> {
-	return call("/v1/flush", { method: "POST", key: tenant.writeKey });
-}
-
-/** The events of a stats item with no performance data. */
-export function countOnly(event: string, period: number, count: number): StatsItem {
-	return { event, period: iso(period), count, errors: 0, duration: { count: 0, sum: 0, min: null, max: null } };
-}
-
 /** What the health monitor holds about one tenant. */
 export async function healthOf(tenant: string): Promise<HealthSnapshot> {
 	const snapshot = await env.HEALTH.getByName(HEALTH_MONITOR).snapshot();
@@ -197,36 +192,92 @@ export async function healthOf(tenant: string): Promise<HealthSnapshot> {
 	};
 }
 
-// ---- Dead letters ----
+// ---- Random faults inside the real aggregator, for the randomized ledger ----
 
-export interface DeadLetterItem {
-	id: string;
-	tenant: string | null;
-	error: string;
-	attempts: number;
-	firstFailedAt: string;
-	lastFailedAt: string;
-	replayedAt: string | null;
-	body: unknown;
+/** The chance of each fault injectFaults draws, per call of the step it fails. */
+export interface FaultChances {
+	P_FAIL_BEFORE_COMMIT: number;
+	P_FAIL_AFTER_COMMIT: number;
+	P_D1_FAIL: number;
+	P_D1_CRASH_AFTER_COMMIT: number;
+	P_ANALYTICS_FAIL: number;
 }
 
-export async function listDeadLetters(query = ""): Promise<{ items: DeadLetterItem[]; nextCursor: string | null }> {
-	return getJson(`/v1/admin/dead-letters${query}`, ADMIN_TOKEN);
+export type RpcOutcome = "ok" | "failed-before-commit" | "failed-after-commit";
+type FlushOutcome = "ok" | "failed" | "crashed-after-commit";
+
+/** Rows one flush carries, over every rollup. */
+function rowsOf(batch: FlushBatch): number {
+	return [...batch.rows.values()].reduce((n, rows) => n + rows.length, 0);
 }
 
-export async function replay(body: unknown): Promise<{ replayed: string[]; skipped: { id: string; reason: string }[] }> {
-	const response = await postJson("/v1/admin/dead-letters/replay", body, ADMIN_TOKEN);
-	if (response.status !== 200) throw new Error(`replay: ${response.status} ${await response.text()}`);
-	return response.json();
+/** What the faults did inside one tenant's aggregator, in call order. */
+export interface FaultRecord {
+	enabled: boolean;
+	rpc: RpcOutcome[];
+	d1: { outcome: FlushOutcome; applied: boolean | null; flushId: string; rows: number }[];
+	analyticsFailures: number;
+	/** Points the real Analytics Engine binding was given. */
+	written: DataPoint[];
 }
 
-/** A D1 dead_letters row as the tests read it (without its paging sequence number). */
-export type DeadLetterRow = Omit<StoredDeadLetter, "seq">;
+/**
+ * Injects random faults into the tenant's live aggregator through its own seams, each drawn from
+ * the tenant's own seeded stream (so the concurrency between tenants cannot change a decision):
+ * the tenant check that opens the ingest transaction (fails before commit), the alarm arming
+ * after commit (fails after commit), sinks.d1 (fails, or crashes after D1 committed) and
+ * sinks.analytics (fails), each with its chance in `chances`.
+ */
+export function injectFaults(tenant: string, seed: number, chances: FaultChances): Promise<FaultRecord> {
+	const { P_FAIL_BEFORE_COMMIT, P_FAIL_AFTER_COMMIT, P_D1_FAIL, P_D1_CRASH_AFTER_COMMIT, P_ANALYTICS_FAIL } = chances;
+	return runInDurableObject(env.AGGREGATOR.getByName(tenant), (instance: TenantAggregator) => {
+		const random = mulberry32(seed);
+		const record: FaultRecord = { enabled: true, rpc: [], d1: [], analyticsFailures: 0, written: [] };
+		const steps = instance as unknown as { claimTenant(tenant: string): void; armAfterIngest(now: number): Promise<void> };
+		const claimTenant = steps.claimTenant;
+		const armAfterIngest = steps.armAfterIngest;
+		let failAfterCommit = false;
+		steps.claimTenant = (claimed) => {
+			const roll = record.enabled ? random() : 1;
+			if (roll < P_FAIL_BEFORE_COMMIT) {
+				record.rpc.push("failed-before-commit");
+				throw new InjectedFault("aggregator failed before commit");
+			}
+			failAfterCommit = roll < P_FAIL_BEFORE_COMMIT + P_FAIL_AFTER_COMMIT;
+			claimTenant.call(instance, claimed);
+		};
+		steps.armAfterIngest = async (now) => {
+			await armAfterIngest.call(instance, now);
+			const fail = failAfterCommit;
+			failAfterCommit = false;
+			record.rpc.push(fail ? "failed-after-commit" : "ok");
+			if (fail) throw new InjectedFault("aggregator failed after commit");
+		};
 
-/** D1's dead_letters rows whose id starts with `prefix`, by id. */
-export function deadLetterRows(prefix: string): Promise<DeadLetterRow[]> {
-	return d1Rows(
-		"SELECT id, tenant, body, error, attempts, first_failed_at, last_failed_at, replayed_at FROM dead_letters WHERE substr(id, 1, length(?1)) = ?1 ORDER BY id",
-		prefix,
-	);
+		const sinks = internals(instance).sinks;
+		const d1 = sinks.d1;
+		const analytics = sinks.analytics;
+		sinks.d1 = async (owner, batch) => {
+			const roll = record.enabled ? random() : 1;
+			if (roll < P_D1_FAIL) {
+				record.d1.push({ outcome: "failed", applied: null, flushId: batch.flushId, rows: rowsOf(batch) });
+				throw new InjectedFault("D1 unavailable");
+			}
+			const applied = await d1(owner, batch);
+			const crash = roll < P_D1_FAIL + P_D1_CRASH_AFTER_COMMIT;
+			record.d1.push({ outcome: crash ? "crashed-after-commit" : "ok", applied, flushId: batch.flushId, rows: rowsOf(batch) });
+			if (crash) throw new InjectedFault("crashed after D1 commit");
+			return applied;
+		};
+		sinks.analytics = (points) => {
+			if (record.enabled && random() < P_ANALYTICS_FAIL) {
+				record.analyticsFailures++;
+				throw new InjectedFault("Analytics Engine unavailable");
+			}
+			const count = analytics(points);
+			record.written.push(...points.slice(0, count));
+			return count;
+		};
+		return record;
+	});
 }

@@ -5,14 +5,11 @@
 import { runDurableObjectAlarm, runInDurableObject } from "cloudflare:test";
 import { env } from "cloudflare:workers";
 import { describe, expect, it, vi } from "vitest";
-import type { TenantAggregator } from "../../src/aggregator/aggregator";
-import type { FlushBatch } from "../../src/sinks/d1/rollups";
 import { parseEventsBody } from "../../src/event/validate";
 import { type EventsMessage } from "../../src/event/model";
 import { packMessages, QUEUE_LIMITS } from "../../src/event/pack";
-import type { DataPoint } from "../../src/sinks/analytics";
-import { d1Flushes, flushMeta, internals, outbox, pendingRowCount, settle } from "../aggregator/fixtures";
-import { deliver, eventsMessage } from "../consumer/fixtures";
+import { d1Flushes, flushMeta, outbox, pendingRowCount, settle } from "../aggregator/helpers";
+import { deliver, eventsMessage } from "../consumer/helpers";
 import {
 	expectedStats,
 	expectedUsage,
@@ -23,10 +20,10 @@ import {
 	type StatsItem,
 	type TrueEvent,
 	type UsageItem,
-} from "../e2e/ledger-model";
-import { call, createTenant, getJson, type TestTenant } from "../helpers/api";
-import { advanceClock, useFrozenClock } from "../helpers/clock";
-import { flushVia, freezeClock, HOUR, InjectedFault, iso, metricsOf, metricsWith } from "./fixtures";
+} from "../e2e/helpers";
+import { advanceClock, call, createTenant, getJson, useFrozenClock, type TestTenant } from "../helpers";
+import { flushVia, HOUR, iso, metricsOf, metricsWith } from "../read/helpers";
+import { freezeClock, injectFaults, type FaultRecord, type RpcOutcome } from "./helpers";
 
 /**
  * The run's seed: every assertion message names it. Tests run inside workerd, where no environment
@@ -46,90 +43,13 @@ const P_FAIL_AFTER_COMMIT = 0.06;
 const P_D1_FAIL = 0.15;
 const P_D1_CRASH_AFTER_COMMIT = 0.1;
 const P_ANALYTICS_FAIL = 0.3;
+const FAULT_CHANCES = { P_FAIL_BEFORE_COMMIT, P_FAIL_AFTER_COMMIT, P_D1_FAIL, P_D1_CRASH_AFTER_COMMIT, P_ANALYTICS_FAIL };
 const P_REDELIVER_ACKED = 0.05;
 const P_FLUSH_ACTION = 0.5;
 
 const clock = useFrozenClock(freezeClock);
 
 const int = (random: Random, below: number) => Math.floor(random() * below);
-
-type RpcOutcome = "ok" | "failed-before-commit" | "failed-after-commit";
-type FlushOutcome = "ok" | "failed" | "crashed-after-commit";
-
-/** What the faults did inside one tenant's aggregator, in call order. */
-/** Rows one flush carries, over every rollup. */
-function rowsOf(batch: FlushBatch): number {
-	return [...batch.rows.values()].reduce((n, rows) => n + rows.length, 0);
-}
-
-interface FaultRecord {
-	enabled: boolean;
-	rpc: RpcOutcome[];
-	d1: { outcome: FlushOutcome; applied: boolean | null; flushId: string; rows: number }[];
-	analyticsFailures: number;
-	/** Points the real Analytics Engine binding was given. */
-	written: DataPoint[];
-}
-
-/**
- * Injects random faults into the tenant's live aggregator through its own seams, each drawn from
- * the tenant's own seeded stream (so the concurrency between tenants cannot change a decision):
- * the tenant check that opens the ingest transaction (fails before commit), the alarm arming
- * after commit (fails after commit), sinks.d1 (fails, or crashes after D1 committed) and
- * sinks.analytics (fails).
- */
-function injectFaults(tenant: string, seed: number): Promise<FaultRecord> {
-	return runInDurableObject(env.AGGREGATOR.getByName(tenant), (instance: TenantAggregator) => {
-		const random = mulberry32(seed);
-		const record: FaultRecord = { enabled: true, rpc: [], d1: [], analyticsFailures: 0, written: [] };
-		const steps = instance as unknown as { claimTenant(tenant: string): void; armAfterIngest(now: number): Promise<void> };
-		const claimTenant = steps.claimTenant;
-		const armAfterIngest = steps.armAfterIngest;
-		let failAfterCommit = false;
-		steps.claimTenant = (claimed) => {
-			const roll = record.enabled ? random() : 1;
-			if (roll < P_FAIL_BEFORE_COMMIT) {
-				record.rpc.push("failed-before-commit");
-				throw new InjectedFault("aggregator failed before commit");
-			}
-			failAfterCommit = roll < P_FAIL_BEFORE_COMMIT + P_FAIL_AFTER_COMMIT;
-			claimTenant.call(instance, claimed);
-		};
-		steps.armAfterIngest = async (now) => {
-			await armAfterIngest.call(instance, now);
-			const fail = failAfterCommit;
-			failAfterCommit = false;
-			record.rpc.push(fail ? "failed-after-commit" : "ok");
-			if (fail) throw new InjectedFault("aggregator failed after commit");
-		};
-
-		const sinks = internals(instance).sinks;
-		const d1 = sinks.d1;
-		const analytics = sinks.analytics;
-		sinks.d1 = async (owner, batch) => {
-			const roll = record.enabled ? random() : 1;
-			if (roll < P_D1_FAIL) {
-				record.d1.push({ outcome: "failed", applied: null, flushId: batch.flushId, rows: rowsOf(batch) });
-				throw new InjectedFault("D1 unavailable");
-			}
-			const applied = await d1(owner, batch);
-			const crash = roll < P_D1_FAIL + P_D1_CRASH_AFTER_COMMIT;
-			record.d1.push({ outcome: crash ? "crashed-after-commit" : "ok", applied, flushId: batch.flushId, rows: rowsOf(batch) });
-			if (crash) throw new InjectedFault("crashed after D1 commit");
-			return applied;
-		};
-		sinks.analytics = (points) => {
-			if (record.enabled && random() < P_ANALYTICS_FAIL) {
-				record.analyticsFailures++;
-				throw new InjectedFault("Analytics Engine unavailable");
-			}
-			const count = analytics(points);
-			record.written.push(...points.slice(0, count));
-			return count;
-		};
-		return record;
-	});
-}
 
 /** The consumer's retry delay for a delivery count, with Math.random at 0.5: round(0.75 × 2 s × 2^(attempts − 1)), capped at 5 min. */
 function expectedDelay(attempts: number): number {
@@ -170,7 +90,7 @@ describe("randomized ledger under faults", () => {
 			const events = generateEvents(random, EVENTS_PER_TENANT, first, SPAN);
 			const plan = sendPlan(random, events);
 			expect(plan.duplicates, `seed ${SEED}: repeats for ${tenant.id}`).toBeGreaterThan(400);
-			const faults = await injectFaults(tenant.id, (SEED ^ Math.imul(index + 1, 0x9e3779b9)) >>> 0);
+			const faults = await injectFaults(tenant.id, (SEED ^ Math.imul(index + 1, 0x9e3779b9)) >>> 0, FAULT_CHANCES);
 			runs.push({ tenant, truths: events.map((event) => event.truth), faults, consumed: 0 });
 			plan.batches.forEach((batch, r) => {
 				const { events: queued, issues } = parseEventsBody({ events: batch }, Date.now());

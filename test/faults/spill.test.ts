@@ -1,87 +1,29 @@
 // The queue refusing sends after the 202: retries inside waitUntil, then a spill to the tenant's
-// aggregator, whose alarm re-enqueues the events to the real queue; and ?ack=durable, which makes
-// the caller wait for the queue instead. Every accepted event ends up counted exactly once.
-import { createExecutionContext, runDurableObjectAlarm, waitOnExecutionContext } from "cloudflare:test";
+// aggregator, whose alarm re-enqueues the events to the real queue (also a chunk whose re-enqueue
+// fails, and a spill larger than a row); when the aggregator refuses the spill too, the events are
+// counted as lost. Every spilled event ends up counted exactly once.
+import { runDurableObjectAlarm } from "cloudflare:test";
 import { env } from "cloudflare:workers";
 import { describe, expect, it, vi } from "vitest";
 import type { QueuedEvent } from "../../src/event/model";
-import type { TenantMetrics } from "../../src/read/metrics";
-import { call, createTenant, postJson, type TestTenant } from "../helpers/api";
-import { advanceClock, useFrozenClock } from "../helpers/clock";
-import { deferred, RecordingQueue } from "../helpers/queues";
-import { fetchWith } from "../producer/helpers";
+import { advanceClock, call, createTenant, RecordingQueue, useFrozenClock } from "../helpers";
+import { countOnly, flushVia, HOUR, iso, metricsOf, metricsWith, MINUTE, statsOf, usageOf } from "../read/helpers";
 import {
 	alarmOf,
-	countOnly,
 	eventsRequest,
+	expectThreeEventsReported,
 	failAggregatorWrites,
-	flushVia,
 	freezeClock,
 	healthOf,
-	HOUR,
-	iso,
-	metricsOf,
-	metricsWith,
-	MINUTE,
 	postThrough,
 	previousHour,
 	spilledChunks,
-	statsOf,
-	usageOf,
+	threeEvents,
+	unflushedMetricsBecome,
 	wrapAggregatorQueue,
-} from "./fixtures";
+} from "./helpers";
 
 const clock = useFrozenClock(freezeClock);
-
-/** Three events as POSTed, and as the producer queues them. */
-function threeEvents(minute: number, prefix = "p") {
-	const wire = [
-		{ id: `${prefix}1`, event: "api_call", timestamp: minute, usage: { sku: "tokens", quantity: 1.5 } },
-		{
-			id: `${prefix}2`,
-			event: "api_call",
-			timestamp: iso(minute),
-			usage: { sku: "tokens", quantity: 0.25 },
-			performance: { duration: 12, statusCode: 200 },
-		},
-		{ id: `${prefix}3`, event: "signup", timestamp: minute },
-	];
-	const queued: QueuedEvent[] = [
-		{ id: `${prefix}1`, event: "api_call", timestamp: minute, usage: { sku: "tokens", unit: "unit", micros: 1_500_000 } },
-		{
-			id: `${prefix}2`,
-			event: "api_call",
-			timestamp: minute,
-			performance: { duration: 12, statusCode: 200 },
-			usage: { sku: "tokens", unit: "unit", micros: 250_000 },
-		},
-		{ id: `${prefix}3`, event: "signup", timestamp: minute },
-	];
-	return { wire, queued };
-}
-
-/** The reports once the three events are in D1: one usage row, two event rows. */
-async function expectThreeEventsReported(tenant: TestTenant, minute: number): Promise<void> {
-	const hour = previousHour(clock.start);
-	expect(await usageOf(tenant, hour, hour + HOUR)).toEqual([
-		{ sku: "tokens", unit: "unit", period: iso(hour), quantity: 1.75, quantityDecimal: "1.75", events: 2 },
-	]);
-	expect(await statsOf(tenant, hour, hour + HOUR)).toEqual([
-		{ event: "api_call", period: iso(minute), count: 2, errors: 0, duration: { count: 1, sum: 12, min: 12, max: 12 } },
-		countOnly("signup", minute, 1),
-	]);
-}
-
-/** Polls the tenant's metrics until they equal `expected` (the real queue delivers in the background). */
-async function metricsBecome(tenant: TestTenant, expected: Partial<TenantMetrics>): Promise<void> {
-	await vi.waitFor(
-		async () => expect(await metricsOf(tenant)).toEqual(metricsWith(tenant, { oldestUnflushedAgeMs: expect.any(Number), ...expected })),
-		{
-			timeout: 10_000,
-			interval: 50,
-		},
-	);
-}
 
 describe("a send that keeps failing after the 202", () => {
 	it("spills the events to the tenant's aggregator, whose alarm re-enqueues them to the real queue, counted once", async () => {
@@ -121,10 +63,10 @@ describe("a send that keeps failing after the 202", () => {
 		// The aggregator's alarm sends them through its own, real, EVENTS binding.
 		expect(await runDurableObjectAlarm(stub)).toBe(true);
 		expect(await spilledChunks(tenant.id)).toEqual([]);
-		await metricsBecome(tenant, { received: 3, enqueueFailures: 3, spilled: 3, respooled: 3, consumed: 3, aggregated: 3 });
+		await unflushedMetricsBecome(tenant, { received: 3, enqueueFailures: 3, spilled: 3, respooled: 3, consumed: 3, aggregated: 3 });
 
 		expect(await (await flushVia(tenant)).json()).toEqual({ flushed: 3 });
-		await expectThreeEventsReported(tenant, minute);
+		await expectThreeEventsReported(tenant, minute, clock.start);
 		expect(await metricsOf(tenant)).toEqual(
 			metricsWith(tenant, { received: 3, enqueueFailures: 3, spilled: 3, respooled: 3, consumed: 3, aggregated: 3, flushedRows: 3 }),
 		);
@@ -176,10 +118,10 @@ describe("a send that keeps failing after the 202", () => {
 			spilled: spilled.length,
 			spillPending: expect.any(Number),
 		};
-		await metricsBecome(tenant, { ...before, consumed: enqueued.length, aggregated: enqueued.length });
+		await unflushedMetricsBecome(tenant, { ...before, consumed: enqueued.length, aggregated: enqueued.length });
 
 		expect(await runDurableObjectAlarm(stub)).toBe(true);
-		await metricsBecome(tenant, {
+		await unflushedMetricsBecome(tenant, {
 			received: 1000,
 			enqueued: enqueued.length,
 			enqueueFailures: spilled.length,
@@ -216,7 +158,7 @@ describe("a send that keeps failing after the 202", () => {
 		expect(respool.calls.map((batch) => batch.flatMap((body) => body.events.map((event) => event.id)))).toEqual([["c1", "c2"], ["c3"]]);
 		expect((await spilledChunks(tenant.id)).map((chunk) => chunk.events.map((event) => event.id))).toEqual([["c3"]]);
 		expect(await alarmOf(tenant.id)).toBe(clock.start + 5_000);
-		await metricsBecome(tenant, {
+		await unflushedMetricsBecome(tenant, {
 			received: 3,
 			enqueueFailures: 3,
 			spilled: 3,
@@ -236,7 +178,7 @@ describe("a send that keeps failing after the 202", () => {
 		expect(await runDurableObjectAlarm(stub)).toBe(true);
 		expect(respool.calls).toHaveLength(3);
 		expect(await spilledChunks(tenant.id)).toEqual([]);
-		await metricsBecome(tenant, {
+		await unflushedMetricsBecome(tenant, {
 			received: 3,
 			enqueueFailures: 3,
 			spilled: 3,
@@ -288,98 +230,6 @@ describe("a send that keeps failing after the 202", () => {
 	});
 });
 
-describe("a send that fails twice and then succeeds", () => {
-	it("is retried inside waitUntil and enqueued, with nothing spilled", async () => {
-		const tenant = await createTenant();
-		const minute = previousHour(clock.start) + 20 * MINUTE;
-		const { wire, queued } = threeEvents(minute);
-		const queue = RecordingQueue.failingFirst(2);
-
-		expect((await postThrough(queue, eventsRequest(wire, tenant.writeKey))).status).toBe(202);
-
-		expect(queue.calls).toEqual(Array.from({ length: 3 }, () => [{ v: 1, tenant: tenant.id, events: queued }]));
-		expect([queue.failed, queue.delivered]).toEqual([2, 1]);
-		expect(await spilledChunks(tenant.id)).toEqual([]);
-		expect(await healthOf(tenant.id)).toEqual({ failingFlushes: [], spills: [] });
-		await metricsBecome(tenant, { received: 3, enqueued: 3, consumed: 3, aggregated: 3 });
-		expect(await (await flushVia(tenant)).json()).toEqual({ flushed: 3 });
-		await expectThreeEventsReported(tenant, minute);
-	});
-});
-
-describe("?ack=durable", () => {
-	it("answers 202 only once the queue has accepted the events", async () => {
-		const tenant = await createTenant();
-		const minute = previousHour(clock.start) + 21 * MINUTE;
-		const { wire } = threeEvents(minute);
-		const gate = deferred();
-		const queue = new RecordingQueue({ gate: gate.promise });
-		const ctx = createExecutionContext();
-		let answered = false;
-
-		const answer = fetchWith(eventsRequest(wire, tenant.writeKey, "?ack=durable"), queue, ctx).then((response) => {
-			answered = true;
-			return response;
-		});
-		await vi.waitFor(() => expect(queue.calls).toHaveLength(1));
-		// Give a handler that did not wait every chance to answer.
-		await new Promise((resolve) => setTimeout(resolve, 50));
-		expect(answered).toBe(false);
-		expect(queue.delivered).toBe(0);
-
-		gate.resolve();
-		const response = await answer;
-		await waitOnExecutionContext(ctx);
-
-		expect(response.status).toBe(202);
-		expect(await response.json()).toEqual({ accepted: 3, ids: ["p1", "p2", "p3"] });
-		expect(queue.delivered).toBe(1);
-		await metricsBecome(tenant, { received: 3, enqueued: 3, consumed: 3, aggregated: 3 });
-		expect(await (await flushVia(tenant)).json()).toEqual({ flushed: 3 });
-		await expectThreeEventsReported(tenant, minute);
-	});
-
-	it("answers 202 after two refused sends, once the third is accepted", async () => {
-		const tenant = await createTenant();
-		const { wire } = threeEvents(previousHour(clock.start) + 22 * MINUTE);
-		const queue = RecordingQueue.failingFirst(2);
-
-		const response = await postThrough(queue, eventsRequest(wire, tenant.writeKey, "?ack=durable"));
-
-		expect(response.status).toBe(202);
-		expect([queue.calls.length, queue.failed, queue.delivered]).toEqual([3, 2, 1]);
-		await metricsBecome(tenant, { received: 3, enqueued: 3, consumed: 3, aggregated: 3 });
-	});
-
-	it("answers 503 with Retry-After 5 when the queue refuses every send, spills nothing, and a resend counts once", async () => {
-		const tenant = await createTenant();
-		const minute = previousHour(clock.start) + 23 * MINUTE;
-		const { wire } = threeEvents(minute);
-		const queue = RecordingQueue.alwaysFailing();
-
-		const response = await postThrough(queue, eventsRequest(wire, tenant.writeKey, "?ack=durable"));
-
-		expect(response.status).toBe(503);
-		expect(response.headers.get("retry-after")).toBe("5");
-		expect(await response.json()).toEqual({
-			error: { code: "unavailable", message: "The queue is unavailable; retry the same events later (their ids make a retry safe)" },
-		});
-		expect(queue.calls).toHaveLength(4);
-		expect(queue.delivered).toBe(0);
-		expect(await spilledChunks(tenant.id)).toEqual([]);
-		expect(await alarmOf(tenant.id)).toBeNull();
-		expect(await healthOf(tenant.id)).toEqual({ failingFlushes: [], spills: [] });
-		expect(await metricsOf(tenant)).toEqual(metricsWith(tenant, { received: 3, enqueueFailures: 3 }));
-
-		// The caller resends the same events once the queue is back.
-		const resent = await postJson("/v1/events?ack=durable", { events: wire }, tenant.writeKey);
-		expect(resent.status).toBe(202);
-		await metricsBecome(tenant, { received: 6, enqueued: 3, enqueueFailures: 3, consumed: 3, aggregated: 3 });
-		expect(await (await flushVia(tenant)).json()).toEqual({ flushed: 3 });
-		await expectThreeEventsReported(tenant, minute);
-	});
-});
-
 describe("a spill larger than a Durable Object row", () => {
 	it("is kept in rows of at most 1 MB, re-enqueued, and counted once", async () => {
 		const tenant = await createTenant();
@@ -404,7 +254,7 @@ describe("a spill larger than a Durable Object row", () => {
 
 		expect(await runDurableObjectAlarm(stub)).toBe(true);
 		expect(await spilledChunks(tenant.id)).toEqual([]);
-		await metricsBecome(tenant, { spilled: 90, respooled: 90, consumed: 90, aggregated: 90 });
+		await unflushedMetricsBecome(tenant, { spilled: 90, respooled: 90, consumed: 90, aggregated: 90 });
 		expect(await (await flushVia(tenant)).json()).toEqual({ flushed: 2 });
 		const hour = previousHour(clock.start);
 		expect(await usageOf(tenant, hour, hour + HOUR)).toEqual([

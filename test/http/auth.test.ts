@@ -2,9 +2,18 @@
 import { createExecutionContext } from "cloudflare:test";
 import { env } from "cloudflare:workers";
 import { describe, expect, it } from "vitest";
-import { ADMIN_TOKEN, call, createTenant, postJson, uniqueTenantId } from "../helpers/api";
-import { RecordingQueue } from "../helpers/queues";
-import { errorOf, eventsRequest, fetchWith, ingest } from "./helpers";
+import {
+	ADMIN_TOKEN,
+	call,
+	createTenant,
+	errorOf,
+	eventsRequest,
+	fetchWith,
+	ingest,
+	postJson,
+	RecordingQueue,
+	uniqueTenantId,
+} from "../helpers";
 
 const EVENT = '{"event":"a"}';
 const KEY = /^ml_[wr]_[A-Za-z0-9_-]{32}$/;

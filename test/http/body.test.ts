@@ -1,7 +1,6 @@
 // POST /v1/events body rules: media type, size, encoding, JSON, and the all-or-nothing batch.
 import { describe, expect, it } from "vitest";
-import { createTenant } from "../helpers/api";
-import { errorOf, eventsRequest, ingest } from "./helpers";
+import { createTenant, errorOf, eventsRequest, ingest } from "../helpers";
 
 const MAX_BODY = 1_048_576;
 

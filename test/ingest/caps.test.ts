@@ -1,55 +1,25 @@
-// Caps on a tenant's distinct event names and (sku, unit) pairs: a whole 400 at POST /v1/events, per message on the Segment and PostHog APIs, and `refused` at the aggregator.
+// Caps on a tenant's distinct event names and (sku, unit) pairs at POST /v1/events: a request
+// adding one past the cap is refused whole, registers nothing and is counted in `capped`; events
+// that bypass the edge are refused by the aggregator.
 import { env } from "cloudflare:workers";
-import { describe, expect, it, vi } from "vitest";
+import { describe, expect, it } from "vitest";
 import type { QueuedEvent } from "../../src/event/model";
-import { d1Rows } from "../aggregator/fixtures";
-import { basicAuth, post, rejectionsOf } from "../compat/helpers";
-import { flushVia, freezeClock, iso, metricsOf, metricsWith } from "../faults/fixtures";
-import { createTenant, type TestTenant } from "../helpers/api";
-import { useFrozenClock } from "../helpers/clock";
-import { RecordingQueue } from "../helpers/queues";
-import { eventsRequest, ingest } from "./helpers";
+import { d1Rows } from "../aggregator/helpers";
+import { freezeClock } from "../faults/helpers";
+import { createTenant, useFrozenClock } from "../helpers";
+import { flushVia, metricsOf, metricsWith } from "../read/helpers";
+import { CAP, capError, namedEvents, NEW_NAME, NEW_PAIR, postEvents, tenantThatUsed, untilConsumed } from "./helpers";
 
 // Frozen in 2100: no aggregator alarm flushes by itself, so the metrics stay exact.
 const clock = useFrozenClock(freezeClock);
 
-const CAP = 1000;
-const NEW_NAME = `is a new event name, and the tenant already has ${CAP} (the cap)`;
-const NEW_PAIR = `is a new (sku, unit) pair, and the tenant already has ${CAP} (the cap)`;
 const CAPPED = `capped: a new event name or SKU would pass the tenant's cap (${CAP} event names, ${CAP} SKUs)`;
 
-const names = (count: number) => Array.from({ length: count }, (_, i) => ({ event: `name-${i}` }));
 const pairs = (count: number) => Array.from({ length: count }, (_, i) => ({ event: "use", usage: { sku: `sku-${i}`, quantity: 1 } }));
-
-/** POST /v1/events through the Worker with a recording queue in front of the real one. */
-async function postEvents(tenant: TestTenant, events: unknown[]): Promise<{ status: number; body: unknown; sent: QueuedEvent[] }> {
-	const { response, queue } = await ingest(eventsRequest(JSON.stringify({ events }), tenant.writeKey));
-	expect(queue.failed).toBe(0);
-	return { status: response.status, body: await response.json(), sent: queue.messages.flatMap((message) => message.events) };
-}
-
-/** Waits until the tenant's aggregator has consumed `count` events in all. */
-async function consumed(tenant: TestTenant, count: number): Promise<void> {
-	await vi.waitFor(async () => expect((await metricsOf(tenant)).consumed).toBe(count), { timeout: 20_000, interval: 50 });
-}
-
-/** A tenant that has used `events` (every name or pair in them registered), all consumed. */
-async function tenantThatUsed(events: unknown[]): Promise<TestTenant> {
-	const tenant = await createTenant();
-	const result = await postEvents(tenant, events);
-	expect({ status: result.status, sent: result.sent.length }).toEqual({ status: 202, sent: events.length });
-	await consumed(tenant, events.length);
-	return tenant;
-}
-
-function capError(details: { index: number; path: string; message: string }[]) {
-	const bad = new Set(details.map((detail) => detail.index)).size;
-	return { error: { code: "invalid_request", message: `${bad} invalid event${bad === 1 ? "" : "s"}; nothing was accepted`, details } };
-}
 
 describe("POST /v1/events past the caps", () => {
 	it("lets a tenant use 1000 event names, refuses a request adding a 1001st whole, and keeps the known names working", async () => {
-		const tenant = await tenantThatUsed(names(CAP));
+		const tenant = await tenantThatUsed(namedEvents(CAP));
 
 		const refused = await postEvents(tenant, [
 			{ event: "name-0" },
@@ -74,7 +44,7 @@ describe("POST /v1/events past the caps", () => {
 			status: 202,
 			sent: ["name-0", "name-999"],
 		});
-		await consumed(tenant, CAP + 2);
+		await untilConsumed(tenant, CAP + 2);
 		expect(await metricsOf(tenant)).toEqual(
 			metricsWith(tenant, {
 				received: CAP + 2,
@@ -118,7 +88,7 @@ describe("POST /v1/events past the caps", () => {
 				{ sku: "sku-999", unit: "unit", micros: 3_000_000 },
 			],
 		});
-		await consumed(tenant, CAP + 2);
+		await untilConsumed(tenant, CAP + 2);
 		expect(await metricsOf(tenant)).toEqual(
 			metricsWith(tenant, {
 				received: CAP + 2,
@@ -136,7 +106,7 @@ describe("a request refused whole", () => {
 	// The producer registers a request's new names only if they all fit: otherwise "first-new"
 	// would take the last slot although none of its events was accepted.
 	it("registers none of a refused request's new names", async () => {
-		const tenant = await tenantThatUsed(names(CAP - 1));
+		const tenant = await tenantThatUsed(namedEvents(CAP - 1));
 
 		const refused = await postEvents(tenant, [{ event: "first-new" }, { event: "second-new" }]);
 		expect({ status: refused.status, sent: refused.sent }).toEqual({ status: 400, sent: [] });
@@ -149,7 +119,7 @@ describe("a request refused whole", () => {
 describe("the capped counter", () => {
 	// Reported with the 400 (METRICS_REPORT_MS is 0 here), not left in the isolate's memory.
 	it("counts the refused events in capped as soon as the 400 is answered", async () => {
-		const tenant = await tenantThatUsed(names(CAP));
+		const tenant = await tenantThatUsed(namedEvents(CAP));
 
 		const refused = await postEvents(tenant, [{ event: "brand-new" }, { event: "name-1" }, { event: "also-new" }]);
 		expect(refused.status).toBe(400);
@@ -160,108 +130,6 @@ describe("the capped counter", () => {
 				enqueued: CAP,
 				consumed: CAP,
 				aggregated: CAP,
-				capped: 2,
-				oldestUnflushedAgeMs: expect.any(Number),
-			}),
-		);
-	});
-});
-
-describe("the Segment and PostHog APIs past the caps", () => {
-	it("Segment /v1/batch rejects only the messages with a new event name, lists them with their place and issue, and accepts the rest", async () => {
-		const tenant = await tenantThatUsed(names(CAP));
-		const fresh = { type: "track", messageId: "seg-new", event: "Brand New", userId: "u1" };
-		const batch = [
-			{ type: "track", messageId: "seg-1", event: "name-1", userId: "u1" },
-			fresh,
-			{ type: "track", messageId: "seg-3", event: "name-2", userId: "u2" },
-		];
-		const receivedAt = iso(Date.now());
-
-		const { response, queue } = await ingest(post("/v1/batch", { batch }, { authorization: basicAuth(tenant.writeKey) }));
-
-		expect({ status: response.status, body: await response.json() }).toEqual({ status: 200, body: { success: true } });
-		expect(queue.messages.flatMap((message) => message.events).map((event) => [event.id, event.event])).toEqual([
-			["seg-1", "name-1"],
-			["seg-3", "name-2"],
-		]);
-		expect(await rejectionsOf(tenant)).toEqual([
-			{
-				receivedAt,
-				source: "segment",
-				eventId: "seg-new",
-				place: "batch[1]",
-				issues: [{ path: "batch[1].event", message: NEW_NAME }],
-				body: fresh,
-			},
-		]);
-		await consumed(tenant, CAP + 2);
-		expect(await metricsOf(tenant)).toEqual(
-			metricsWith(tenant, {
-				received: CAP + 2,
-				enqueued: CAP + 2,
-				consumed: CAP + 2,
-				aggregated: CAP + 2,
-				rejected: 1,
-				capped: 1,
-				oldestUnflushedAgeMs: expect.any(Number),
-			}),
-		);
-	});
-
-	it("Segment answers 400 naming each message's place when every message is past the cap", async () => {
-		const tenant = await tenantThatUsed(names(CAP));
-
-		const { response, queue } = await ingest(
-			post(
-				"/v1/batch",
-				{ batch: [{ type: "track", messageId: "only", event: "Brand New", userId: "u1" }] },
-				{ authorization: basicAuth(tenant.writeKey) },
-			),
-		);
-
-		expect({ status: response.status, body: await response.json() }).toEqual({
-			status: 400,
-			body: capError([{ index: 0, path: "batch[0].event", message: NEW_NAME }]),
-		});
-		expect(queue.calls).toEqual([]);
-		expect((await rejectionsOf(tenant)).map((item) => [item.eventId, item.place])).toEqual([["only", "batch[0]"]]);
-		expect((await metricsOf(tenant)).capped).toBe(1);
-	});
-
-	it("PostHog /batch/ rejects only the messages with a new event name or (sku, unit) pair, and accepts the rest", async () => {
-		const tenant = await tenantThatUsed(names(CAP).map((event, i) => ({ ...event, usage: { sku: `sku-${i}`, quantity: 1 } })));
-		const newName = { event: "$pageview", distinct_id: "u1", uuid: "ph-2" };
-		const newPair = {
-			event: "name-3",
-			distinct_id: "u1",
-			uuid: "ph-3",
-			properties: { usage: { sku: "sku-3", quantity: 1, unit: "gb" } },
-		};
-		const batch = [
-			{ event: "name-1", distinct_id: "u1", uuid: "ph-1", properties: { usage: { sku: "sku-1", quantity: 5 } } },
-			newName,
-			newPair,
-			{ event: "name-4", distinct_id: "u2", uuid: "ph-4" },
-		];
-		const at = { receivedAt: iso(Date.now()), source: "posthog" };
-
-		const { response, queue } = await ingest(post("/batch/", { api_key: tenant.writeKey, batch }));
-
-		expect({ status: response.status, body: await response.json() }).toEqual({ status: 200, body: { status: 1 } });
-		expect(queue.messages.flatMap((message) => message.events).map((event) => event.id)).toEqual(["ph-1", "ph-4"]);
-		expect(await rejectionsOf(tenant)).toEqual([
-			{ ...at, eventId: "ph-3", place: "batch[2]", issues: [{ path: "batch[2].usage.sku", message: NEW_PAIR }], body: newPair },
-			{ ...at, eventId: "ph-2", place: "batch[1]", issues: [{ path: "batch[1].event", message: NEW_NAME }], body: newName },
-		]);
-		await consumed(tenant, CAP + 2);
-		expect(await metricsOf(tenant)).toEqual(
-			metricsWith(tenant, {
-				received: CAP + 2,
-				enqueued: CAP + 2,
-				consumed: CAP + 2,
-				aggregated: CAP + 2,
-				rejected: 2,
 				capped: 2,
 				oldestUnflushedAgeMs: expect.any(Number),
 			}),

@@ -1,7 +1,7 @@
 // Both compatible APIs end to end through the real local queue and aggregator: a resent messageId
 // or uuid, whichever endpoint carries it, is counted and metered once.
 import { describe, expect, it } from "vitest";
-import { call, createTenant } from "../helpers/api";
+import { call, createTenant } from "../helpers";
 import { basicAuth, gzip, settled } from "./helpers";
 
 async function expectAccepted(response: Response, body: unknown): Promise<void> {

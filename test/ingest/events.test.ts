@@ -3,9 +3,7 @@ import { createExecutionContext, waitOnExecutionContext } from "cloudflare:test"
 import { describe, expect, it } from "vitest";
 import type { EventsMessage, QueuedEvent } from "../../src/event/model";
 import { QUEUE_LIMITS } from "../../src/event/pack";
-import { createTenant } from "../helpers/api";
-import { deferred, RecordingQueue } from "../helpers/queues";
-import { eventsRequest, fetchWith, ingest, jsonBytes, UUID_V7 } from "./helpers";
+import { createTenant, deferred, eventsRequest, fetchWith, ingest, jsonBytes, RecordingQueue, UUID_V7 } from "../helpers";
 
 const MAX_BODY = 1_048_576;
 

@@ -1,14 +1,23 @@
-// Compat test plumbing: Segment and PostHog requests, gzip, a client clock that runs behind, what
-// reached the recording queue, the refusals both APIs answer alike, the rejections they keep, and
-// the counts once the real queue and aggregator have settled.
+// Ingest test plumbing: Segment and PostHog requests, gzip, a client clock that runs behind, what
+// reached the recording queue, the refusals both APIs answer alike, the rejections they keep, the
+// counts once the real queue and aggregator have settled, and the tenant caps.
+import { env } from "cloudflare:workers";
 import { expect, vi } from "vitest";
 import type { QueuedEvent } from "../../src/event/model";
-import { call, getJson, type TestTenant } from "../helpers/api";
-import { freezeClockAt, useFrozenClock } from "../helpers/clock";
-import { RecordingQueue } from "../helpers/queues";
-import { ingest, type ErrorBody } from "../producer/helpers";
-
-export const BASE = "https://meterline.test";
+import {
+	BASE,
+	call,
+	createTenant,
+	eventsRequest,
+	freezeClockAt,
+	getJson,
+	ingest,
+	RecordingQueue,
+	useFrozenClock,
+	type ErrorBody,
+	type TestTenant,
+} from "../helpers";
+import { metricsOf } from "../read/helpers";
 
 /** The frozen receive time; the client's clock runs 5 s behind it... */
 export const RECEIVED = Date.parse("2026-11-20T10:00:07.250Z");
@@ -26,6 +35,42 @@ export function receiveAtFrozenTime(): void {
 export function basicAuth(writeKey: string): string {
 	return `Basic ${btoa(`${writeKey}:`)}`;
 }
+
+/** The tenant's write key as Segment's HTTP Basic Authorization header. */
+export const segmentAuth = (tenant: TestTenant) => ({ authorization: basicAuth(tenant.writeKey) });
+
+/** Segment's call types, as an unknown type's issue lists them. */
+export const SEGMENT_TYPES = "track, identify, page, screen, group, alias";
+
+/** PostHog event uuids. */
+export const UUID_1 = "0192e4a0-0000-7000-8000-000000000001";
+export const UUID_2 = "0192e4a0-0000-7000-8000-000000000002";
+
+/** What PostHog's capture API answers an accepted request. */
+export const POSTHOG_OK = { status: 200, body: { status: 1 } };
+
+/** One posthog-node batch entry, as its queue sends it. */
+export function nodeEvent(overrides: Record<string, unknown> = {}) {
+	return {
+		event: "signed_up",
+		distinct_id: "user-1",
+		properties: { $lib: "posthog-node", $lib_version: "5.0.0", $geoip_disable: true },
+		timestamp: TIMESTAMP,
+		uuid: UUID_1,
+		type: "capture",
+		library: "posthog-node",
+		library_version: "5.0.0",
+		...overrides,
+	};
+}
+
+/** A Segment /v1/batch of `batch` with the tenant's write key over HTTP Basic. */
+export const segmentBatch = (tenant: TestTenant, batch: unknown[]) =>
+	post("/v1/batch", { batch }, { authorization: basicAuth(tenant.writeKey) });
+/** A PostHog /batch/ of `batch` with the tenant's write key as api_key. */
+export const posthogBatch = (tenant: TestTenant, batch: unknown[]) => post("/batch/", { api_key: tenant.writeKey, batch });
+/** A PostHog event the validator refuses: its name is a number. */
+export const badPostHog = (i: number) => ({ event: 7, distinct_id: "u", uuid: `bad-${i}` });
 
 /** A POST with a JSON (or raw) body and any extra headers; no Content-Type unless given. */
 export function post(path: string, body: BodyInit | object | null, headers: Record<string, string> = {}): Request {
@@ -134,6 +179,14 @@ export async function rejectionsOf(tenant: TestTenant, query = "limit=100"): Pro
 	return items.map(({ id: _id, ...rest }) => rest);
 }
 
+/** How many of the tenant's rejections D1 holds (those matching `where`, an SQL condition). */
+export async function storedRejections(tenant: string, where = "1"): Promise<number> {
+	const row = await env.DB.prepare(`SELECT count(*) AS n FROM rejections WHERE tenant = ?1 AND ${where}`)
+		.bind(tenant)
+		.first<{ n: number }>();
+	return row!.n;
+}
+
 export interface SettledMetrics {
 	received: number;
 	rejected: number;
@@ -169,4 +222,39 @@ export async function settled(tenant: TestTenant, sent: number) {
 		{ timeout: 30_000, interval: 100 },
 	);
 	return result!;
+}
+
+// ---- The tenant caps on event names and (sku, unit) pairs ----
+
+/** The cap on a tenant's distinct event names, and on its (sku, unit) pairs. */
+export const CAP = 1000;
+export const NEW_NAME = `is a new event name, and the tenant already has ${CAP} (the cap)`;
+export const NEW_PAIR = `is a new (sku, unit) pair, and the tenant already has ${CAP} (the cap)`;
+
+export const namedEvents = (count: number) => Array.from({ length: count }, (_, i) => ({ event: `name-${i}` }));
+
+/** POST /v1/events through the Worker with a recording queue in front of the real one. */
+export async function postEvents(tenant: TestTenant, events: unknown[]): Promise<{ status: number; body: unknown; sent: QueuedEvent[] }> {
+	const { response, queue } = await ingest(eventsRequest(JSON.stringify({ events }), tenant.writeKey));
+	expect(queue.failed).toBe(0);
+	return { status: response.status, body: await response.json(), sent: queue.messages.flatMap((message) => message.events) };
+}
+
+/** Waits until the tenant's aggregator has consumed `count` events in all. */
+export async function untilConsumed(tenant: TestTenant, count: number): Promise<void> {
+	await vi.waitFor(async () => expect((await metricsOf(tenant)).consumed).toBe(count), { timeout: 20_000, interval: 50 });
+}
+
+/** A tenant that has used `events` (every name or pair in them registered), all consumed. */
+export async function tenantThatUsed(events: unknown[]): Promise<TestTenant> {
+	const tenant = await createTenant();
+	const result = await postEvents(tenant, events);
+	expect({ status: result.status, sent: result.sent.length }).toEqual({ status: 202, sent: events.length });
+	await untilConsumed(tenant, events.length);
+	return tenant;
+}
+
+export function capError(details: { index: number; path: string; message: string }[]) {
+	const bad = new Set(details.map((detail) => detail.index)).size;
+	return { error: { code: "invalid_request", message: `${bad} invalid event${bad === 1 ? "" : "s"}; nothing was accepted`, details } };
 }

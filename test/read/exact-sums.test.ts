@@ -2,13 +2,19 @@
 import { env } from "cloudflare:workers";
 import { describe, expect, it, vi } from "vitest";
 import type { QueuedEvent } from "../../src/event/model";
-import { d1Rows } from "../aggregator/fixtures";
-import { eventsRequest, flushVia, freezeClock, HOUR, iso, metricsOf, MINUTE, postThrough, previousHour } from "../faults/fixtures";
-import { call, createTenant, getJson, type TestTenant } from "../helpers/api";
-import { useFrozenClock } from "../helpers/clock";
-import { RecordingQueue } from "../helpers/queues";
-import { eventsRequest as rawEventsRequest, ingest } from "../producer/helpers";
-import type { UsageReport } from "./seed";
+import { d1Rows } from "../aggregator/helpers";
+import { eventsRequest, freezeClock, postThrough, previousHour } from "../faults/helpers";
+import {
+	call,
+	createTenant,
+	eventsRequest as rawEventsRequest,
+	getJson,
+	ingest,
+	RecordingQueue,
+	useFrozenClock,
+	type TestTenant,
+} from "../helpers";
+import { flushVia, HOUR, iso, metricsOf, MINUTE, type UsageReport } from "./helpers";
 
 const clock = useFrozenClock(freezeClock);
 

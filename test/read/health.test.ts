@@ -6,12 +6,11 @@
 import { runInDurableObject } from "cloudflare:test";
 import { env } from "cloudflare:workers";
 import { afterEach, beforeEach, describe, expect, it, vi } from "vitest";
-import { aggregator, failD1, freezeClock, FROZEN_AT, makeEvent, settle } from "../aggregator/fixtures";
+import { aggregator, failD1, freezeClock, FROZEN_AT, makeEvent, settle } from "../aggregator/helpers";
+import { advanceClock, call, createTenant, uniqueTenantId, type TestTenant } from "../helpers";
+import { expectError } from "../security/helpers";
 import { RECENT_DEAD_LETTERS } from "../../src/sinks/d1/dead-letters";
 import { DEAD_LETTER_COUNT_CAP } from "../../src/read/health";
-import { call, createTenant, uniqueTenantId, type TestTenant } from "../helpers/api";
-import { advanceClock } from "../helpers/clock";
-import { expectError } from "./helpers";
 
 const MINUTE = 60_000;
 const HOUR = 60 * MINUTE;

@@ -4,11 +4,11 @@ import { env } from "cloudflare:workers";
 import { runInDurableObject } from "cloudflare:test";
 import { describe, expect, it } from "vitest";
 import { reconcile } from "../../src/read/live";
-import { crashAfterD1Commit, failD1 } from "../aggregator/fixtures";
-import { deliver, eventsMessage, queuedEvent } from "../consumer/fixtures";
-import { createTenant } from "../helpers/api";
-import { useFrozenClock } from "../helpers/clock";
-import { flushVia, freezeClock, HOUR, iso, MINUTE, previousHour, tokens, usageOf } from "../faults/fixtures";
+import { crashAfterD1Commit, failD1 } from "../aggregator/helpers";
+import { deliver, eventsMessage, queuedEvent } from "../consumer/helpers";
+import { freezeClock, previousHour, tokens } from "../faults/helpers";
+import { createTenant, useFrozenClock } from "../helpers";
+import { flushVia, HOUR, iso, MINUTE, usageOf } from "./helpers";
 
 const clock = useFrozenClock(freezeClock);
 

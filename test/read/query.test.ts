@@ -1,8 +1,7 @@
 // The report query shared by /v1/usage and /v1/stats: a bad from, to, granularity or parameter
 // answers 400 naming the field; reports need a read key.
 import { describe, expect, it } from "vitest";
-import { call, createTenant } from "../helpers/api";
-import { freezeClockAt, useFrozenClock } from "../helpers/clock";
+import { call, createTenant, freezeClockAt, useFrozenClock } from "../helpers";
 
 // Frozen with the minute ranges asked for (from 1 March 2026) within the 7 days minute granularity covers.
 useFrozenClock(() => freezeClockAt(Date.UTC(2026, 2, 8)));

@@ -1,10 +1,9 @@
 // GET /v1/stats: counts, 5xx errors and duration summaries per event name and bucket.
 import { env } from "cloudflare:workers";
 import { describe, expect, it } from "vitest";
-import { deliver, eventsMessage, queuedEvent } from "../consumer/fixtures";
-import { createTenant, getJson } from "../helpers/api";
-import { seedEvents, type StatsReport } from "./seed";
-import { freezeClockAt, useFrozenClock } from "../helpers/clock";
+import { deliver, eventsMessage, queuedEvent } from "../consumer/helpers";
+import { createTenant, freezeClockAt, getJson, useFrozenClock } from "../helpers";
+import { seedEvents, type StatsReport } from "./helpers";
 
 // Frozen with the seeded minutes (10–11 March 2026) within the 7 days minute granularity covers.
 useFrozenClock(() => freezeClockAt(Date.UTC(2026, 2, 11, 12)));

@@ -1,7 +1,7 @@
 // GET /v1/usage: exact decimal sums per sku, unit and bucket from D1, as JSON or CSV.
 import { describe, expect, it } from "vitest";
-import { call, createTenant, getJson } from "../helpers/api";
-import { seedUsage, type UsageReport } from "./seed";
+import { call, createTenant, getJson } from "../helpers";
+import { seedUsage, type UsageReport } from "./helpers";
 
 const HOUR = 3_600_000;
 const iso = (ms: number) => new Date(ms).toISOString();

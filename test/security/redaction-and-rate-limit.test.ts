@@ -2,9 +2,7 @@
 // rate limit (TENANT_RATE_LIMIT: 1000 requests per 60 s).
 import { createExecutionContext, waitOnExecutionContext } from "cloudflare:test";
 import { describe, expect, it } from "vitest";
-import { call, createTenant } from "../helpers/api";
-import { RecordingQueue } from "../helpers/queues";
-import { eventsRequest, fetchWith, ingest } from "../producer/helpers";
+import { call, createTenant, eventsRequest, fetchWith, ingest, RecordingQueue } from "../helpers";
 import { expectError, issueKey } from "./helpers";
 
 const R = "[redacted]";
