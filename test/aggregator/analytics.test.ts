@@ -3,8 +3,6 @@ import { runDurableObjectAlarm, runInDurableObject } from "cloudflare:test";
 import { describe, expect, it, vi } from "vitest";
 import type { TenantAggregator } from "../../src/aggregator/aggregator";
 import { RETRY_POLICIES } from "../../src/aggregator/state";
-
-const OUTBOX_BACKOFF = RETRY_POLICIES.outbox;
 import { POINT_COLUMNS, type DataPoint } from "../../src/sinks/analytics";
 import { advanceClock, uniqueTenantId, useFrozenClock } from "../helpers";
 import {
@@ -26,6 +24,8 @@ import {
 	pendingRowCount,
 	settle,
 } from "./helpers";
+
+const OUTBOX_BACKOFF = RETRY_POLICIES.outbox;
 
 useFrozenClock(freezeClock);
 

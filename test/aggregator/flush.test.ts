@@ -3,8 +3,6 @@
 import { runInDurableObject } from "cloudflare:test";
 import { describe, expect, it, vi } from "vitest";
 import { RETRY_POLICIES } from "../../src/aggregator/state";
-
-const FLUSH_BACKOFF = RETRY_POLICIES.flush;
 import { backoffMs } from "../../src/shared/backoff";
 import { uniqueTenantId, useFrozenClock } from "../helpers";
 import {
@@ -23,6 +21,8 @@ import {
 	makeEvent,
 	mixedSlice,
 } from "./helpers";
+
+const FLUSH_BACKOFF = RETRY_POLICIES.flush;
 
 useFrozenClock(freezeClock);
 

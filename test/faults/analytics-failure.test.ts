@@ -6,14 +6,14 @@ import { describe, expect, it, vi, type MockInstance } from "vitest";
 import { MINUTE_RETENTION_MS } from "../../src/aggregator/compaction";
 import { type TenantAggregator } from "../../src/aggregator/aggregator";
 import { RETRY_POLICIES } from "../../src/aggregator/state";
-
-const OUTBOX_BACKOFF = RETRY_POLICIES.outbox;
 import { internals, outbox } from "../aggregator/helpers";
 import { deliver, eventsMessage, queuedEvent } from "../consumer/helpers";
 import { advanceClock, createTenant, InjectedFault, useFrozenClock } from "../helpers";
 import { countOnly, flushVia, HOUR, iso, metricsOf, metricsWith, MINUTE, statsOf, usageOf } from "../read/helpers";
 import { alarmOf, freezeClock, previousHour } from "./helpers";
 import type { DataPoint } from "../../src/sinks/analytics";
+
+const OUTBOX_BACKOFF = RETRY_POLICIES.outbox;
 
 const clock = useFrozenClock(freezeClock);
 
