@@ -14,6 +14,9 @@ import { ingestEvents } from "./ingest/events.js";
 import { getStats } from "./read/stats.js";
 import { getRejections } from "./read/rejections.js";
 import { getUsage } from "./read/usage.js";
+import { createMeterRoute, deleteMeterRoute, getMeterRoute, listMetersRoute } from "./read/meters.js";
+import { queryMeterRoute } from "./read/meter-query.js";
+import { getTimeseries } from "./read/timeseries.js";
 import { PIPELINE_WIDE } from "./sinks/d1/metrics.js";
 import { countProducer } from "./sinks/counters.js";
 import { ApiError, json, toErrorResponse } from "./shared/errors.js";
@@ -43,6 +46,10 @@ const ROUTES: Record<string, Record<string, Handler>> = {
 	"/v1/periods": { GET: listPeriods },
 	"/v1/periods/:period/close": { POST: closePeriod },
 	"/v1/rejections": { GET: getRejections },
+	"/v1/meters": { POST: createMeterRoute, GET: listMetersRoute },
+	"/v1/meters/:slug": { GET: getMeterRoute, DELETE: deleteMeterRoute },
+	"/v1/meters/:slug/query": { GET: queryMeterRoute },
+	"/v1/query/timeseries": { GET: getTimeseries },
 	"/v1/admin/tenants": { POST: createTenant },
 	"/v1/admin/tenants/:id/keys": { POST: createKey },
 	"/v1/admin/keys/:prefix": { DELETE: deleteKey },

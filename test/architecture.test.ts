@@ -6,6 +6,8 @@ import { describe, expect, it } from "vitest";
 const RANKS: Record<string, number> = {
 	shared: 0,
 	event: 1,
+	// Above event (a meter reads events), below everything that evaluates or serves meters.
+	meters: 1.5,
 	sinks: 2,
 	aggregator: 3,
 	consumer: 4,

@@ -2,9 +2,10 @@
 // rollups to D1 (exactly once, via the flush ledger) and then to Analytics Engine. This class is
 // only the RPC surface and the alarm; each concern lives in its own module beside it.
 import { DurableObject } from "cloudflare:workers";
-import type { QueuedEvent } from "../event/model.js";
+import { DEDUPE_WINDOW_MS, type QueuedEvent } from "../event/model.js";
+import type { MeterDefinition, StoredMeter } from "../meters/model.js";
 import { writeDataPoints } from "../sinks/analytics.js";
-import { applyFlush } from "../sinks/d1/rollups.js";
+import { applyFlush, type KeyFilter } from "../sinks/d1/rollups.js";
 import { insertDeadLetters } from "../sinks/d1/dead-letters.js";
 import type { RollupSpec } from "../sinks/rollups.js";
 import { alarmInputs, nextAlarm } from "./alarm.js";
@@ -15,9 +16,11 @@ import { flushOnce } from "./flush.js";
 import { reportHealth } from "./health-report.js";
 import { ingestSlice, type IngestResult } from "./ingest.js";
 import { migrate } from "./local-schema.js";
+import { MeterRegistry } from "./meter-definitions.js";
+import { MeterGroups } from "./meter-groups.js";
 import { admitForProducer, NameRegistry, type NameKind } from "./names.js";
 import { drainOutbox } from "./outbox.js";
-import { flushSettings, nameCaps, type FlushSinks, type Parts } from "./parts.js";
+import { flushSettings, meterCap, meterGroupCap, nameCaps, type FlushSinks, type Parts } from "./parts.js";
 import { storeQuarantine } from "./quarantine.js";
 import { metricsOf, pendingSnapshot, type AggregatorMetrics, type AggregatorOperations, type PendingSnapshot } from "./snapshot.js";
 import { respool, storeSpill } from "./spill.js";
@@ -30,6 +33,8 @@ export class TenantAggregator extends DurableObject<Env> {
 	private store!: Store;
 	private ids!: IdMemory;
 	private names!: NameRegistry;
+	private meters!: MeterRegistry;
+	private meterGroups!: MeterGroups;
 	private closed!: Set<string>;
 	/** Serializes flushes: an alarm and a /v1/flush call must not seal or send the same batch twice. */
 	private flushing: Promise<unknown> = Promise.resolve();
@@ -47,6 +52,8 @@ export class TenantAggregator extends DurableObject<Env> {
 			this.store = new Store(ctx.storage);
 			this.ids = new IdMemory(this.store);
 			this.names = new NameRegistry(this.store, nameCaps(env));
+			this.meters = new MeterRegistry(this.store, meterCap(env));
+			this.meterGroups = new MeterGroups(this.store, meterGroupCap(env));
 			this.closed = new Set(this.store.rows<{ period: string }>("SELECT period FROM closed_periods").map((row) => row.period));
 		});
 	}
@@ -68,7 +75,11 @@ export class TenantAggregator extends DurableObject<Env> {
 	 * pass the tenant's caps gets a 4xx. Returns the names that may be used; with `allOrNothing`
 	 * (a request refused whole) new ones are registered only if they all fit.
 	 */
-	async admitNames(tenant: string, names: Record<NameKind, string[]>, allOrNothing = false): Promise<Record<NameKind, string[]>> {
+	async admitNames(
+		tenant: string,
+		names: Partial<Record<NameKind, string[]>>,
+		allOrNothing = false,
+	): Promise<Record<NameKind, string[]>> {
 		return admitForProducer(this.store, this.names, names, allOrNothing, () => this.checkOwner(tenant));
 	}
 
@@ -105,9 +116,56 @@ export class TenantAggregator extends DurableObject<Env> {
 		return this.flush();
 	}
 
+	/**
+	 * Creates a meter; it counts the events ingested from now on. "exists" when an active meter has
+	 * its slug, "capped" at the tenant's MAX_METERS.
+	 */
+	async createMeter(tenant: string, definition: MeterDefinition): Promise<StoredMeter | "exists" | "capped"> {
+		return this.store.transact(
+			() => {
+				this.claimTenant(tenant);
+				return this.meters.create(definition, Date.now());
+			},
+			{ rpc_calls: 1 },
+		);
+	}
+
+	/** The active meters, by slug. */
+	async listMeters(tenant: string): Promise<StoredMeter[]> {
+		return this.store.transact(
+			() => {
+				this.checkOwner(tenant);
+				return this.meters.list();
+			},
+			{ rpc_calls: 1 },
+		);
+	}
+
+	/** Marks the active meter with this slug deleted (its history stays); null if there is none. */
+	async deleteMeter(tenant: string, slug: string): Promise<StoredMeter | null> {
+		return this.store.transact(
+			() => {
+				this.claimTenant(tenant);
+				return this.meters.delete(slug, Date.now());
+			},
+			{ rpc_calls: 1 },
+		);
+	}
+
+	/** The active meter with this slug, else the one deleted last, else null. */
+	async getMeter(tenant: string, slug: string): Promise<StoredMeter | null> {
+		return this.store.transact(
+			() => {
+				this.checkOwner(tenant);
+				return this.meters.get(slug);
+			},
+			{ rpc_calls: 1 },
+		);
+	}
+
 	/** The unflushed rows whose time lies in [from, to), with what a read needs to merge them exactly once. */
-	async pending(specs: RollupSpec["name"][], from: string, to: string): Promise<PendingSnapshot> {
-		return pendingSnapshot(this.store, specs, from, to);
+	async pending(specs: RollupSpec["name"][], from: string, to: string, where: KeyFilter = {}): Promise<PendingSnapshot> {
+		return pendingSnapshot(this.store, specs, from, to, where);
 	}
 
 	/** This tenant's pipeline counters, for /v1/metrics and /v1/health. */
@@ -153,6 +211,7 @@ export class TenantAggregator extends DurableObject<Env> {
 			console.error("flush to D1 failed", err);
 		}
 		this.ids.pruneWindow(now);
+		this.meterGroups.prune(now - DEDUPE_WINDOW_MS);
 		await compact(parts, now);
 		await storeQuarantine(parts, now);
 		drainOutbox(this.store, (points) => this.sinks.analytics(points), now);
@@ -164,7 +223,16 @@ export class TenantAggregator extends DurableObject<Env> {
 
 	/** The modules' view of this object, read afresh so a test's replacement of env or sinks counts. */
 	private get parts(): Parts {
-		return { store: this.store, ids: this.ids, names: this.names, closed: this.closed, env: this.env, sinks: this.sinks };
+		return {
+			store: this.store,
+			ids: this.ids,
+			names: this.names,
+			meters: this.meters,
+			meterGroups: this.meterGroups,
+			closed: this.closed,
+			env: this.env,
+			sinks: this.sinks,
+		};
 	}
 
 	/** Arms the flush alarm if none is set, or pulls it forward once enough rows are pending. */

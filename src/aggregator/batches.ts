@@ -2,7 +2,9 @@
 // kept until D1 has committed them. A batch D1 refuses for a data reason is split in halves (fresh
 // batch numbers: it was never committed) until the one offending row is alone, and that row is
 // quarantined, so it never blocks the rows behind it.
-import { fromSql, ROLLUPS, selectList, type RollupRow, type RollupSpec } from "../sinks/rollups.js";
+import { fromSql, selectList, SERIES_ROLLUP, TABLE_ROLLUPS, type RollupRow, type RollupSpec } from "../sinks/rollups.js";
+import { expandSeries } from "./fold-series.js";
+import { clearPacked, OPEN_PACKED_ROWS, packedBatchRows, repackBatch, sealPacked } from "./packed.js";
 import type { Store } from "./state.js";
 
 /** Rows sealed into one flush, per rollup: bounds the size of one D1 transaction. */
@@ -19,7 +21,7 @@ export function flushId(incarnation: string, batch: number): string {
 	return `${incarnation}:${batch}`;
 }
 
-const OPEN_ROWS = `SELECT ${ROLLUPS.map((spec) => `(SELECT count(*) FROM ${spec.localTable} WHERE batch = 0)`).join(" + ")} AS n`;
+const OPEN_ROWS = `SELECT ${[...TABLE_ROLLUPS.map((spec) => `(SELECT count(*) FROM ${spec.localTable} WHERE batch = 0)`), OPEN_PACKED_ROWS].join(" + ")} AS n`;
 
 /** Pending rows not yet sealed into a flush (one statement: it runs after every ingest). */
 export function openRows(store: Store): number {
@@ -38,7 +40,8 @@ export function sealNext(store: Store, now: number): number | null {
 	if (openRows(store) === 0) return null;
 	return store.transact((state) => {
 		const batch = state.nextBatch++;
-		for (const spec of ROLLUPS) {
+		sealPacked(store, batch);
+		for (const spec of TABLE_ROLLUPS) {
 			store.exec(
 				`UPDATE ${spec.localTable} SET batch = ? WHERE rowid IN (SELECT rowid FROM ${spec.localTable} WHERE batch = 0 LIMIT ?)`,
 				batch,
@@ -51,19 +54,23 @@ export function sealNext(store: Store, now: number): number | null {
 	});
 }
 
-/** A batch's rows per rollup, as D1 and the read side take them. */
-export function batchRows(store: Store, batch: number): Map<RollupSpec, RollupRow[]> {
-	return new Map(
-		ROLLUPS.map((spec) => [
+/** A batch's rows per rollup, as D1 takes them: the series' minutes expanded into their hours and days. */
+export function batchRows(store: Store, batch: number, now: number): Map<RollupSpec, RollupRow[]> {
+	const rows = new Map([
+		...TABLE_ROLLUPS.map((spec): [RollupSpec, RollupRow[]] => [
 			spec,
 			store.rows(`SELECT ${selectList(spec, false)} FROM ${spec.localTable} WHERE batch = ?`, batch).map((raw) => fromSql(spec, raw)),
 		]),
-	);
+		...packedBatchRows(store, batch),
+	]);
+	rows.set(SERIES_ROLLUP, expandSeries(rows.get(SERIES_ROLLUP) ?? [], now));
+	return rows;
 }
 
 /** Drops a batch D1 has committed. Call inside a transaction. */
 export function clearBatch(store: Store, batch: number): void {
-	for (const spec of ROLLUPS) store.exec(`DELETE FROM ${spec.localTable} WHERE batch = ?`, batch);
+	for (const spec of TABLE_ROLLUPS) store.exec(`DELETE FROM ${spec.localTable} WHERE batch = ?`, batch);
+	clearPacked(store, batch);
 	store.exec("DELETE FROM sealed WHERE batch = ?", batch);
 }
 
@@ -74,15 +81,26 @@ export function clearBatch(store: Store, batch: number): void {
 export function splitBatch(store: Store, batch: number, error: string, now: number): number {
 	return store.transact((state) => {
 		const since = store.rows<{ since: number }>("SELECT since FROM sealed WHERE batch = ?", batch)[0]?.since ?? now;
-		const rows = ROLLUPS.flatMap((spec) =>
+		const tableRows = TABLE_ROLLUPS.flatMap((spec) =>
 			store
-				.rows<{ rowid: number }>(`SELECT rowid FROM ${spec.localTable} WHERE batch = ? ORDER BY rowid`, batch)
+				.rows<{ rowid: number }>(`SELECT rowid FROM ${spec.localTable!} WHERE batch = ? ORDER BY rowid`, batch)
 				.map(({ rowid }) => ({ spec, rowid })),
 		);
+		const packedRows = [...packedBatchRows(store, batch)].flatMap(([spec, rows]) => rows.map((row) => ({ spec, row })));
+		const total = tableRows.length + packedRows.length;
 		store.exec("DELETE FROM sealed WHERE batch = ?", batch);
-		if (rows.length === 1) {
-			const { spec, rowid } = rows[0]!;
-			const row = fromSql(spec, store.rows(`SELECT ${selectList(spec, false)} FROM ${spec.localTable} WHERE rowid = ?`, rowid)[0]!);
+		if (total === 1) {
+			let spec: RollupSpec;
+			let row: RollupRow;
+			if (tableRows.length === 1) {
+				const { rowid } = tableRows[0]!;
+				spec = tableRows[0]!.spec;
+				row = fromSql(spec, store.rows(`SELECT ${selectList(spec, false)} FROM ${spec.localTable!} WHERE rowid = ?`, rowid)[0]!);
+				store.exec(`DELETE FROM ${spec.localTable!} WHERE rowid = ?`, rowid);
+			} else {
+				({ spec, row } = packedRows[0]!);
+				clearPacked(store, batch);
+			}
 			store.exec(
 				"INSERT INTO quarantine (flush_id, rollup, row, error, at) VALUES (?, ?, ?, ?, ?)",
 				flushId(state.incarnation!, batch),
@@ -91,15 +109,14 @@ export function splitBatch(store: Store, batch: number, error: string, now: numb
 				error,
 				now,
 			);
-			store.exec(`DELETE FROM ${spec.localTable} WHERE rowid = ?`, rowid);
 			state.counters.quarantined_rows++;
 			return 1;
 		}
 		const halves = [state.nextBatch++, state.nextBatch++];
-		rows.forEach(({ spec, rowid }, i) =>
-			store.exec(`UPDATE ${spec.localTable} SET batch = ? WHERE rowid = ?`, halves[i < rows.length / 2 ? 0 : 1], rowid),
-		);
-		for (const half of halves) store.exec("INSERT INTO sealed (batch, since) VALUES (?, ?)", half, since);
+		const half = (i: number) => halves[i < total / 2 ? 0 : 1]!;
+		tableRows.forEach(({ spec, rowid }, i) => store.exec(`UPDATE ${spec.localTable!} SET batch = ? WHERE rowid = ?`, half(i), rowid));
+		repackBatch(store, batch, packedRows, (i) => half(tableRows.length + i));
+		for (const h of halves) store.exec("INSERT INTO sealed (batch, since) VALUES (?, ?)", h, since);
 		return 0;
 	});
 }

@@ -3,7 +3,7 @@
 // it; its Analytics Engine points go to the outbox in the same transaction as the clear.
 import type { FlushBatch } from "../sinks/d1/rollups.js";
 import { toDataPoint, type DataPoint } from "../sinks/analytics.js";
-import { EVENT_ROLLUP } from "../sinks/rollups.js";
+import { EVENT_ROLLUP, isPacked } from "../sinks/rollups.js";
 import { batchRows, clearBatch, flushId, isDataError, sealNext, splitBatch } from "./batches.js";
 import { noteFlushedMinutes } from "./compaction.js";
 import { reportHealth } from "./health-report.js";
@@ -17,7 +17,7 @@ export async function flushOnce(p: Parts, now: number): Promise<number | null> {
 	const batch = sealNext(store, now);
 	if (batch === null) return null;
 	const tenant = store.state.tenant!;
-	const rows = batchRows(store, batch);
+	const rows = batchRows(store, batch, now);
 	const id = flushId(store.state.incarnation!, batch);
 	const flush: FlushBatch = { flushId: id, rows, stats: { rowsWritten: 0 } };
 	try {
@@ -49,7 +49,8 @@ export async function flushOnce(p: Parts, now: number): Promise<number | null> {
 			clearBatch(store, batch);
 			const points: DataPoint[] = [];
 			for (const [spec, specRows] of rows) {
-				for (const row of specRows) points.push(toDataPoint(tenant, spec, row));
+				// Dashboards get usage, adjustments and event stats; meters and series are read through the API.
+				if (!isPacked(spec)) for (const row of specRows) points.push(toDataPoint(tenant, spec, row));
 				count += specRows.length;
 			}
 			appendPoints(store, points);

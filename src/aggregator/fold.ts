@@ -1,21 +1,47 @@
-// Folding new events into rollup rows: counters per event name and minute, exact usage per sku,
-// unit and hour, and usage for a closed billing month into that month's adjustment line.
+// Folding new events into rollup rows: counters per event name and minute, exact usage per
+// customer, sku, unit and hour, usage for a closed billing month into that month's adjustment
+// line, and (packed) the tenant's meters and the query API's series.
 import type { QueuedEvent } from "../event/model.js";
 import {
 	ADJUSTMENT_ROLLUP,
 	EVENT_ROLLUP,
+	METER_ROLLUP,
 	monthOf,
 	onConflictMerge,
 	ROLLUPS,
+	SERIES_ROLLUP,
 	sqlColumns,
 	sqlValues,
+	TABLE_ROLLUPS,
 	USAGE_ROLLUP,
 	type RollupRow,
 	type RollupSpec,
 } from "../sinks/rollups.js";
+import { foldMeters } from "./fold-meters.js";
+import type { ActiveMeter } from "./meter-definitions.js";
+import { foldSeries } from "./fold-series.js";
+import type { MeterGroups } from "./meter-groups.js";
+import { appendPacked } from "./packed.js";
 import type { Store } from "./state.js";
 
 export type Folded = Map<RollupSpec, Map<string, RollupRow>>;
+
+/** What a fold needs besides the events. */
+export interface FoldContext {
+	/** Closed billing months: their usage becomes adjustments. */
+	closed: ReadonlySet<string>;
+	now: number;
+	meters: readonly ActiveMeter[];
+	groups: MeterGroups;
+	/** The route to record for an event: its own, or "(other)" past the tenant's route cap. */
+	routeOf: (event: QueuedEvent) => string;
+}
+
+export interface FoldResult {
+	folded: Folded;
+	meterSkipped: number;
+	meterOther: number;
+}
 
 /** The ISO start of the UTC month `ms` falls in. */
 export function monthStart(ms: number): string {
@@ -23,11 +49,13 @@ export function monthStart(ms: number): string {
 }
 
 /**
- * One slice's rollup rows, summed in memory so each key costs one upsert. Usage whose month is in
- * `closed` is booked as an adjustment into the month of `now`. Bucket names are computed once per
- * bucket, not per event: a slice's events mostly share a few minutes.
+ * One slice's rollup rows, summed in memory so each key costs one upsert (or, packed, one entry of
+ * the slice's chunk). Usage whose month is closed is booked as an adjustment into the month of
+ * `now`. Bucket names are computed once per bucket, not per event: a slice's events mostly share
+ * a few minutes.
  */
-export function fold(events: QueuedEvent[], closed: ReadonlySet<string>, now: number): Folded {
+export function fold(events: QueuedEvent[], context: FoldContext): FoldResult {
+	const { closed, now } = context;
 	const folded: Folded = new Map(ROLLUPS.map((spec) => [spec, new Map()]));
 	const eventRows = folded.get(EVENT_ROLLUP)!;
 	const minutes = bucketNames(60_000);
@@ -37,14 +65,18 @@ export function fold(events: QueuedEvent[], closed: ReadonlySet<string>, now: nu
 		addEvent(eventRows, event, minutes(event.timestamp));
 		if (!event.usage) continue;
 		const { sku, unit, micros } = event.usage;
+		const customer = event.customerId ?? "";
 		const hour = hours(event.timestamp);
 		const period = hour.slice(0, 7);
-		// The bucket's ISO text has a fixed length and the sku's length is spelled out, so the key is unambiguous.
-		const skuKey = `${sku.length}:${sku}${unit}`;
-		if (closed.has(period)) addUsage(folded.get(ADJUSTMENT_ROLLUP)!, period + skuKey, { sku, unit, period, booked }, micros);
-		else addUsage(folded.get(USAGE_ROLLUP)!, hour + skuKey, { sku, unit, hour }, micros);
+		// The bucket's ISO text has a fixed length and the customer's and sku's lengths are spelled out, so the key is unambiguous.
+		const skuKey = `${customer.length}:${customer}${sku.length}:${sku}${unit}`;
+		if (closed.has(period)) addUsage(folded.get(ADJUSTMENT_ROLLUP)!, period + skuKey, { customer, sku, unit, period, booked }, micros);
+		else addUsage(folded.get(USAGE_ROLLUP)!, hour + skuKey, { customer, sku, unit, hour }, micros);
 	}
-	return folded;
+	const meters = foldMeters(events, context.meters, context.groups, minutes);
+	folded.set(METER_ROLLUP, meters.rows);
+	folded.set(SERIES_ROLLUP, foldSeries(events, minutes, context.routeOf));
+	return { folded, meterSkipped: meters.skipped, meterOther: meters.other };
 }
 
 /** Epoch ms → the ISO start of its bucket of `step` ms, each bucket's text built once. */
@@ -112,7 +144,9 @@ function upsertSql(spec: RollupSpec, rows: number): string {
  * transaction.
  */
 export function addToOpen(store: Store, folded: Folded): void {
-	for (const [spec, rows] of folded) {
+	appendPacked(store, folded);
+	for (const spec of TABLE_ROLLUPS) {
+		const rows = folded.get(spec)!;
 		const perStatement = Math.floor(MAX_BINDS / sqlColumns(spec).length);
 		const all = [...rows.values()];
 		for (let start = 0; start < all.length; start += perStatement) {

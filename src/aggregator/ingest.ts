@@ -4,6 +4,7 @@
 import { DEDUPE_WINDOW_MS, type QueuedEvent } from "../event/model.js";
 import { hourOf } from "./dedupe.js";
 import { addToOpen, fold } from "./fold.js";
+import { OTHER } from "./meter-groups.js";
 import { NameRegistry, skuName } from "./names.js";
 import { nameCaps, type Parts } from "./parts.js";
 
@@ -39,7 +40,11 @@ export function ingestSlice(p: Parts, tenant: string, events: QueuedEvent[], now
 		return false;
 	});
 	const fresh = p.ids.fresh(inWindow, hourOf(now - DEDUPE_WINDOW_MS));
-	const names = { event: fresh.map((event) => event.event), sku: fresh.flatMap((event) => (event.usage ? [skuName(event.usage)] : [])) };
+	const names = {
+		event: fresh.map((event) => event.event),
+		sku: fresh.flatMap((event) => (event.usage ? [skuName(event.usage)] : [])),
+		route: fresh.flatMap((event) => (event.route === undefined ? [] : [event.route])),
+	};
 	let outcome;
 	try {
 		outcome = p.store.transact(
@@ -50,7 +55,21 @@ export function ingestSlice(p: Parts, tenant: string, events: QueuedEvent[], now
 				for (const event of fresh)
 					if (!NameRegistry.allows(admission, event)) refused.push({ id: event.id, reason: cappedReason(p.env) });
 				const chunks = p.ids.remember(admitted, () => state.nextChunk++);
-				addToOpen(p.store, fold(admitted, p.closed, now));
+				let routeOther = 0;
+				const { folded, meterSkipped, meterOther } = fold(admitted, {
+					closed: p.closed,
+					now,
+					meters: p.meters.active(),
+					groups: p.meterGroups,
+					routeOf: (event) => {
+						if (event.route === undefined) return "";
+						if (admission.admitted.route.has(event.route)) return event.route;
+						routeOther++;
+						return OTHER;
+					},
+				});
+				addToOpen(p.store, folded);
+				p.meterGroups.save();
 				const duplicates = inWindow.length - fresh.length;
 				const counters = state.counters;
 				counters.consumed += events.length;
@@ -58,6 +77,9 @@ export function ingestSlice(p: Parts, tenant: string, events: QueuedEvent[], now
 				counters.aggregated += admitted.length;
 				counters.expired += events.length - inWindow.length;
 				counters.capped += fresh.length - admitted.length;
+				counters.meter_skipped += meterSkipped;
+				counters.meter_other += meterOther;
+				counters.route_other += routeOther;
 				if (admitted.length > 0 && state.openSince === null) state.openSince = now;
 				return { admission, chunks, result: { accepted: admitted.length, duplicates, refused } };
 			},
@@ -65,6 +87,7 @@ export function ingestSlice(p: Parts, tenant: string, events: QueuedEvent[], now
 		);
 	} catch (err) {
 		p.names.reset();
+		p.meterGroups.reset();
 		throw err;
 	}
 	p.ids.indexed(outcome.chunks);

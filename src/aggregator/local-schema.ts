@@ -53,6 +53,31 @@ const MIGRATIONS: readonly (string | ((sql: SqlStorage) => void))[] = [
 	 CREATE TABLE outbox (id INTEGER PRIMARY KEY AUTOINCREMENT, points TEXT NOT NULL, count INTEGER NOT NULL);
 	 CREATE TABLE state (id INTEGER PRIMARY KEY CHECK (id = 1), value TEXT NOT NULL);`,
 	carryOverVersion3,
+	// Usage per customer ('' for none: the key must be NOT NULL to stay unique), meters, and the
+	// packed deltas of the high-cardinality rollups (meters, series): one row per ingest holding
+	// all of that slice's folded rows, so ten meters add a row per RPC, not a row per key.
+	`CREATE TABLE pending_usage_v5 (
+		batch INTEGER NOT NULL, customer TEXT NOT NULL, sku TEXT NOT NULL, unit TEXT NOT NULL, hour TEXT NOT NULL,
+		micros_hi INTEGER NOT NULL, micros_lo INTEGER NOT NULL, events INTEGER NOT NULL,
+		PRIMARY KEY (batch, customer, sku, unit, hour));
+	 INSERT INTO pending_usage_v5 SELECT batch, '', sku, unit, hour, micros_hi, micros_lo, events FROM pending_usage;
+	 DROP TABLE pending_usage;
+	 ALTER TABLE pending_usage_v5 RENAME TO pending_usage;
+	 CREATE TABLE pending_adjustments_v5 (
+		batch INTEGER NOT NULL, customer TEXT NOT NULL, sku TEXT NOT NULL, unit TEXT NOT NULL, period TEXT NOT NULL, booked TEXT NOT NULL,
+		micros_hi INTEGER NOT NULL, micros_lo INTEGER NOT NULL, events INTEGER NOT NULL,
+		PRIMARY KEY (batch, customer, sku, unit, period, booked));
+	 INSERT INTO pending_adjustments_v5 SELECT batch, '', sku, unit, period, booked, micros_hi, micros_lo, events FROM pending_adjustments;
+	 DROP TABLE pending_adjustments;
+	 ALTER TABLE pending_adjustments_v5 RENAME TO pending_adjustments;
+	 -- No index and no AUTOINCREMENT: each would cost a row written per ingest, and the table only
+	 -- holds the chunks awaiting a flush, so scanning it is cheap.
+	 CREATE TABLE pending_packed (seq INTEGER PRIMARY KEY, batch INTEGER NOT NULL, rows INTEGER NOT NULL, data TEXT NOT NULL);
+	 CREATE TABLE meters (
+		id INTEGER PRIMARY KEY AUTOINCREMENT, slug TEXT NOT NULL, definition TEXT NOT NULL,
+		created_at INTEGER NOT NULL, deleted_at INTEGER);
+	 CREATE UNIQUE INDEX meters_active_slug ON meters (slug) WHERE deleted_at IS NULL;
+	 CREATE TABLE meter_groups (hour INTEGER NOT NULL, seq INTEGER NOT NULL, groups TEXT NOT NULL, PRIMARY KEY (hour, seq)) WITHOUT ROWID;`,
 ];
 
 /**

@@ -1,15 +1,16 @@
-// The tenant's distinct event names and SKUs, capped: each new one creates rollup rows every
-// minute or hour it is used, so a write key sending random names could otherwise grow D1 without
-// bound. Names are registered once, here, and a new one past the cap is refused.
+// The tenant's distinct event names, SKUs and routes, capped: each new one creates rollup rows
+// every minute or hour it is used, so a write key sending random names could otherwise grow D1
+// without bound. Names are registered once, here; a new event name or SKU past its cap is
+// refused, and a new route past its cap is recorded as "(other)" (the event still counts).
 import type { QueuedEvent } from "../event/model.js";
 import type { Store } from "./state.js";
 
-export type NameKind = "event" | "sku";
+export type NameKind = "event" | "sku" | "route";
+const KINDS: readonly NameKind[] = ["event", "sku", "route"];
+/** The kinds a request is refused for; routes past their cap fold into "(other)" instead. */
+const REFUSING: readonly NameKind[] = ["event", "sku"];
 
-export interface NameCaps {
-	event: number;
-	sku: number;
-}
+export type NameCaps = Record<NameKind, number>;
 
 /** A SKU is capped as its (sku, unit) pair: every pair is its own usage row per hour. */
 export function skuName(usage: { sku: string; unit: string }): string {
@@ -36,21 +37,21 @@ export class NameRegistry {
 	 * unless all fit (a request refused whole must not take cap slots). Call inside a transaction;
 	 * then `commit`.
 	 */
-	admit(names: Record<NameKind, Iterable<string>>, allOrNothing = false): Admission {
+	admit(names: Partial<Record<NameKind, Iterable<string>>>, allOrNothing = false): Admission {
 		const known = this.load();
-		const admission: Admission = { admitted: { event: new Set(), sku: new Set() }, added: [] };
+		const admission: Admission = { admitted: { event: new Set(), sku: new Set(), route: new Set() }, added: [] };
 		const fits = () =>
-			(["event", "sku"] as const).every(
-				(kind) => known[kind].size + new Set([...names[kind]].filter((name) => !known[kind].has(name))).size <= this.caps[kind],
+			REFUSING.every(
+				(kind) =>
+					known[kind].size + new Set([...(names[kind] ?? [])].filter((name) => !known[kind].has(name))).size <= this.caps[kind],
 			);
 		if (allOrNothing && !fits()) {
-			for (const kind of ["event", "sku"] as const)
-				for (const name of names[kind]) if (known[kind].has(name)) admission.admitted[kind].add(name);
+			for (const kind of KINDS) for (const name of names[kind] ?? []) if (known[kind].has(name)) admission.admitted[kind].add(name);
 			return admission;
 		}
-		for (const kind of ["event", "sku"] as const) {
+		for (const kind of KINDS) {
 			let count = known[kind].size;
-			for (const name of names[kind]) {
+			for (const name of names[kind] ?? []) {
 				if (known[kind].has(name) || admission.admitted[kind].has(name)) admission.admitted[kind].add(name);
 				else if (count < this.caps[kind]) {
 					this.store.exec("INSERT INTO names (kind, name) VALUES (?, ?)", kind, name);
@@ -80,7 +81,7 @@ export class NameRegistry {
 
 	private load(): Record<NameKind, Set<string>> {
 		if (!this.known) {
-			this.known = { event: new Set(), sku: new Set() };
+			this.known = { event: new Set(), sku: new Set(), route: new Set() };
 			for (const { kind, name } of this.store.rows<{ kind: NameKind; name: string }>("SELECT kind, name FROM names"))
 				this.known[kind].add(name);
 		}
@@ -95,7 +96,7 @@ export class NameRegistry {
 export function admitForProducer(
 	store: Store,
 	registry: NameRegistry,
-	names: Record<NameKind, string[]>,
+	names: Partial<Record<NameKind, string[]>>,
 	allOrNothing: boolean,
 	check: () => void,
 ): Record<NameKind, string[]> {
@@ -113,5 +114,5 @@ export function admitForProducer(
 		throw err;
 	}
 	registry.commit(admission);
-	return { event: [...admission.admitted.event], sku: [...admission.admitted.sku] };
+	return { event: [...admission.admitted.event], sku: [...admission.admitted.sku], route: [...admission.admitted.route] };
 }

@@ -3,7 +3,9 @@ import type { DataPoint } from "../sinks/analytics.js";
 import type { FlushBatch } from "../sinks/d1/rollups.js";
 import type { NewDeadLetter } from "../sinks/d1/dead-letters.js";
 import type { IdMemory } from "./dedupe.js";
-import type { NameRegistry } from "./names.js";
+import type { MeterRegistry } from "./meter-definitions.js";
+import type { MeterGroups } from "./meter-groups.js";
+import type { NameCaps, NameRegistry } from "./names.js";
 import type { Store } from "./state.js";
 
 /** Where a flush writes. The aggregator's own seam: tests wrap these to inject faults. */
@@ -18,6 +20,8 @@ export interface Parts {
 	store: Store;
 	ids: IdMemory;
 	names: NameRegistry;
+	meterGroups: MeterGroups;
+	meters: MeterRegistry;
 	/** Closed billing months ("2026-11"): their late usage becomes adjustments. */
 	closed: Set<string>;
 	env: Env;
@@ -34,6 +38,16 @@ export function flushSettings(env: Env): { intervalMs: number; maxRows: number }
 	return { intervalMs: positive(env.FLUSH_INTERVAL_MS, 10_000), maxRows: positive(env.FLUSH_MAX_ROWS, 1000) };
 }
 
-export function nameCaps(env: Env): { event: number; sku: number } {
-	return { event: positive(env.MAX_EVENT_NAMES, 1000), sku: positive(env.MAX_SKUS, 1000) };
+export function nameCaps(env: Env): NameCaps {
+	return { event: positive(env.MAX_EVENT_NAMES, 1000), sku: positive(env.MAX_SKUS, 1000), route: positive(env.MAX_ROUTES, 1000) };
+}
+
+/** Distinct group-value tuples a meter keeps per hour before the rest fold into "(other)". */
+export function meterGroupCap(env: Env): number {
+	return positive(env.MAX_METER_GROUPS, 10_000);
+}
+
+/** Active meters a tenant may have (MAX_METERS): each one adds rollup rows for every event it counts. */
+export function meterCap(env: Env): number {
+	return positive(env.MAX_METERS, 50);
 }

@@ -1,7 +1,9 @@
 // What the aggregator tells the read side: its unflushed rows in a range, with what a read needs to
 // merge them with D1 exactly once, and its counters for /v1/metrics.
-import { fromSql, ROLLUPS, selectList, type RollupRow, type RollupSpec } from "../sinks/rollups.js";
+import { rowMatches, type KeyFilter } from "../sinks/d1/rollups.js";
+import { fromSql, PACKED_ROLLUPS, selectList, TABLE_ROLLUPS, type RollupRow, type RollupSpec } from "../sinks/rollups.js";
 import { sealedBatches } from "./batches.js";
+import { packedPending } from "./packed.js";
 import { outboxPoints } from "./outbox.js";
 import { quarantinePending } from "./quarantine.js";
 import { spillPending } from "./spill.js";
@@ -33,13 +35,30 @@ export interface AggregatorMetrics {
 
 export type AggregatorOperations = AggregatorOperationCounts & { storageBytes: number };
 
-/** The unflushed rows of `specs` whose time lies in [from, to). A synchronous read: one consistent instant. */
-export function pendingSnapshot(store: Store, specs: RollupSpec["name"][], from: string, to: string): PendingSnapshot {
-	const rows: PendingSnapshot["rows"] = {};
-	for (const spec of ROLLUPS.filter((s) => specs.includes(s.name))) {
+/**
+ * The unflushed rows of `specs` whose time lies in [from, to), and for packed rollups that pass
+ * `where`. A synchronous read: one consistent instant.
+ */
+export function pendingSnapshot(
+	store: Store,
+	specs: RollupSpec["name"][],
+	from: string,
+	to: string,
+	where: KeyFilter = {},
+): PendingSnapshot {
+	const packed = PACKED_ROLLUPS.filter((s) => specs.includes(s.name));
+	const rows: PendingSnapshot["rows"] =
+		packed.length === 0
+			? {}
+			: packedPending(
+					store,
+					packed.map((s) => s.name),
+					(spec, row) => rowMatches(spec, row, from, to, where),
+				);
+	for (const spec of TABLE_ROLLUPS.filter((s) => specs.includes(s.name))) {
 		rows[spec.name] = store
 			.rows<Record<string, SqlStorageValue>>(
-				`SELECT batch, ${selectList(spec, false)} FROM ${spec.localTable} WHERE ${spec.time} >= ? AND ${spec.time} < ?`,
+				`SELECT batch, ${selectList(spec, false)} FROM ${spec.localTable!} WHERE ${spec.time} >= ? AND ${spec.time} < ?`,
 				from,
 				to,
 			)

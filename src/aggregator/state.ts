@@ -18,6 +18,12 @@ export interface AggregatorCounters {
 	respooled: number;
 	/** Analytics Engine points dropped because the outbox was full (dashboards only; D1 is exact). */
 	analytics_dropped: number;
+	/** Meter readings skipped: the event matched a meter but lacked its value, or the value was not a number. */
+	meter_skipped: number;
+	/** Meter readings whose group values were folded into "(other)": the meter's hour had reached its group cap. */
+	meter_other: number;
+	/** Events whose route was recorded as "(other)": the tenant had reached its cap of distinct routes. */
+	route_other: number;
 }
 
 /** The platform operations this aggregator caused, counted for the benchmark's cost figures. */
@@ -96,6 +102,9 @@ export function initialState(): AggregatorState {
 			spilled: 0,
 			respooled: 0,
 			analytics_dropped: 0,
+			meter_skipped: 0,
+			meter_other: 0,
+			route_other: 0,
 		},
 		operations: { rpc_calls: 0, alarms: 0, sqlite_rows_written: 0, d1_rows_written: 0, analytics_points: 0 },
 	};

@@ -2,6 +2,7 @@
 // read from the figures.
 import { PRICES, type CostLine } from "./cost.ts";
 import { busy, cpuPerEvent, int, num, perEvent, usd } from "./format.ts";
+import type { MetersResult } from "./meters.ts";
 import type { BenchResults, Goal } from "./results.ts";
 
 const GOALS = {
@@ -12,6 +13,9 @@ const GOALS = {
 	sqliteRowsPerEvent: 0.05,
 	usdPerMillion: 0.2,
 	freshnessP99Ms: 2_000,
+	/** End-to-end throughput with 10 meters, as a share of none's. */
+	metersThroughputRatio: 0.7,
+	metersExtraSqliteRowsPerEvent: 0.02,
 } as const;
 
 /** What each cost line is, in the pipeline's terms, for naming the dominant one. */
@@ -21,7 +25,8 @@ export const LINE_CAUSES: Record<CostLine, string> = {
 	durableObjectRequests: "Durable Object requests (one aggregator RPC per tenant per consumer batch, plus alarms)",
 	durableObjectRowsWritten: "Durable Object SQLite rows (id chunks, rollup upserts and the state row, per RPC)",
 	d1RowsWritten: "D1 rollup rows written by flushes",
-	analyticsDataPoints: "Analytics Engine data points (one per flushed rollup row)",
+	analyticsDataPoints:
+		"Analytics Engine data points (one per flushed usage, adjustment or event-stats row; meter and series rollups make none)",
 	durableObjectStorage: "Durable Object storage of remembered event ids",
 	workerCpu: "Worker CPU time (all of workerd's CPU, an upper bound)",
 	durableObjectDuration: "Durable Object duration (modelled: CPU plus D1 waits)",
@@ -43,7 +48,7 @@ export function perRequestShare(results: BenchResults): { share: number; rate100
 }
 
 export function evaluateGoals(results: BenchResults): Goal[] {
-	const { client, e2e, freshness, operations, cost } = results.measurements;
+	const { client, e2e, freshness, operations, cost, meters } = results.measurements;
 	const goals: Goal[] = [];
 	if (client) {
 		const ours = client.sdks[0]!;
@@ -155,5 +160,58 @@ export function evaluateGoals(results: BenchResults): Goal[] {
 						: "."),
 		});
 	}
+	if (meters) goals.push(...meterGoals(meters));
 	return goals;
+}
+
+function meterGoals(m: MetersResult): Goal[] {
+	const { none, withMeters: w } = m;
+	const runsOf = (kind: string) => m.runs.filter((run) => run.kind === kind);
+	const spread = (kind: string) => {
+		const rates = runsOf(kind).map((run) => run.eventsPerSecond);
+		return (Math.max(...rates) - Math.min(...rates)) / none.eventsPerSecond;
+	};
+	const avg = (values: number[]) => values.reduce((a, b) => a + b, 0) / values.length;
+	const ratioMet = m.throughputRatio >= GOALS.metersThroughputRatio;
+	const parts: string[] = [];
+	if (!ratioMet) {
+		if (w.workerdUsPerEvent !== undefined && none.workerdUsPerEvent !== undefined)
+			parts.push(
+				`workerd's CPU per event is ${int(w.workerdUsPerEvent)} µs with ${w.meters} meters against ${int(none.workerdUsPerEvent)} µs without: each event is read against ${m.evaluatedPerEvent} meter definitions and folded into the ${num(m.matchedPerEvent, 0)} it matches (a row per meter, customer, group tuple and minute, and a group-cap check per meter and hour), on the one workerd thread that is also producer and consumer`,
+			);
+		if (w.busiestThreadShare !== undefined && none.busiestThreadShare !== undefined)
+			parts.push(
+				`that thread was busy ${Math.round(w.busiestThreadShare * 100)}% while sending with meters, ${Math.round(none.busiestThreadShare * 100)}% without`,
+			);
+		const settle = (kind: string) => avg(runsOf(kind).map((run) => run.settleSeconds));
+		parts.push(
+			`accepted events/s while sending fell to × ${num(w.acceptedPerSecond / none.acceptedPerSecond, 2)}, settling took ${num(settle("meters"), 2)} s against ${num(settle("none"), 2)} s`,
+		);
+		const noise = Math.max(spread("none"), spread("meters"));
+		if (noise > 1 - m.throughputRatio)
+			parts.push(
+				`but the runs of one kind differ by up to ${Math.round(noise * 100)}% of none's rate, more than the gap: the shortfall is within this machine's noise`,
+			);
+	}
+	const extraRows = avg(runsOf("meters").map((run) => run.sqliteRowsWritten)) - avg(runsOf("none").map((run) => run.sqliteRowsWritten));
+	const rpcs = avg(runsOf("meters").map((run) => run.aggregatorRpcs + run.flushes));
+	const rowsMet = m.extraSqliteRowsPerEvent <= GOALS.metersExtraSqliteRowsPerEvent;
+	return [
+		{
+			name: "10 meters: end-to-end throughput",
+			target: `≥ ${Math.round(GOALS.metersThroughputRatio * 100)}% of the throughput with no meters (batch 100, one tenant)`,
+			actual: `${Math.round(m.throughputRatio * 100)}% (${int(w.eventsPerSecond)} vs ${int(none.eventsPerSecond)} events/s, mean of ${none.runs} runs each)`,
+			met: ratioMet,
+			bottleneck: ratioMet ? undefined : `${parts.join("; ")}.`,
+		},
+		{
+			name: "10 meters: extra SQLite rows per event at batch 100",
+			target: `≤ ${GOALS.metersExtraSqliteRowsPerEvent}`,
+			actual: `${num(m.extraSqliteRowsPerEvent, 5)} (${num(w.sqliteRowsPerEvent, 4)} with meters, ${num(none.sqliteRowsPerEvent, 4)} without)`,
+			met: rowsMet,
+			bottleneck: rowsMet
+				? undefined
+				: `${int(extraRows)} more rows per run over ${int(rpcs)} aggregator calls (consumer RPCs and flushes), ${num(extraRows / Math.max(1, rpcs), 1)} per call: the packed meter deltas of each ingest, a meter_groups row per meter and hour that saw new group tuples, and their clearing at flush; with ${int(avg(runsOf("meters").map((run) => run.events)) / Math.max(1, rpcs))} events per call.`,
+		},
+	];
 }

@@ -2,11 +2,12 @@
 import { type CostLine } from "./cost.ts";
 import { busy, int, num, table, usd } from "./format.ts";
 import { LINE_CAUSES, perRequestShare } from "./goals.ts";
+import { renderMeters } from "./meters.ts";
 import type { BenchResults } from "./results.ts";
 
 export function renderReport(results: BenchResults): string {
 	const out: string[] = [];
-	const { ingest, e2e, freshness, operations, cost, client, aggregator } = results.measurements;
+	const { ingest, e2e, freshness, operations, cost, client, aggregator, meters } = results.measurements;
 	const m = results.machine;
 	out.push(
 		`Meterline benchmark (${results.mode} run) · ${results.date}`,
@@ -233,6 +234,8 @@ export function renderReport(results: BenchResults): string {
 		);
 		out.push("");
 	}
+
+	if (meters) out.push(...renderMeters(meters));
 
 	for (const [name, message] of Object.entries(results.errors)) out.push(`FAILED ${name}: ${message}`, "");
 

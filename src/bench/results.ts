@@ -5,9 +5,10 @@ import type { CostBreakdown, CostLine, Price } from "./cost.ts";
 import type { EndToEndResult } from "./e2e.ts";
 import type { FreshnessResult } from "./freshness.ts";
 import type { IngestResult } from "./ingest.ts";
+import type { MetersResult } from "./meters.ts";
 import type { OperationsResult } from "./operations.ts";
 
-export const MEASUREMENTS = ["ingest", "e2e", "freshness", "operations", "cost", "client", "aggregator"] as const;
+export const MEASUREMENTS = ["ingest", "e2e", "freshness", "operations", "cost", "client", "aggregator", "meters"] as const;
 export type Measurement = (typeof MEASUREMENTS)[number];
 
 export interface CostResult {
@@ -40,6 +41,7 @@ export interface BenchResults {
 		cost?: CostResult;
 		client?: ClientResult;
 		aggregator?: AggregatorScaleResult;
+		meters?: MetersResult;
 	};
 	/** Measurements that threw, by name. */
 	errors: Partial<Record<Measurement, string>>;

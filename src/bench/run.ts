@@ -13,6 +13,7 @@ import { costPerMillionEvents, PEER_PRICES_PER_MILLION_EVENTS, PRICES } from "./
 import { measureEndToEnd } from "./e2e.ts";
 import { measureFreshness } from "./freshness.ts";
 import { measureIngest } from "./ingest.ts";
+import { measureMeters } from "./meters.ts";
 import { measureOperations } from "./operations.ts";
 import { progressBar, type Phase } from "./progress.ts";
 import { evaluateGoals } from "./goals.ts";
@@ -32,6 +33,7 @@ const CONFIG = {
 		operations: { events: { 1: 2_000, 100: 50_000 }, senders: 8 },
 		client: { rounds: 5, iterations: 300, callsPerIteration: 100 },
 		aggregator: { checkpoints: [10_000, 100_000, 1_000_000], senders: 8 },
+		meters: { events: 100_000, senders: 8, rounds: 2, queries: 50, hours: 720, eventsPerHour: 4 },
 	},
 	quick: {
 		ingest: { seconds: 2, connections: 10 },
@@ -40,13 +42,14 @@ const CONFIG = {
 		operations: { events: { 1: 500, 100: 10_000 }, senders: 8 },
 		client: { rounds: 3, iterations: 100, callsPerIteration: 100 },
 		aggregator: { checkpoints: [10_000, 50_000], senders: 8 },
+		meters: { events: 10_000, senders: 8, rounds: 2, queries: 10, hours: 720, eventsPerHour: 4 },
 	},
 } as const;
 
 /** Expected seconds of each measurement, to weight the progress bar. */
 const WEIGHTS: Record<"full" | "quick", Record<Exclude<Measurement, "cost"> | "start", number>> = {
-	full: { start: 3, client: 17, ingest: 72, e2e: 40, freshness: 30, aggregator: 62, operations: 40 },
-	quick: { start: 3, client: 5, ingest: 28, e2e: 6, freshness: 11, aggregator: 4, operations: 12 },
+	full: { start: 3, client: 17, ingest: 72, e2e: 40, freshness: 30, aggregator: 62, meters: 35, operations: 40 },
+	quick: { start: 3, client: 5, ingest: 28, e2e: 6, freshness: 11, aggregator: 4, meters: 10, operations: 12 },
 };
 
 const USAGE = `Usage: npm run bench [-- options]
@@ -87,10 +90,12 @@ export async function main(argv: string[]): Promise<number> {
 	const out = values.out ? path.resolve(values.out) : DEFAULT_OUT;
 	const config = CONFIG[mode];
 
-	const needsPipeline = (["ingest", "e2e", "freshness", "aggregator"] as const).filter((name) => selected.has(name));
+	const needsPipeline = (["ingest", "e2e", "freshness", "aggregator", "meters"] as const).filter((name) => selected.has(name));
 	// The aggregator scale runs before e2e creates 100 tenants, so reading its storage (which asks
-	// every tenant's aggregator) stays cheap.
-	const order = (["client", "ingest", "aggregator", "e2e", "freshness", "operations"] as const).filter((name) => selected.has(name));
+	// every tenant's aggregator) stays cheap. Meters runs last on the shared pipeline.
+	const order = (["client", "ingest", "aggregator", "e2e", "freshness", "meters", "operations"] as const).filter((name) =>
+		selected.has(name),
+	);
 	const phases: Phase[] = [
 		...(needsPipeline.length ? [{ name: "starting the pipeline", weight: WEIGHTS[mode].start }] : []),
 		...order.map((name) => ({ name, weight: WEIGHTS[mode][name] })),
@@ -178,6 +183,16 @@ export async function main(argv: string[]): Promise<number> {
 			} else if (name === "freshness") {
 				await attempt(name, async () => {
 					results.measurements.freshness = await measureFreshness(p, progress, config.freshness);
+				});
+			} else if (name === "meters") {
+				await attempt(name, async () => {
+					const meters = await measureMeters(p, progress, config.meters);
+					results.measurements.meters = meters;
+					results.non2xx.byMeasurement.meters = mergeCounts([
+						...meters.runs.map((run) => run.non2xx),
+						meters.query.meter.non2xx,
+						meters.query.timeseries.non2xx,
+					]);
 				});
 			} else if (name === "aggregator") {
 				await attempt(name, async () => {

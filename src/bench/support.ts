@@ -5,13 +5,14 @@ import type { LocalPipeline, TenantKeys } from "../scripts/local-pipeline.ts";
 export const sleep = (ms: number) => new Promise<void>((resolve) => setTimeout(resolve, ms));
 
 /** Event names the benchmark's traffic is spread over (5 rollup rows per minute per tenant). */
-const EVENT_NAMES = ["page_view", "api_call", "signup", "checkout", "search"] as const;
+export const EVENT_NAMES = ["page_view", "api_call", "signup", "checkout", "search"] as const;
 
 export interface WireEvent {
 	id?: string;
 	event: string;
 	timestamp?: number;
 	userId: string;
+	customerId?: string;
 	properties: Record<string, unknown>;
 	performance: { duration: number; statusCode: number };
 	usage: { sku: string; quantity: number; unit: string };
@@ -21,7 +22,7 @@ export interface WireEvent {
  * The i-th event of the benchmark's traffic: a realistic product event with properties, timing and
  * one metered usage. Without `id` the server assigns a UUIDv7, so a reused body is still new events.
  */
-export function benchEvent(i: number, options: { id?: string; timestamp?: number; sku?: string } = {}): WireEvent {
+export function benchEvent(i: number, options: { id?: string; timestamp?: number; sku?: string; customerId?: string } = {}): WireEvent {
 	const event: WireEvent = {
 		event: EVENT_NAMES[i % EVENT_NAMES.length]!,
 		userId: `user-${i % 100}`,
@@ -31,6 +32,7 @@ export function benchEvent(i: number, options: { id?: string; timestamp?: number
 	};
 	if (options.id !== undefined) event.id = options.id;
 	if (options.timestamp !== undefined) event.timestamp = options.timestamp;
+	if (options.customerId !== undefined) event.customerId = options.customerId;
 	return event;
 }
 

@@ -3,7 +3,7 @@
 import { errorFacts, prepare, type Pending, type PrepareConfig } from "./events.js";
 import { defaultOnError, resolveOptions } from "./options.js";
 import { senderFor, type Prepared, type Sender } from "./transports.js";
-import type { Analytics, AnalyticsOptions, AnalyticsStats, ContextLike, ErrorInfo, Properties, Transport } from "./types.js";
+import type { Analytics, AnalyticsOptions, AnalyticsStats, ContextLike, ErrorInfo, EventOptions, Properties, Transport } from "./types.js";
 import { uuidv7 } from "../shared/ids.js";
 
 /** An analytics client for one request (or one queue batch, or one scheduled run). */
@@ -25,7 +25,10 @@ export function newClient(ctx: ContextLike, transport: Transport | (() => Transp
 }
 
 /** What an event carries besides its name; every field optional. */
-type Extra = Partial<Pick<Pending, "properties" | "performance" | "usage" | "error">>;
+type Extra = Partial<Pick<Pending, "properties" | "performance" | "usage" | "error" | "route">>;
+
+/** Whether an optional argument (properties, options) is absent or an object. */
+const objectOrAbsent = (value: unknown): boolean => value === undefined || (typeof value === "object" && value !== null);
 
 export class Client implements Analytics {
 	private readonly buffer: Pending[] = [];
@@ -38,6 +41,8 @@ export class Client implements Analytics {
 	private readonly send: Sender;
 	private userId: string | undefined;
 	private readonly sessionId: string | undefined;
+	private readonly customerId: string | undefined;
+	private readonly country: string | undefined;
 	/** A drain is scheduled or running; it sends until nothing is due. */
 	private draining = false;
 	/** flush() or the timer asked for a partial batch to go. */
@@ -57,6 +62,8 @@ export class Client implements Analytics {
 		this.onError = resolved.onError;
 		this.userId = resolved.userId;
 		this.sessionId = resolved.sessionId;
+		this.customerId = resolved.customerId;
+		this.country = resolved.country;
 		this.config = resolved.config;
 		const policy = resolved.policy;
 		let send: Sender;
@@ -68,12 +75,12 @@ export class Client implements Analytics {
 		this.send = send;
 	}
 
-	track(event: string, properties?: Properties): void {
+	track(event: string, properties?: Properties, options?: EventOptions): void {
 		try {
 			if (typeof event !== "string" || event.length === 0) return this.reject("track(event) needs a non-empty event name");
-			if (properties !== undefined && (typeof properties !== "object" || properties === null))
-				return this.reject("track(event, properties) needs an object");
-			this.push(event, { properties });
+			if (!objectOrAbsent(properties)) return this.reject("track(event, properties) needs an object");
+			if (!objectOrAbsent(options)) return this.reject("track(event, properties, options) needs an object");
+			this.push(event, { properties }, options);
 		} catch (err) {
 			this.report(err, "track", 1);
 		}
@@ -82,8 +89,7 @@ export class Client implements Analytics {
 	identify(userId: string, traits?: Properties): void {
 		try {
 			if (typeof userId !== "string") return this.reject("identify(userId) needs a string");
-			if (traits !== undefined && (typeof traits !== "object" || traits === null))
-				return this.reject("identify(userId, traits) needs an object");
+			if (!objectOrAbsent(traits)) return this.reject("identify(userId, traits) needs an object");
 			this.userId = userId;
 			this.push("$identify", { properties: traits });
 		} catch (err) {
@@ -91,36 +97,41 @@ export class Client implements Analytics {
 		}
 	}
 
-	usage(sku: string, quantity: number | string, unit?: string): void {
+	usage(sku: string, quantity: number | string, unit?: string | EventOptions, options?: EventOptions): void {
 		try {
 			if (typeof sku !== "string" || sku.length === 0) return this.reject("usage(sku) needs a non-empty sku");
 			if (typeof quantity !== "number" && typeof quantity !== "string")
 				return this.reject("usage(sku, quantity) needs a number or a decimal string");
+			// usage(sku, quantity, options): the default unit, with options in the unit's place.
+			if (typeof unit === "object" && unit !== null && options === undefined) {
+				options = unit;
+				unit = undefined;
+			}
 			if (unit !== undefined && typeof unit !== "string") return this.reject("usage(sku, quantity, unit) needs a string unit");
-			this.push("$usage", { usage: unit === undefined ? { sku, quantity } : { sku, quantity, unit } });
+			if (!objectOrAbsent(options)) return this.reject("usage(sku, quantity, unit, options) needs an object");
+			this.push("$usage", { usage: unit === undefined ? { sku, quantity } : { sku, quantity, unit } }, options);
 		} catch (err) {
 			this.report(err, "track", 1);
 		}
 	}
 
-	trackError(error: unknown, context?: Properties): void {
+	trackError(error: unknown, context?: Properties, options?: EventOptions): void {
 		try {
-			if (context !== undefined && (typeof context !== "object" || context === null))
-				return this.reject("trackError(error, context) needs an object");
-			const facts = errorFacts(error);
-			this.push("$error", { properties: context, performance: { statusCode: 500 }, error: facts });
+			if (!objectOrAbsent(context)) return this.reject("trackError(error, context) needs an object");
+			if (!objectOrAbsent(options)) return this.reject("trackError(error, context, options) needs an object");
+			this.push("$error", { properties: context, performance: { statusCode: 500 }, error: errorFacts(error) }, options);
 		} catch (err) {
 			this.report(err, "track", 1);
 		}
 	}
 
-	trackPerformance(name: string, durationMs: number, properties?: Properties): void {
+	trackPerformance(name: string, durationMs: number, properties?: Properties, options?: EventOptions): void {
 		try {
 			if (typeof name !== "string" || name.length === 0) return this.reject("trackPerformance(name) needs a non-empty name");
 			if (typeof durationMs !== "number") return this.reject("trackPerformance(name, durationMs) needs a number");
-			if (properties !== undefined && (typeof properties !== "object" || properties === null))
-				return this.reject("trackPerformance(name, durationMs, properties) needs an object");
-			this.push(name, { properties, performance: { duration: durationMs } });
+			if (!objectOrAbsent(properties)) return this.reject("trackPerformance(name, durationMs, properties) needs an object");
+			if (!objectOrAbsent(options)) return this.reject("trackPerformance(name, durationMs, properties, options) needs an object");
+			this.push(name, { properties, performance: { duration: durationMs } }, options);
 		} catch (err) {
 			this.report(err, "track", 1);
 		}
@@ -140,24 +151,30 @@ export class Client implements Analytics {
 		return { ...this.counts };
 	}
 
-	/** Any event with performance figures; the middleware records requests with it. */
-	record(event: string, properties: Properties | undefined, performance: Pending["performance"]): void {
+	/** Any event, its route included; the middleware records requests (and their errors) with it. */
+	record(event: string, extra: Extra): void {
 		try {
-			this.push(event, { properties, performance });
+			this.push(event, extra);
 		} catch (err) {
 			this.report(err, "track", 1);
 		}
 	}
 
-	/** The hot path: one id, one object, one push; a full buffer or the first event schedules work. */
-	private push(event: string, { properties, performance, usage, error }: Extra): void {
+	/**
+	 * The hot path: one id, one object, one push; a full buffer or the first event schedules work.
+	 * A call's own customerId and userId win over the client's; their values are checked at send.
+	 */
+	private push(event: string, { properties, performance, usage, error, route }: Extra, options?: EventOptions): void {
 		const timestamp = Date.now();
 		this.buffer.push({
 			id: uuidv7(timestamp),
 			event,
 			timestamp,
-			userId: this.userId,
+			userId: options?.userId ?? this.userId,
 			sessionId: this.sessionId,
+			customerId: options?.customerId ?? this.customerId,
+			route,
+			country: this.country,
 			properties,
 			performance,
 			usage,

@@ -12,6 +12,9 @@ export interface Pending {
 	timestamp: number;
 	userId: string | undefined;
 	sessionId: string | undefined;
+	customerId: string | undefined;
+	route: string | undefined;
+	country: string | undefined;
 	properties: Properties | undefined;
 	performance: MeterlineEvent["performance"];
 	usage: MeterlineEvent["usage"];
@@ -39,7 +42,7 @@ export interface PrepareConfig {
 
 /** The event in its wire and queue forms, or an InvalidEventError. */
 export async function prepare(pending: Pending, config: PrepareConfig, now: number): Promise<Prepared> {
-	const { id, event, timestamp, userId, sessionId, performance, usage, error } = pending;
+	const { id, event, timestamp, userId, sessionId, customerId, route, country, performance, usage, error } = pending;
 	let properties = pending.properties;
 	if (config.defaults) properties = { ...config.defaults, ...properties };
 	if (error) properties = { ...properties, name: error.name, message: error.message, stackHash: await stackHash(error.stack) };
@@ -47,6 +50,9 @@ export async function prepare(pending: Pending, config: PrepareConfig, now: numb
 	const wire: MeterlineEvent = { id, event, timestamp };
 	if (userId !== undefined) wire.userId = userId;
 	if (sessionId !== undefined) wire.sessionId = sessionId;
+	if (customerId !== undefined) wire.customerId = customerId;
+	if (route !== undefined) wire.route = route;
+	if (country !== undefined) wire.country = country;
 	// A JSON copy: the caller's objects are never touched, and what is validated is what is sent.
 	if (properties !== undefined) wire.properties = JSON.parse(JSON.stringify(properties)) as Properties;
 	if (performance !== undefined) wire.performance = { ...performance };

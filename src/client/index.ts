@@ -21,6 +21,7 @@ export type {
 	EndpointTransport,
 	ErrorInfo,
 	ErrorStage,
+	EventOptions,
 	FetchLike,
 	MeterlineEvent,
 	Properties,

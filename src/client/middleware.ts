@@ -1,8 +1,10 @@
-// Request analytics: one "$request" event per request with its method, route pattern (never the raw
-// path, so ids do not explode the event's cardinality), status and duration; a thrown error is
-// named on it, and also recorded as "$error" when it made a 5xx. Analytics failures are reported
-// to onError and never change the response.
+// Request analytics: one "$request" event per request with its route pattern (never the raw path,
+// so ids do not explode the event's cardinality), method, status and duration, and the end user's
+// country and the request's customer; a thrown error is named on it, and also recorded as "$error"
+// when it made a 5xx. Analytics failures are reported to onError and never change the response.
+import { COUNTRY, FIELD_LIMITS } from "../event/model.js";
 import { newClient, type Client } from "./analytics.js";
+import { errorFacts } from "./events.js";
 import type { Analytics, AnalyticsOptions, ContextLike, ErrorInfo, Transport } from "./types.js";
 
 export interface RequestLike {
@@ -14,14 +16,20 @@ export interface ResponseLike {
 	status: number;
 }
 
-export interface MiddlewareOptions<Env = any> extends AnalyticsOptions {
+export interface MiddlewareOptions<Env = any, Req = Request> extends Omit<AnalyticsOptions, "customerId"> {
 	/** Where events go; a function of env when the binding or key comes from env. */
 	transport: Transport | ((env: Env) => Transport);
 	/** The request event's name. Default "$request". */
 	event?: string;
+	/**
+	 * The customer each request is billed to: a fixed id, or a function of the request, called once
+	 * as the request starts (before the handler). It is the customerId of the request's events,
+	 * the handler's own included, unless a call names its own; undefined or "" means none.
+	 */
+	customerId?: string | ((request: Req) => string | undefined);
 }
 
-export interface InstrumentOptions<Env = any, Req = RequestLike> extends MiddlewareOptions<Env> {
+export interface InstrumentOptions<Env = any, Req = RequestLike> extends MiddlewareOptions<Env, Req> {
 	/** The route pattern for a request; default: the path with numeric and UUID segments as ":id". */
 	route?: (request: Req) => string | undefined;
 }
@@ -67,7 +75,8 @@ export function withAnalytics<Env = any>(options: IttyAnalyticsOptions<Env>): It
 	const userCatch = options?.catch;
 	const attach = (request: RoutedRequest, env: Env, ctx: ContextLike, start: number | undefined): RequestState | undefined => {
 		try {
-			const state: RequestState = { analytics: clientFor(options, env, ctx), start, error: undefined, recorded: false };
+			const analytics = clientFor(options, env, ctx, request as unknown as Request);
+			const state: RequestState = { analytics, start, error: undefined, recorded: false };
 			(request as unknown as Record<symbol, RequestState>)[STATE] = state;
 			request.analytics = state.analytics;
 			return state;
@@ -128,7 +137,7 @@ export function instrument<Req extends RequestLike, Env, Ctx extends ContextLike
 		const start = Date.now();
 		let analytics: Client | undefined;
 		try {
-			analytics = clientFor(options, env, ctx);
+			analytics = clientFor(options, env, ctx, request);
 			(request as RoutedRequest).analytics = analytics;
 		} catch (err) {
 			report(options, err);
@@ -164,7 +173,7 @@ function routeOf<Req extends RequestLike>(request: Req, route: ((request: Req) =
 	if (typeof route === "function") {
 		try {
 			const pattern = route(request);
-			if (typeof pattern === "string") return pattern;
+			if (typeof pattern === "string" && pattern.length > 0) return pattern;
 		} catch {
 			// Fall back to the path's shape.
 		}
@@ -185,10 +194,14 @@ function finish(
 	duration: number | undefined,
 	error: unknown,
 ): void {
-	const properties: Record<string, unknown> = { method, route, status };
+	// A longer route (a raw path that is mostly id) is cut to the field's limit, so the request still counts.
+	if (route.length > FIELD_LIMITS.route.max) route = route.slice(0, FIELD_LIMITS.route.max);
+	const properties: Record<string, unknown> = { method, status };
 	if (error !== undefined) properties.error = errorName(error);
-	analytics.record(event, properties, duration === undefined ? { statusCode: status } : { duration, statusCode: status });
-	if (error !== undefined && status >= 500) analytics.trackError(error, { method, route });
+	const performance = duration === undefined ? { statusCode: status } : { duration, statusCode: status };
+	analytics.record(event, { properties, performance, route });
+	if (error !== undefined && status >= 500)
+		analytics.record("$error", { properties: { method }, performance: { statusCode: 500 }, error: errorFacts(error), route });
 	analytics.flush();
 }
 
@@ -204,18 +217,42 @@ function statusOf(response: unknown): number {
 	return typeof status === "number" ? status : 200;
 }
 
-function eventName(options: MiddlewareOptions): string {
+function eventName(options: MiddlewareOptions<any, any>): string {
 	return typeof options?.event === "string" && options.event.length > 0 ? options.event : "$request";
 }
 
-/** A client for the request; if the transport cannot be had, its sends fail (and say why) but it still works. */
-function clientFor<Env>(options: MiddlewareOptions<Env>, env: Env, ctx: ContextLike): Client {
+/**
+ * A client for the request, with its customer and the end user's country (Cloudflare's, from
+ * `request.cf`, else the options' own). If the transport cannot be had, its sends fail (and say
+ * why) but it still works.
+ */
+function clientFor<Env, Req>(options: MiddlewareOptions<Env, Req>, env: Env, ctx: ContextLike, request: Req): Client {
 	const { transport } = options;
-	return newClient(ctx, typeof transport === "function" ? () => transport(env) : transport, options);
+	const cf = (request as { cf?: { country?: unknown } }).cf?.country;
+	const perRequest: AnalyticsOptions = {
+		...options,
+		customerId: customerOf(options, request),
+		country: typeof cf === "string" && COUNTRY.test(cf) ? cf : options.country,
+	};
+	return newClient(ctx, typeof transport === "function" ? () => transport(env) : transport, perRequest);
 }
 
-function report(options: AnalyticsOptions, error: unknown): void {
-	const info: ErrorInfo = { stage: "track", events: 1 };
+/** The request's customer; a customerId() that throws is reported, and the request has none. */
+function customerOf<Req>(options: MiddlewareOptions<any, Req>, request: Req): string | undefined {
+	let id: unknown = options.customerId;
+	if (typeof id === "function") {
+		try {
+			id = (id as (request: Req) => unknown)(request);
+		} catch (err) {
+			report(options, err, 0);
+			return undefined;
+		}
+	}
+	return typeof id === "string" && id.length > 0 ? id : undefined;
+}
+
+function report(options: Omit<AnalyticsOptions, "customerId">, error: unknown, events = 1): void {
+	const info: ErrorInfo = { stage: "track", events };
 	try {
 		if (typeof options?.onError === "function") options.onError(error, info);
 		else console.error("meterline: request analytics failed", error);

@@ -14,6 +14,8 @@ export interface ResolvedOptions {
 	onError: (error: unknown, info: ErrorInfo) => void;
 	userId: string | undefined;
 	sessionId: string | undefined;
+	customerId: string | undefined;
+	country: string | undefined;
 	config: PrepareConfig;
 	policy: RetryPolicy;
 }
@@ -49,6 +51,8 @@ export function resolveOptions(options: AnalyticsOptions): ResolvedOptions {
 		onError,
 		userId: typeof options.userId === "string" ? options.userId : undefined,
 		sessionId: typeof options.sessionId === "string" ? options.sessionId : undefined,
+		customerId: typeof options.customerId === "string" ? options.customerId : undefined,
+		country: typeof options.country === "string" ? options.country : undefined,
 		config: { defaults, redact },
 		policy: {
 			retries: option(options.retries, DEFAULTS.retries, 0),

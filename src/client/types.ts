@@ -51,6 +51,12 @@ export interface MeterlineEvent {
 	timestamp: number;
 	userId?: string;
 	sessionId?: string;
+	/** Your customer the event is billed to. */
+	customerId?: string;
+	/** The route pattern ("/v1/items/:id") of a request event. */
+	route?: string;
+	/** ISO 3166-1 alpha-2 country of the end user. */
+	country?: string;
 	properties?: Properties;
 	performance?: { duration?: number; statusCode?: number };
 	/** A quantity with a fraction at or above 2^33 must be a decimal string to stay exact. */
@@ -80,6 +86,10 @@ export interface AnalyticsOptions {
 	/** Sent with every event, until identify() names another user. */
 	userId?: string;
 	sessionId?: string;
+	/** Your customer every event is billed to, unless a call names its own. */
+	customerId?: string;
+	/** The end user's ISO 3166-1 alpha-2 country (`request.cf.country`), sent with every event. */
+	country?: string;
 	/** Further attempts after a failed send. Default 3. */
 	retries?: number;
 	/** The first backoff in milliseconds, doubled each attempt. Default 100. */
@@ -102,17 +112,26 @@ export interface AnalyticsStats {
 	failed: number;
 }
 
+/** Who one call's event is for, instead of the client's own customerId and userId. */
+export interface EventOptions {
+	/** The customer this event is billed to. */
+	customerId?: string;
+	userId?: string;
+}
+
 export interface Analytics {
 	/** Records an event. Cheap and synchronous: building, redaction and sending happen later. */
-	track(event: string, properties?: Properties): void;
+	track(event: string, properties?: Properties, options?: EventOptions): void;
 	/** Records "$identify" for the user, and sends later events as that user. */
 	identify(userId: string, traits?: Properties): void;
 	/** Records a metered "$usage" event: `quantity` of `sku`, in `unit` (default "unit"). */
-	usage(sku: string, quantity: number | string, unit?: string): void;
+	usage(sku: string, quantity: number | string, unit?: string, options?: EventOptions): void;
+	/** The same, in the default unit: `usage(sku, quantity, { customerId })`. */
+	usage(sku: string, quantity: number | string, options: EventOptions): void;
 	/** Records "$error" with {name, message, stackHash} and statusCode 500, so it counts as an error. */
-	trackError(error: unknown, context?: Properties): void;
+	trackError(error: unknown, context?: Properties, options?: EventOptions): void;
 	/** Records an event with performance.duration in milliseconds. */
-	trackPerformance(name: string, durationMs: number, properties?: Properties): void;
+	trackPerformance(name: string, durationMs: number, properties?: Properties, options?: EventOptions): void;
 	/** Sends every held event, inside ctx.waitUntil. Need not be awaited; returns nothing. */
 	flush(): void;
 	stats(): AnalyticsStats;

@@ -1,7 +1,7 @@
 // The field checks the edge validator and the consumer's guard share, read off FIELD_LIMITS.
 import type { FieldIssue } from "../shared/errors.js";
 import { isPlainObject } from "../shared/objects.js";
-import { FIELD_LIMITS, FORBIDDEN_KEYS, PERFORMANCE_FIELDS, type QueuedEvent, type StringField } from "./model.js";
+import { COUNTRY, FIELD_LIMITS, FORBIDDEN_KEYS, PERFORMANCE_FIELDS, type QueuedEvent, type StringField } from "./model.js";
 
 export function checkKeys(object: Record<string, unknown>, allowed: ReadonlySet<string>, prefix: string, issues: FieldIssue[]): void {
 	for (const key of Object.keys(object)) {
@@ -16,6 +16,13 @@ export function checkString(value: unknown, field: StringField, issues: FieldIss
 	if (typeof value !== "string") issues.push({ path: field, message: "must be a string" });
 	else if (value.length < min || value.length > max) issues.push({ path: field, message: `must be ${min}-${max} characters` });
 	else return value;
+	return undefined;
+}
+
+/** A country code, or undefined with an issue. */
+export function checkCountry(value: unknown, issues: FieldIssue[]): string | undefined {
+	if (typeof value === "string" && COUNTRY.test(value)) return value;
+	issues.push({ path: "country", message: 'must be an ISO 3166-1 alpha-2 code of two capital letters, such as "DE"' });
 	return undefined;
 }
 

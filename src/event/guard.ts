@@ -2,7 +2,7 @@
 // edge validator lets through, by the same FIELD_LIMITS. Anything else is a poison message.
 import type { FieldIssue } from "../shared/errors.js";
 import { isPlainObject } from "../shared/objects.js";
-import { checkKeys, checkPerformance, checkString } from "./fields.js";
+import { checkCountry, checkKeys, checkPerformance, checkString } from "./fields.js";
 import { EVENT_FIELDS } from "./model.js";
 import { MAX_QUANTITY, MICROS_PER_UNIT } from "./quantity.js";
 
@@ -34,6 +34,9 @@ function checkQueuedEvent(raw: unknown, issues: FieldIssue[]): void {
 		issues.push({ path: "timestamp", message: "must be epoch milliseconds" });
 	if (raw.userId !== undefined) checkString(raw.userId, "userId", issues);
 	if (raw.sessionId !== undefined) checkString(raw.sessionId, "sessionId", issues);
+	if (raw.customerId !== undefined) checkString(raw.customerId, "customerId", issues);
+	if (raw.route !== undefined) checkString(raw.route, "route", issues);
+	if (raw.country !== undefined) checkCountry(raw.country, issues);
 	if (raw.properties !== undefined && !isPlainObject(raw.properties)) issues.push({ path: "properties", message: "must be an object" });
 	if (raw.performance !== undefined) checkPerformance(raw.performance, issues);
 	const usage = raw.usage;

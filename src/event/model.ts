@@ -10,6 +10,12 @@ export interface QueuedEvent {
 	timestamp: number;
 	userId?: string;
 	sessionId?: string;
+	/** The tenant's own customer the event is billed to: usage and meters are kept per customer. */
+	customerId?: string;
+	/** The route pattern ("/v1/items/:id") a request event was served by, never its raw path. */
+	route?: string;
+	/** ISO 3166-1 alpha-2 country (Cloudflare's "XX" unknown and "T1" Tor included). */
+	country?: string;
 	properties?: Record<string, unknown>;
 	performance?: { duration?: number; statusCode?: number };
 	/** Quantity in integer micro-units, so sums are exact. */
@@ -51,6 +57,9 @@ export const FIELD_LIMITS = {
 	event: { min: 1, max: 200 },
 	userId: { min: 0, max: 256 },
 	sessionId: { min: 0, max: 256 },
+	customerId: { min: 1, max: 256 },
+	route: { min: 1, max: 200 },
+	country: { min: 2, max: 2 },
 	"usage.sku": { min: 1, max: 128 },
 	"usage.unit": { min: 1, max: 32 },
 	/** A day: bounds every duration, so no sum of them can reach Infinity. */
@@ -58,7 +67,10 @@ export const FIELD_LIMITS = {
 	"performance.statusCode": { min: 100, max: 599 },
 } as const;
 
-export type StringField = "id" | "event" | "userId" | "sessionId" | "usage.sku" | "usage.unit";
+export type StringField = "id" | "event" | "userId" | "sessionId" | "customerId" | "route" | "country" | "usage.sku" | "usage.unit";
+
+/** A country code as Cloudflare reports it: two capital letters or digits ("DE", "XX", "T1"). */
+export const COUNTRY = /^[A-Z0-9]{2}$/;
 
 /** How long an aggregator remembers event ids, by event time. */
 export const DEDUPE_WINDOW_MS = EVENT_LIMITS.maxPastMs + EVENT_LIMITS.deliveryGraceMs;
@@ -69,6 +81,9 @@ export const EVENT_FIELDS: ReadonlySet<string> = new Set([
 	"timestamp",
 	"userId",
 	"sessionId",
+	"customerId",
+	"route",
+	"country",
 	"properties",
 	"performance",
 	"usage",

@@ -6,7 +6,7 @@ import type { FieldIssue } from "../shared/errors.js";
 import { uuidv7 } from "../shared/ids.js";
 import { isPlainObject } from "../shared/objects.js";
 import { parseIsoInstant } from "../shared/time.js";
-import { checkKeys, checkPerformance, checkString } from "./fields.js";
+import { checkCountry, checkKeys, checkPerformance, checkString } from "./fields.js";
 import { EVENT_FIELDS, EVENT_LIMITS, FORBIDDEN_KEYS, REDACTED, type QueuedEvent } from "./model.js";
 import { toMicros } from "./quantity.js";
 
@@ -91,6 +91,9 @@ export function validateEvent(
 	const timestamp = raw.timestamp === undefined ? now : checkTimestamp(raw.timestamp, now, issues);
 	const userId = raw.userId === undefined ? undefined : checkString(raw.userId, "userId", issues);
 	const sessionId = raw.sessionId === undefined ? undefined : checkString(raw.sessionId, "sessionId", issues);
+	const customerId = raw.customerId === undefined ? undefined : checkString(raw.customerId, "customerId", issues);
+	const route = raw.route === undefined ? undefined : checkString(raw.route, "route", issues);
+	const country = raw.country === undefined ? undefined : checkCountry(raw.country, issues);
 	const properties = raw.properties === undefined ? undefined : checkProperties(raw.properties, issues, redact);
 	const performance = raw.performance === undefined ? undefined : checkPerformance(raw.performance, issues);
 	const usage = raw.usage === undefined ? undefined : checkUsage(raw.usage, issues);
@@ -99,6 +102,9 @@ export function validateEvent(
 	const event: QueuedEvent = { id: id!, event: name!, timestamp: timestamp! };
 	if (userId !== undefined) event.userId = userId;
 	if (sessionId !== undefined) event.sessionId = sessionId;
+	if (customerId !== undefined) event.customerId = customerId;
+	if (route !== undefined) event.route = route;
+	if (country !== undefined) event.country = country;
 	if (properties !== undefined) event.properties = properties;
 	if (performance !== undefined) event.performance = performance;
 	if (usage !== undefined) event.usage = usage;

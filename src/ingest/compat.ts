@@ -11,7 +11,7 @@ import { parseIsoInstant } from "../shared/time.js";
 import type { FieldIssue } from "../shared/errors.js";
 import { capIssues } from "./caps.js";
 import { countProducer, reportProducerCounters } from "../sinks/counters.js";
-import { acceptEvents, redactionFor } from "./events.js";
+import { acceptEvents, fillCountry, redactionFor } from "./events.js";
 
 /** A Meterline event built from a foreign message, before validation. */
 export type RawEvent = Record<string, unknown>;
@@ -60,6 +60,8 @@ export interface ForeignBatch {
 	tenant: string;
 	source: RejectionSource;
 	receivedAt: number;
+	/** The request's country, for events that name none. */
+	country: string | undefined;
 	messages: unknown[];
 	/** Where message `index` sits in the foreign body: "batch[3]", or "$" for a single message. */
 	where: (index: number) => string;
@@ -120,6 +122,7 @@ export async function acceptValid(env: Env, ctx: ExecutionContext, batch: Foreig
 		ctx.waitUntil(keepRejections(env, batch, rejections).then(() => reportProducerCounters(env)));
 	}
 	if (events.length === 0) throw invalidEvents(rejections.flatMap(({ index, issues }) => issues.map((issue) => ({ index, ...issue }))));
+	fillCountry(events, batch.country);
 	await acceptEvents(env, ctx, batch.tenant, events, false);
 }
 

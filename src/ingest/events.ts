@@ -4,7 +4,7 @@ import { authenticate } from "../http/auth.js";
 import { readJson } from "../http/body.js";
 import { ApiError, invalidField, json, type FieldIssue } from "../shared/errors.js";
 import { onlyQuery } from "../http/params.js";
-import { EVENT_LIMITS, type QueuedEvent } from "../event/model.js";
+import { COUNTRY, EVENT_LIMITS, type QueuedEvent } from "../event/model.js";
 import { parseEventsBody, redactionKeys, type Validation } from "../event/validate.js";
 import { capIssues } from "./caps.js";
 import { countProducer, reportProducerCounters } from "../sinks/counters.js";
@@ -85,6 +85,21 @@ export async function refuseCapped(env: Env, ctx: ExecutionContext, tenant: stri
 	throw invalidEvents(issues);
 }
 
+/** The caller's country as Cloudflare saw it (absent in local tests and service-binding calls). */
+export function requestCountry(request: Request): string | undefined {
+	const country = (request as { cf?: { country?: unknown } }).cf?.country;
+	return typeof country === "string" && COUNTRY.test(country) ? country : undefined;
+}
+
+/**
+ * Gives events without a country the request's. An event that names its own keeps it: a server
+ * that relays its users' events knows their country better than the edge does.
+ */
+export function fillCountry(events: QueuedEvent[], country: string | undefined): void {
+	if (country === undefined) return;
+	for (const event of events) event.country ??= country;
+}
+
 function ackMode(url: URL): "durable" | "fire-and-forget" {
 	onlyQuery(url, ["ack"]);
 	const ack = url.searchParams.get("ack");
@@ -100,6 +115,7 @@ export async function ingestEvents(request: Request, env: Env, ctx: ExecutionCon
 	const body = await readJson(request, EVENT_LIMITS.maxBodyBytes);
 	const events = acceptedOrRefused(parseEventsBody(body, Date.now(), redactionFor(env)));
 	await refuseCapped(env, ctx, tenant, events);
+	fillCountry(events, requestCountry(request));
 	await acceptEvents(env, ctx, tenant, events, durable);
 	return json({ accepted: events.length, ids: events.map((event) => event.id) }, 202);
 }

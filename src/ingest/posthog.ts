@@ -5,7 +5,7 @@ import { EVENT_LIMITS } from "../event/model.js";
 import { isPlainObject } from "../shared/objects.js";
 import { parseJsonBytes, readMaybeGzip } from "../http/body.js";
 import { ApiError, invalidField, json } from "../shared/errors.js";
-import { enforceRateLimit, redactionFor } from "./events.js";
+import { enforceRateLimit, redactionFor, requestCountry } from "./events.js";
 import { acceptValid, asId, correctClockSkew, validateAt, withUsage, type RawEvent } from "./compat.js";
 
 export const POSTHOG_PATHS = ["/batch", "/capture", "/e", "/i/v0/e"] as const;
@@ -23,10 +23,28 @@ export function fromPostHog(message: Record<string, unknown>, sentAt: unknown, r
 		id: asId(message.uuid),
 		event: message.event,
 		userId: asId(distinctId),
+		customerId: asId(properties && posthogCustomer(properties)),
 		timestamp: correctClockSkew(message.timestamp, sentAt, receivedAt),
 	};
 	for (const key of Object.keys(event)) if (event[key] === undefined) delete event[key];
 	return withUsage(event, properties);
+}
+
+/** The $groups keys that name the customer, most specific first. */
+const CUSTOMER_GROUPS = ["customer", "company", "organization", "account"] as const;
+
+/**
+ * The customer a PostHog event is billed to: `properties.customerId`; else from `$groups` (group
+ * type → key, as posthog-js sends after `group()`), the first of CUSTOMER_GROUPS present, else its
+ * only group. Read, not moved: the properties stay as PostHog would store them.
+ */
+function posthogCustomer(properties: Record<string, unknown>): unknown {
+	if (properties.customerId !== undefined && properties.customerId !== null) return properties.customerId;
+	const groups = properties.$groups;
+	if (!isPlainObject(groups)) return undefined;
+	for (const type of CUSTOMER_GROUPS) if (groups[type] !== undefined && groups[type] !== null) return groups[type];
+	const keys = Object.values(groups).filter((key) => key !== undefined && key !== null);
+	return keys.length === 1 ? keys[0] : undefined;
 }
 
 /** The events and project key of any body shape PostHog's clients send. */
@@ -63,6 +81,7 @@ export async function posthogCapture(request: Request, env: Env, ctx: ExecutionC
 		tenant,
 		source: "posthog",
 		receivedAt,
+		country: requestCountry(request),
 		messages,
 		where: (index) => `batch[${index}]`,
 		toEvent: (message, place) =>

@@ -6,7 +6,7 @@ import { isPlainObject } from "../shared/objects.js";
 import { type QueuedEvent } from "../event/model.js";
 import { parseJsonBytes, readMaybeGzip } from "../http/body.js";
 import { ApiError, invalidField, json, type FieldIssue } from "../shared/errors.js";
-import { enforceRateLimit, redactionFor } from "./events.js";
+import { enforceRateLimit, redactionFor, requestCountry } from "./events.js";
 import { acceptValid, asId, correctClockSkew, validateAt, withUsage, type RawEvent } from "./compat.js";
 
 /** Segment's limits: 32 KB per message (a larger one is rejected alone) and 500 KB per batch (a 400 it does not retry). */
@@ -46,15 +46,29 @@ export function fromSegment(message: Record<string, unknown>, type: SegmentType,
 		userId: asId(message.userId ?? message.anonymousId ?? undefined),
 		timestamp: correctClockSkew(message.timestamp, message.sentAt ?? sentAt, receivedAt),
 	};
-	for (const key of Object.keys(event)) if (event[key] === undefined) delete event[key];
 	let properties: Record<string, unknown>;
 	if (type === "identify" || type === "group") properties = { ...(isPlainObject(message.traits) ? message.traits : {}) };
 	else properties = { ...(isPlainObject(message.properties) ? message.properties : {}) };
+	event.customerId = asId(segmentCustomer(message, type, properties));
+	for (const key of Object.keys(event)) if (event[key] === undefined) delete event[key];
 	if ((type === "page" || type === "screen") && message.name !== undefined) properties.name = message.name;
 	if (type === "group" && message.groupId !== undefined) properties.groupId = message.groupId;
 	if (type === "alias" && message.previousId !== undefined) properties.previousId = message.previousId;
 	if (message.context !== undefined) properties.context = message.context;
 	return withUsage(event, Object.keys(properties).length > 0 ? properties : undefined);
+}
+
+/**
+ * The customer a Segment message is billed to: a group call's own groupId; else, for track, page
+ * and screen, `properties.customerId`; else `context.groupId`, Segment's common field for the
+ * account a call belongs to. It is read, not moved: properties stay as the SDK sent them, as every
+ * other Segment destination receives them.
+ */
+function segmentCustomer(message: Record<string, unknown>, type: SegmentType, properties: Record<string, unknown>): unknown {
+	const context = isPlainObject(message.context) ? message.context : {};
+	if (type === "group") return message.groupId ?? context.groupId ?? undefined;
+	const own = type === "track" || type === "page" || type === "screen" ? properties.customerId : undefined;
+	return own ?? context.groupId ?? undefined;
 }
 
 /** A handler for one Segment endpoint; `batch` takes {"batch": [...]} of typed messages. */
@@ -84,6 +98,7 @@ export function segmentHandler(endpoint: SegmentType | "batch") {
 			tenant,
 			source: "segment",
 			receivedAt,
+			country: requestCountry(request),
 			messages: endpoint === "batch" ? (body.batch as unknown[]) : [body],
 			where: (index) => where(endpoint, index),
 			toEvent: (message, place) => segmentEvent(message, endpoint, place, body.sentAt, receivedAt, redact),

@@ -34,6 +34,12 @@ export interface TenantMetrics {
 	quarantinedRows: number;
 	/** Analytics Engine points dropped from a full outbox (dashboards only; D1 is exact). */
 	analyticsDropped: number;
+	/** Meter readings skipped because the event lacked the meter's value or it was not a number. */
+	meterSkipped: number;
+	/** Meter readings whose group values were folded into "(other)" past the meter's group cap. */
+	meterGroupsFolded: number;
+	/** Events whose route was recorded as "(other)" past the tenant's cap of distinct routes. */
+	routesFolded: number;
 }
 
 /**
@@ -70,6 +76,9 @@ export async function tenantMetrics(env: Env, tenant: string): Promise<TenantMet
 		expired: c.expired,
 		quarantinedRows: c.quarantined_rows,
 		analyticsDropped: c.analytics_dropped,
+		meterSkipped: c.meter_skipped,
+		meterGroupsFolded: c.meter_other,
+		routesFolded: c.route_other,
 	};
 }
 

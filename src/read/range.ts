@@ -18,8 +18,9 @@ export function parseRange(
 	url: URL,
 	allowed: readonly Granularity[],
 	defaults: { granularity: Granularity; range: (now: Date) => [Date, Date] },
+	otherParams: readonly string[] = [],
 ): ReportRange {
-	onlyQuery(url, ["from", "to", "granularity"]);
+	onlyQuery(url, ["from", "to", "granularity", ...otherParams]);
 	const granularity = (url.searchParams.get("granularity") ?? defaults.granularity) as Granularity;
 	if (!allowed.includes(granularity)) throw invalidField("granularity", `must be one of ${allowed.join(", ")}`);
 	const [defaultFrom, defaultTo] = defaults.range(new Date());
@@ -35,7 +36,7 @@ export function parseRange(
 	return { from: from.toISOString(), to: to.toISOString(), granularity };
 }
 
-function parseInstant(value: string | null, field: string): Date | undefined {
+export function parseInstant(value: string | null, field: string): Date | undefined {
 	if (value === null) return undefined;
 	const ms = parseIsoInstant(value, true);
 	if (Number.isNaN(ms)) throw invalidField(field, "must be an ISO 8601 date or date-time");

@@ -18,7 +18,9 @@ export async function getStats(request: Request, env: Env): Promise<Response> {
 			`minute granularity covers the last ${MINUTE_RETENTION_MS / 86_400_000} days; older stats are kept per hour`,
 		);
 	}
-	const [rows] = await liveReports(env, tenant, [{ spec: EVENT_ROLLUP, compacted: !minutes }], range.from, range.to, range.granularity);
+	const {
+		reports: [rows],
+	} = await liveReports(env, tenant, [{ spec: EVENT_ROLLUP, compacted: !minutes }], range.from, range.to, range.granularity);
 	const items = rows!.map((row) => ({
 		event: row.event as string,
 		period: periodStart(row.bucket),

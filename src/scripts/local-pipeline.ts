@@ -91,7 +91,9 @@ export async function startLocalPipeline(options: PipelineOptions = {}): Promise
 			ip: "127.0.0.1",
 			vars: { ADMIN_TOKEN: adminToken, ...options.vars },
 			logLevel: "error",
-			experimental: { disableExperimentalWarning: true },
+			// No file watching: an edit to src/ while a benchmark runs would reload the Worker and
+			// lose the local queue's messages (its broker is in memory).
+			experimental: { disableExperimentalWarning: true, watch: false },
 		});
 	} catch (err) {
 		removeTemporary();

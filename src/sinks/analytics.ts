@@ -15,6 +15,7 @@ export const POINT_COLUMNS = {
 	unit: "blob3", // usage unit ("" for events)
 	period: "blob4", // ISO start of the hour (usage), minute (event) or booking month (adjustment)
 	closedPeriod: "blob5", // the closed month an adjustment is for ("" otherwise)
+	customer: "blob6", // the customer of usage and adjustments ("" for none, and for events)
 	count: "double1", // events in the row
 	quantity: "double2", // usage quantity in units (approximate: D1 holds the exact sum)
 	errors: "double3",
@@ -32,7 +33,7 @@ export function toDataPoint(tenant: string, spec: RollupSpec, row: RollupRow): D
 	if (spec === EVENT_ROLLUP) {
 		return {
 			indexes: [tenant],
-			blobs: ["event", String(row.event), "", String(row.minute), ""],
+			blobs: ["event", String(row.event), "", String(row.minute), "", ""],
 			doubles: [num("count"), 0, num("errors"), num("duration_count"), num("duration_sum"), num("duration_min"), num("duration_max")],
 		};
 	}
@@ -45,6 +46,7 @@ export function toDataPoint(tenant: string, spec: RollupSpec, row: RollupRow): D
 			String(row.unit),
 			String(usage ? row.hour : row.booked),
 			usage ? "" : String(row.period),
+			String(row.customer ?? ""),
 		],
 		doubles: [num("events"), num("micros") / MICROS_PER_UNIT, 0, 0, 0, 0, 0],
 	};

@@ -65,14 +65,16 @@ describe("arming", () => {
 	it("pulls the alarm forward to now once open rows reach FLUSH_MAX_ROWS", async () => {
 		const tenant = uniqueTenantId();
 		const stub = aggregator(tenant);
+		// 998 event rows and the ingest's packed series chunk, which counts as one open row: 999.
 		await stub.ingest(
 			tenant,
-			names(FLUSH_MAX_ROWS - 1).map((event) => makeEvent({ event })),
+			names(FLUSH_MAX_ROWS - 2).map((event) => makeEvent({ event })),
 		);
 		expect(await alarmOf(stub)).toBe(FROZEN_AT + FLUSH_INTERVAL_MS);
 
 		const now = advanceClock(500);
-		await stub.ingest(tenant, [makeEvent({ event: "the-thousandth" })]);
+		// Its event row is already open, so only its packed series chunk is new: the thousandth open row.
+		await stub.ingest(tenant, [makeEvent({ event: "event-0000" })]);
 
 		expect(await alarmOf(stub)).toBe(now);
 	});
@@ -142,7 +144,8 @@ describe("running", () => {
 			countOnly("api_call", "2100-03-10T13:59:00.000Z", 1),
 			countOnly("page_view", "2100-03-10T13:59:00.000Z", 1),
 		]);
-		expect(await d1Flushes(tenant)).toEqual([{ flush_id: `${inc}:1`, rows: 3 }]);
+		// 1 usage + 2 event rows + 24 series rows (each name's 4 dimensions × minute, hour, day).
+		expect(await d1Flushes(tenant)).toEqual([{ flush_id: `${inc}:1`, rows: 27 }]);
 	});
 
 	it("is not armed for an aggregator that never ingested", async () => {

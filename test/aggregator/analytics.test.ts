@@ -77,14 +77,21 @@ function slice() {
 	];
 }
 
+/**
+ * The rows a flush of the slice writes: the usage row and the two event rows, which get a point
+ * each, and 30 series rows, which get none: 10 per grain (minute, hour, day), api_call's 6 (its
+ * total, route "", status 503, "" and 200, country "") and page_view's 4.
+ */
+const SLICE_ROWS = 3 + 30;
+
 /** The slice's one usage row in D1. */
 const sliceUsage = [{ sku: "tokens", unit: "token", hour: EVENT_HOUR, micros: "2500000", events: 2 }];
 
 function slicePoints(tenant: string): DataPoint[] {
 	return byBlobs([
-		{ indexes: [tenant], blobs: ["event", "api_call", "", EVENT_MINUTE, ""], doubles: [3, 0, 1, 2, 30.5, 10, 20.5] },
-		{ indexes: [tenant], blobs: ["event", "page_view", "", EVENT_MINUTE, ""], doubles: [1, 0, 0, 0, 0, 0, 0] },
-		{ indexes: [tenant], blobs: ["usage", "tokens", "token", EVENT_HOUR, ""], doubles: [2, 2.5, 0, 0, 0, 0, 0] },
+		{ indexes: [tenant], blobs: ["event", "api_call", "", EVENT_MINUTE, "", ""], doubles: [3, 0, 1, 2, 30.5, 10, 20.5] },
+		{ indexes: [tenant], blobs: ["event", "page_view", "", EVENT_MINUTE, "", ""], doubles: [1, 0, 0, 0, 0, 0, 0] },
+		{ indexes: [tenant], blobs: ["usage", "tokens", "token", EVENT_HOUR, "", ""], doubles: [2, 2.5, 0, 0, 0, 0, 0] },
 	]);
 }
 
@@ -92,7 +99,7 @@ describe("data points", () => {
 	it("writes one point per flushed row with the tenant as the only index", async () => {
 		const { tenant, stub } = await aggregatorWith(slice());
 
-		const points = await pointsWrittenDuring(stub, async (instance) => expect(await instance.flush()).toBe(3));
+		const points = await pointsWrittenDuring(stub, async (instance) => expect(await instance.flush()).toBe(SLICE_ROWS));
 
 		expect(byBlobs(points)).toEqual(slicePoints(tenant));
 	});
@@ -134,7 +141,8 @@ describe("the per-invocation limit", () => {
 
 		const spy = await runInDurableObject(stub, async (instance, state) => {
 			const spy = spyOnAnalytics(instance);
-			expect(await instance.flush()).toBe(600);
+			// 600 event rows + 7200 series rows (each name's 4 dimensions × minute, hour, day); 600 points.
+			expect(await instance.flush()).toBe(7800);
 			expect(spy).toHaveBeenCalledTimes(250);
 			expect(outbox(state)).toHaveLength(350);
 			// The rest is due at once.
@@ -170,7 +178,7 @@ describe("failures and races", () => {
 			sinks.analytics = () => {
 				throw new Error("Analytics Engine unavailable");
 			};
-			expect(await instance.flush()).toBe(3);
+			expect(await instance.flush()).toBe(SLICE_ROWS);
 			expect(pendingRowCount(state)).toBe(0);
 			expect(byBlobs(outbox(state))).toEqual(slicePoints(tenant));
 			// Retried after a backoff, not in a spin.

@@ -21,6 +21,7 @@ import {
 	FROZEN_AT,
 	incarnation,
 	makeEvent,
+	MIXED_SLICE_ROWS,
 	mixedEvents,
 	mixedSlice,
 	mixedUsage,
@@ -49,7 +50,7 @@ describe("a D1 failure", () => {
 		expect(await d1Events(tenant)).toEqual([]);
 		expect(await d1Flushes(tenant)).toEqual([]);
 
-		expect(await stub.flush()).toBe(4);
+		expect(await stub.flush()).toBe(MIXED_SLICE_ROWS);
 
 		expect(d1.calls).toBe(2);
 		await expectMixedSliceFlushedOnce(tenant);
@@ -127,7 +128,9 @@ describe("a D1 failure", () => {
 		});
 
 		const sent = await runInDurableObject(stub, (instance) => recordFlushes(instance));
-		expect(await stub.flush()).toBe(5);
+		// Batch 1: 1 usage + 1 event + 12 series rows (api_call's 4 dimensions × minute, hour, day);
+		// batch 2: 1 usage + 2 event + 24 series rows (api_call's and page_view's).
+		expect(await stub.flush()).toBe(41);
 
 		expect(await d1Usage(tenant)).toEqual([{ sku: "tokens", unit: "token", hour: EVENT_HOUR, micros: "4000000", events: 2 }]);
 		expect(await d1Events(tenant)).toEqual([
@@ -146,10 +149,10 @@ describe("a D1 failure", () => {
 		const inc = await runInDurableObject(stub, (_instance, state) => incarnation(state));
 		// The sealed batch goes first, as it was sealed; the new deltas get a batch of their own.
 		expect(sent).toEqual([
-			{ flush_id: `${inc}:1`, rows: 2 },
-			{ flush_id: `${inc}:2`, rows: 3 },
+			{ flush_id: `${inc}:1`, rows: 14 },
+			{ flush_id: `${inc}:2`, rows: 27 },
 		]);
-		expect(await d1Flushes(tenant)).toEqual([{ flush_id: `${inc}:2`, rows: 3 }]);
+		expect(await d1Flushes(tenant)).toEqual([{ flush_id: `${inc}:2`, rows: 27 }]);
 	});
 });
 

@@ -37,6 +37,7 @@ describe("npm run bench -- --quick", () => {
 			"5. Cost per million events",
 			"6. Client overhead",
 			"7. Aggregator scale",
+			"8. Meters",
 			"Design goals",
 		]) {
 			expect(run.stdout).toContain(heading);
@@ -138,6 +139,60 @@ describe("npm run bench -- --quick", () => {
 		for (const value of [scale.growth, scale.slowestOverMean]) expect(positive(value)).toBe(true);
 	});
 
+	it("measures 10 meters beside none, alternating, and the query latency of a month of hourly data", () => {
+		const meters = results.measurements.meters!;
+		expect(meters.runs.map((r) => `${r.kind}/${r.round}`)).toEqual(["none/1", "meters/1", "none/2", "meters/2"]);
+		expect(meters.definitions).toHaveLength(10);
+		for (const d of meters.definitions) expect(Object.keys(d.groupBy).length).toBeGreaterThan(0);
+		expect(meters.evaluatedPerEvent).toBe(10);
+		expect(meters.matchedPerEvent).toBe(2);
+		const events = meters.runs[0]!.events;
+		for (const r of meters.runs) {
+			expect(r.meters).toBe(r.kind === "none" ? 0 : 10);
+			expect(r.events).toBe(events);
+			expect(r.batch).toBe(100);
+			expect(r.flushes).toBeGreaterThan(0);
+			for (const value of [
+				r.seconds,
+				r.eventsPerSecond,
+				r.sendSeconds,
+				r.acceptedPerSecond,
+				r.aggregatorRpcs,
+				r.sqliteRowsWritten,
+				r.d1RowsWritten,
+			])
+				expect(positive(value)).toBe(true);
+			expect(finite(r.settleSeconds)).toBe(true);
+			expect(r.seconds).toBeCloseTo(r.sendSeconds + r.settleSeconds, 6);
+			expect(r.eventsPerSecond).toBeCloseTo(r.events / r.seconds, 6);
+			expect(r.sqliteRowsPerEvent).toBeCloseTo(r.sqliteRowsWritten / r.events, 9);
+			expect(r.d1RowsPerEvent).toBeCloseTo(r.d1RowsWritten / r.events, 9);
+			expect(r.non2xx).toEqual({});
+		}
+		for (const summary of [meters.none, meters.withMeters]) {
+			expect(summary.runs).toBe(2);
+			for (const value of [summary.eventsPerSecond, summary.acceptedPerSecond, summary.sqliteRowsPerEvent, summary.d1RowsPerEvent])
+				expect(positive(value)).toBe(true);
+		}
+		expect(meters.throughputRatio).toBeCloseTo(meters.withMeters.eventsPerSecond / meters.none.eventsPerSecond, 9);
+		expect(Number.isFinite(meters.extraSqliteRowsPerEvent)).toBe(true);
+		expect(Number.isFinite(meters.extraD1RowsPerEvent)).toBe(true);
+
+		const query = meters.query;
+		expect(query.events).toBe(query.hours * query.eventsPerHour);
+		for (const q of [query.meter, query.timeseries]) {
+			expect(q.ok).toBe(q.queries);
+			expect(q.empty).toBe(0);
+			expect(q.non2xx).toEqual({});
+			expect(positive(q.points)).toBe(true);
+			for (const value of Object.values(q.latencyMs)) expect(positive(value)).toBe(true);
+			expect(q.latencyMs.p50).toBeLessThanOrEqual(q.latencyMs.p99);
+		}
+		// Every hour of the month has data; a day interval answers each day of it.
+		expect(query.meter.points).toBeGreaterThanOrEqual(query.hours);
+		expect(query.timeseries.points).toBeGreaterThanOrEqual(query.hours / 24);
+	});
+
 	it("holds the figures against every design goal", () => {
 		expect(results.goals.map((goal) => goal.name)).toEqual([
 			"client track() cost",
@@ -146,6 +201,8 @@ describe("npm run bench -- --quick", () => {
 			"D1 rows written per event (client batch 100)",
 			"Durable Object SQLite rows written per event (client batch 100)",
 			"cost per million events (client batch 100)",
+			"10 meters: end-to-end throughput",
+			"10 meters: extra SQLite rows per event at batch 100",
 		]);
 		for (const goal of results.goals) {
 			expect(typeof goal.met).toBe("boolean");

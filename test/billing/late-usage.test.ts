@@ -52,15 +52,18 @@ describe("late usage for a closed month", () => {
 		const d1 = { id: "d1", event: "api_call", timestamp: iso(dec2), usage: { sku: "tokens", quantity: 4, unit: "token" } };
 		const late = { id: "late", event: "api_call", timestamp: iso(nov30), usage: { sku: "tokens", quantity: 3.333333, unit: "token" } };
 
-		// Counted and flushed before the close.
+		// Counted and flushed before the close: 2 usage + 2 event rows, and 16 series rows, api_call's
+		// and upload's 4 dimensions × hour and day (minutes over 7 days old are not written).
 		await send(tenant, [n1, n2], 2);
-		expect(await (await flushVia(tenant)).json()).toEqual({ flushed: 4 });
+		expect(await (await flushVia(tenant)).json()).toEqual({ flushed: 20 });
 		// Counted before the close but not flushed: the close flushes them into their own months.
 		await send(tenant, [n3, d1], 4);
 		const closedAt = Date.now();
+		// 2 usage + 2 event rows, and 20 series rows: 4 dimensions × n3's hour and day (its minute is
+		// over 7 days old) and d1's minute, hour and day.
 		expect(await bodyOf(await closeVia("2100-11", tenant.readKey))).toEqual({
 			status: 200,
-			body: { tenant: tenant.id, period: "2100-11", closedAt: iso(closedAt), flushed: 4 },
+			body: { tenant: tenant.id, period: "2100-11", closedAt: iso(closedAt), flushed: 24 },
 		});
 		expect(await d1Rows("SELECT count(*) AS n FROM usage_adjustments WHERE tenant = ?1", tenant.id)).toEqual([{ n: 0 }]);
 
@@ -113,7 +116,8 @@ describe("late usage for a closed month", () => {
 
 		// Before the flush the adjustment is pending in the aggregator, and the reports already show it.
 		await expectReports();
-		expect(await (await flushVia(tenant)).json()).toEqual({ flushed: 2 });
+		// 1 adjustment + 1 event row + 12 series rows (4 dimensions × minute, hour, day).
+		expect(await (await flushVia(tenant)).json()).toEqual({ flushed: 14 });
 		await expectReports();
 
 		expect(
@@ -134,7 +138,7 @@ describe("late usage for a closed month", () => {
 			{ event: "api_call", period: iso(Date.UTC(2100, 10, 30)), count: 1, errors: 0, duration: none },
 		]);
 		expect(await metricsOf(tenant)).toEqual(
-			metricsWith(tenant, { received: 6, enqueued: 6, consumed: 6, duplicatesDropped: 1, aggregated: 5, flushedRows: 10 }),
+			metricsWith(tenant, { received: 6, enqueued: 6, consumed: 6, duplicatesDropped: 1, aggregated: 5, flushedRows: 20 + 24 + 14 }),
 		);
 		expect(await getJson("/v1/periods", tenant.readKey)).toEqual({
 			tenant: tenant.id,
@@ -184,7 +188,9 @@ describe("late usage for a closed month", () => {
 				},
 			],
 		});
-		expect(await (await flushVia(tenant)).json()).toEqual({ flushed: 4 });
+		// 2 adjustment + 2 event rows (12:00 and 13:00), and 20 series rows: 4 dimensions × 2 minutes, 2
+		// hours and 1 day.
+		expect(await (await flushVia(tenant)).json()).toEqual({ flushed: 24 });
 		expect(await d1Rows("SELECT count(*) AS n FROM usage_rollups WHERE tenant = ?1", tenant.id)).toEqual([{ n: 0 }]);
 		expect(
 			await d1Rows(

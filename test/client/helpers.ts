@@ -136,11 +136,13 @@ export const APP_BASE = "https://app.test";
 /** Each event without its id and timestamp, which other tests check. */
 export const recorded = (queue: MemoryQueue) => queue.events.map(({ id: _id, timestamp: _timestamp, ...event }: QueuedEvent) => event);
 
-/** The $error event a thrown error records. */
-export function errorEvent(method: string, route: string, thrown: Error) {
+/** The $error event a thrown error records, with the request's route (and anything else, such as its customer). */
+export function errorEvent(method: string, route: string, thrown: Error, fields: Record<string, unknown> = {}) {
 	return {
 		event: "$error",
-		properties: { method, route, name: thrown.name, message: thrown.message, stackHash: expect.stringMatching(/^[0-9a-f]{16}$/) },
+		route,
+		...fields,
+		properties: { method, name: thrown.name, message: thrown.message, stackHash: expect.stringMatching(/^[0-9a-f]{16}$/) },
 		performance: { statusCode: 500 },
 	};
 }

@@ -38,7 +38,8 @@ describe("instrument", () => {
 			{ event: "signup" },
 			{
 				event: "$request",
-				properties: { method: "POST", route: "/v1/signup", status: 201 },
+				route: "/v1/signup",
+				properties: { method: "POST", status: 201 },
 				performance: { duration: 75, statusCode: 201 },
 			},
 		]);
@@ -56,7 +57,8 @@ describe("instrument", () => {
 		expect(recorded(events)).toEqual([
 			{
 				event: "http_request",
-				properties: { method: "GET", route: "/users/:id/orders/:id/items/v2", status: 200 },
+				route: "/users/:id/orders/:id/items/v2",
+				properties: { method: "GET", status: 200 },
 				performance: { duration: 0, statusCode: 200 },
 			},
 		]);
@@ -79,7 +81,8 @@ describe("instrument", () => {
 		expect(recorded(events)).toEqual([
 			{
 				event: "$request",
-				properties: { method: "PUT", route: "/v1/cart", status: 500, error: "RangeError" },
+				route: "/v1/cart",
+				properties: { method: "PUT", status: 500, error: "RangeError" },
 				performance: { duration: 10, statusCode: 500 },
 			},
 			errorEvent("PUT", "/v1/cart", thrown),

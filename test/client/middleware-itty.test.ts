@@ -56,7 +56,8 @@ describe("withAnalytics (itty-router 5)", () => {
 			{ event: "item_viewed", properties: { id: "42" } },
 			{
 				event: "$request",
-				properties: { method: "GET", route: "/v1/items/:id", status: 200 },
+				route: "/v1/items/:id",
+				properties: { method: "GET", status: 200 },
 				performance: { duration: 125, statusCode: 200 },
 			},
 		]);
@@ -74,7 +75,8 @@ describe("withAnalytics (itty-router 5)", () => {
 		expect(recorded(queue)).toEqual([
 			{
 				event: "$request",
-				properties: { method: "POST", route: "/v1/items", status: 500, error: "Error" },
+				route: "/v1/items",
+				properties: { method: "POST", status: 500, error: "Error" },
 				performance: { duration: 40, statusCode: 500 },
 			},
 			errorEvent("POST", "/v1/items", new Error("database unavailable")),
@@ -93,7 +95,8 @@ describe("withAnalytics (itty-router 5)", () => {
 		expect(recorded(queue)).toEqual([
 			{
 				event: "$request",
-				properties: { method: "DELETE", route: "/v1/items/:id", status: 404, error: "Error" },
+				route: "/v1/items/:id",
+				properties: { method: "DELETE", status: 404, error: "Error" },
 				performance: { duration: 0, statusCode: 404 },
 			},
 		]);
@@ -111,7 +114,8 @@ describe("withAnalytics (itty-router 5)", () => {
 		expect(recorded(queue)).toEqual([
 			{
 				event: "$request",
-				properties: { method: "GET", route: "(unmatched)", status: 404 },
+				route: "(unmatched)",
+				properties: { method: "GET", status: 404 },
 				performance: { duration: 0, statusCode: 404 },
 			},
 		]);
@@ -132,7 +136,8 @@ describe("withAnalytics (itty-router 5)", () => {
 		expect(recorded(queue)).toEqual([
 			{
 				event: "$request",
-				properties: { method: "GET", route: "/v1/things/:id", status: 500, error: "TypeError" },
+				route: "/v1/things/:id",
+				properties: { method: "GET", status: 500, error: "TypeError" },
 				performance: { duration: 0, statusCode: 500 },
 			},
 			errorEvent("GET", "/v1/things/:id", thrown),

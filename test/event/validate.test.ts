@@ -25,6 +25,8 @@ const nestedArrays = (levels: number) => {
 	for (let i = 1; i < levels; i++) value = [value];
 	return { l: value };
 };
+/** What every bad country is told. */
+const COUNTRY = 'must be an ISO 3166-1 alpha-2 code of two capital letters, such as "DE"';
 const iso = (ms: number) => new Date(ms).toISOString();
 /** Yesterday at 24:00, which Date.parse rolls over to today 00:00 but is no real time of day. */
 const yesterdayAt24 = (now: number) => `${iso(now - DAY).slice(0, 10)}T24:00:00Z`;
@@ -62,6 +64,19 @@ describe("rejected event fields", () => {
 		["a numeric userId", () => ev({ userId: 7 }), "userId"],
 		["a 257-character sessionId", () => ev({ sessionId: chars(257) }), "sessionId"],
 		["a null sessionId", () => ev({ sessionId: null }), "sessionId"],
+		["an empty customerId", () => ev({ customerId: "" }), "customerId", "must be 1-256 characters"],
+		["a 257-character customerId", () => ev({ customerId: chars(257) }), "customerId", "must be 1-256 characters"],
+		["a numeric customerId", () => ev({ customerId: 42 }), "customerId", "must be a string"],
+		["a null customerId", () => ev({ customerId: null }), "customerId", "must be a string"],
+		["an empty route", () => ev({ route: "" }), "route", "must be 1-200 characters"],
+		["a 201-character route", () => ev({ route: chars(201, "/") }), "route", "must be 1-200 characters"],
+		["a route that is an array", () => ev({ route: ["/v1/items/:id"] }), "route", "must be a string"],
+		["a lower-case country", () => ev({ country: "de" }), "country", COUNTRY],
+		["a three-letter country", () => ev({ country: "DEU" }), "country", COUNTRY],
+		["a one-letter country", () => ev({ country: "D" }), "country", COUNTRY],
+		["an empty country", () => ev({ country: "" }), "country", COUNTRY],
+		["a country with a trailing newline", () => ev({ country: "DE\n" }), "country", COUNTRY],
+		["a numeric country", () => ev({ country: 49 }), "country", COUNTRY],
 		["properties that are an array", () => ev({ properties: [1] }), "properties"],
 		["properties that are a string", () => ev({ properties: "x" }), "properties"],
 		["null properties", () => ev({ properties: null }), "properties"],
@@ -189,6 +204,13 @@ describe("accepted event fields", () => {
 		["a 256-character userId", () => ev({ userId: chars(256) })],
 		["an empty userId", () => ev({ userId: "" })],
 		["a 256-character sessionId", () => ev({ sessionId: chars(256) })],
+		["a 1-character customerId", () => ev({ customerId: "c" })],
+		["a 256-character customerId", () => ev({ customerId: chars(256) })],
+		["a 1-character route", () => ev({ route: "/" })],
+		["a 200-character route", () => ev({ route: chars(200, "/") })],
+		["country DE", () => ev({ country: "DE" })],
+		["country XX (unknown)", () => ev({ country: "XX" })],
+		["country T1 (Tor)", () => ev({ country: "T1" })],
 		["empty properties", () => ev({ properties: {} })],
 		["properties 16 objects deep", () => ev({ properties: nestedObjects(16) })],
 		["properties 16 levels deep through arrays", () => ev({ properties: nestedArrays(16) })],

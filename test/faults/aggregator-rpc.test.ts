@@ -20,7 +20,9 @@ function threeEvents(minute: number) {
 
 async function expectThreeEventsReported(tenant: TestTenant, minute: number): Promise<void> {
 	const hour = previousHour(clock.start);
-	expect(await (await flushVia(tenant)).json()).toEqual({ flushed: 2 });
+	// 1 usage + 1 event row + 18 series rows: api_call's total, route "", status 200, 500 and "",
+	// country "" (6) × minute, hour, day.
+	expect(await (await flushVia(tenant)).json()).toEqual({ flushed: 20 });
 	expect(await usageOf(tenant, hour, hour + HOUR)).toEqual([
 		{ sku: "tokens", unit: "token", period: iso(hour), quantity: 3.75, quantityDecimal: "3.75", events: 3 },
 	]);
@@ -68,7 +70,8 @@ describe("through the consumer's queue handler", () => {
 		await expectThreeEventsReported(tenant, minute);
 		// Visible before its flush (the read merges what the aggregator holds), and the same after.
 		expect(await statsOf(healthy, minute, minute + MINUTE)).toEqual([countOnly("api_call", minute, 1)]);
-		expect(await (await flushVia(healthy)).json()).toEqual({ flushed: 1 });
+		// 1 event row + 12 series rows (4 dimensions × minute, hour, day).
+		expect(await (await flushVia(healthy)).json()).toEqual({ flushed: 13 });
 		expect(await statsOf(healthy, minute, minute + MINUTE)).toEqual([countOnly("api_call", minute, 1)]);
 	});
 

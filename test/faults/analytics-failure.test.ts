@@ -61,7 +61,9 @@ describe("Analytics Engine failing", () => {
 		const flushed = await flushVia(tenant);
 
 		// D1 has committed the flush: the answer and the reports do not depend on Analytics Engine.
-		expect(await flushed.json()).toEqual({ flushed: 3 });
+		// 1 usage + 2 event rows (a point each) + 27 series rows (none): 9 per grain (minute, hour, day),
+		// api_call's total, route "", status 502 and "", country "" (5) and page_view's 4.
+		expect(await flushed.json()).toEqual({ flushed: 30 });
 		expect(await usageOf(tenant, hour, hour + HOUR)).toEqual([
 			{ sku: "tokens", unit: "token", period: iso(hour), quantity: 2, quantityDecimal: "2", events: 2 },
 		]);
@@ -70,9 +72,9 @@ describe("Analytics Engine failing", () => {
 			countOnly("page_view", minute + MINUTE, 1),
 		]);
 		const expected = byBlobs([
-			{ indexes: [tenant.id], blobs: ["event", "api_call", "", iso(minute), ""], doubles: [2, 0, 1, 1, 8, 8, 8] },
-			{ indexes: [tenant.id], blobs: ["event", "page_view", "", iso(minute + MINUTE), ""], doubles: [1, 0, 0, 0, 0, 0, 0] },
-			{ indexes: [tenant.id], blobs: ["usage", "tokens", "token", iso(hour), ""], doubles: [2, 2, 0, 0, 0, 0, 0] },
+			{ indexes: [tenant.id], blobs: ["event", "api_call", "", iso(minute), "", ""], doubles: [2, 0, 1, 1, 8, 8, 8] },
+			{ indexes: [tenant.id], blobs: ["event", "page_view", "", iso(minute + MINUTE), "", ""], doubles: [1, 0, 0, 0, 0, 0, 0] },
+			{ indexes: [tenant.id], blobs: ["usage", "tokens", "token", iso(hour), "", ""], doubles: [2, 2, 0, 0, 0, 0, 0] },
 		]);
 		expect(written(spy)).toEqual([]);
 		await runInDurableObject(stub, (_instance, state) => expect(byBlobs(outbox(state))).toEqual(expected));
@@ -99,7 +101,7 @@ describe("Analytics Engine failing", () => {
 		expect(await usageOf(tenant, hour, hour + HOUR)).toEqual([
 			{ sku: "tokens", unit: "token", period: iso(hour), quantity: 2, quantityDecimal: "2", events: 2 },
 		]);
-		expect(await metricsOf(tenant)).toEqual(metricsWith(tenant, { consumed: 3, aggregated: 3, flushedRows: 3 }));
+		expect(await metricsOf(tenant)).toEqual(metricsWith(tenant, { consumed: 3, aggregated: 3, flushedRows: 30 }));
 	});
 
 	it("keeps the points of several flushes while it is down, backing off, then drains at most 250 per invocation, each once", async () => {
@@ -121,7 +123,8 @@ describe("Analytics Engine failing", () => {
 			return seen;
 		});
 
-		// Two flushes while it is down: 200 rows, then 120 rows (20 of them the same keys again).
+		// Two flushes while it is down: 200 event rows, then 120 (20 of them the same keys again), each
+		// with 12 series rows (4 dimensions × minute, hour, day), which get no points.
 		await deliver([
 			eventsMessage(
 				`${tenant.id}/m1`,
@@ -129,7 +132,7 @@ describe("Analytics Engine failing", () => {
 				names(0, 200).map((event, i) => queuedEvent({ id: `a${i}`, event, timestamp: minute })),
 			),
 		]);
-		expect(await (await flushVia(tenant)).json()).toEqual({ flushed: 200 });
+		expect(await (await flushVia(tenant)).json()).toEqual({ flushed: 200 + 200 * 12 });
 		// Each failure doubles the wait: a write is only tried once it is over.
 		advanceClock(OUTBOX_BACKOFF.baseMs);
 		await deliver([
@@ -139,7 +142,7 @@ describe("Analytics Engine failing", () => {
 				names(180, 120).map((event, i) => queuedEvent({ id: `b${i}`, event, timestamp: minute })),
 			),
 		]);
-		expect(await (await flushVia(tenant)).json()).toEqual({ flushed: 120 });
+		expect(await (await flushVia(tenant)).json()).toEqual({ flushed: 120 + 120 * 12 });
 		expect(await runDurableObjectAlarm(stub)).toBe(true);
 		expect(sink.calls).toBe(2);
 		advanceClock(2 * OUTBOX_BACKOFF.baseMs);

@@ -22,6 +22,12 @@ function slice(minute: number) {
 	];
 }
 
+/**
+ * The rows one flush of the slice writes: its usage and event rows, and 27 series rows, 9 per grain
+ * (minute, hour, day): api_call's total, route "", status 500 and "", country "" (5), page_view's 4.
+ */
+const SLICE_ROWS = 3 + 27;
+
 async function expectSliceReported(
 	tenant: TestTenant,
 	minute: number,
@@ -66,8 +72,9 @@ describe("a crash between D1's commit and the local clear", () => {
 		await deliver([eventsMessage(`${tenant.id}/m2`, tenant.id, [queuedEvent({ id: "s4", timestamp: later, usage: tokens(1) })])]);
 		const retried = await flushVia(tenant);
 
-		// The sealed batch is resent (its 3 rows), the ledger refuses it; then the new batch's 2 rows.
-		expect(await retried.json()).toEqual({ flushed: 5 });
+		// The sealed batch is resent (its 30 rows), the ledger refuses it; then the new batch's 14 rows:
+		// 1 usage + 1 event row + 12 series rows (4 dimensions × minute, hour, day).
+		expect(await retried.json()).toEqual({ flushed: SLICE_ROWS + 14 });
 		expect(d1.applied).toEqual([true, false, true]);
 		await expectSliceReported(tenant, minute, { micros: 1, minute: later });
 		const inc = await runInDurableObject(stub, (_instance, state) => {
@@ -76,8 +83,10 @@ describe("a crash between D1's commit and the local clear", () => {
 			return incarnation(state);
 		});
 		// Flush 2's transaction deleted flush 1's ledger row: no retry can resend batch 1 any more.
-		expect(await d1Flushes(tenant.id)).toEqual([{ flush_id: `${inc}:2`, rows: 2 }]);
-		expect(await metricsOf(tenant)).toEqual(metricsWith(tenant, { consumed: 4, aggregated: 4, flushedRows: 5, flushFailures: 1 }));
+		expect(await d1Flushes(tenant.id)).toEqual([{ flush_id: `${inc}:2`, rows: 14 }]);
+		expect(await metricsOf(tenant)).toEqual(
+			metricsWith(tenant, { consumed: 4, aggregated: 4, flushedRows: SLICE_ROWS + 14, flushFailures: 1 }),
+		);
 	});
 
 	it("leaves the sealed batch to the alarm after the backoff, which adds nothing", async () => {
@@ -96,7 +105,9 @@ describe("a crash between D1's commit and the local clear", () => {
 		expect(d1.applied).toEqual([true, false]);
 		await expectSliceReported(tenant, minute);
 		expect(await d1Flushes(tenant.id)).toHaveLength(1);
-		expect(await metricsOf(tenant)).toEqual(metricsWith(tenant, { consumed: 3, aggregated: 3, flushedRows: 3, flushFailures: 1 }));
+		expect(await metricsOf(tenant)).toEqual(
+			metricsWith(tenant, { consumed: 3, aggregated: 3, flushedRows: SLICE_ROWS, flushFailures: 1 }),
+		);
 	});
 });
 
@@ -121,7 +132,9 @@ describe("duplicate delivery", () => {
 			metricsWith(tenant, { consumed: 10, duplicatesDropped: 6, aggregated: 4, oldestUnflushedAgeMs: 0 }),
 		);
 
-		expect(await (await flushVia(tenant)).json()).toEqual({ flushed: 4 });
+		// 1 usage + 3 event rows + 31 series rows: the slice's 9 per grain, and s4's 4 in its own minute
+		// (its hour and day rows are api_call's again): 13 minute, 9 hour and 9 day rows.
+		expect(await (await flushVia(tenant)).json()).toEqual({ flushed: 4 + 31 });
 		await expectSliceReported(tenant, minute, { micros: 1, minute: later });
 	});
 
@@ -161,7 +174,7 @@ describe("duplicate delivery", () => {
 				),
 			{ timeout: 10_000, interval: 50 },
 		);
-		expect(await (await flushVia(tenant)).json()).toEqual({ flushed: 3 });
+		expect(await (await flushVia(tenant)).json()).toEqual({ flushed: SLICE_ROWS });
 		await expectSliceReported(tenant, minute);
 	});
 });
@@ -184,6 +197,6 @@ describe("an alarm that fires twice", () => {
 		expect(d1.calls).toBe(1);
 		expect(await d1Flushes(tenant.id)).toHaveLength(1);
 		await expectSliceReported(tenant, minute);
-		expect(await metricsOf(tenant)).toEqual(metricsWith(tenant, { consumed: 3, aggregated: 3, flushedRows: 3 }));
+		expect(await metricsOf(tenant)).toEqual(metricsWith(tenant, { consumed: 3, aggregated: 3, flushedRows: SLICE_ROWS }));
 	});
 });

@@ -34,19 +34,25 @@ describe("a row D1 refuses for a data reason", () => {
 
 		const flushed = await flushVia(tenant);
 
-		// The three rows (usage, api_call, signup, broken = 4) are halved until the broken one is alone.
-		expect(await flushed.json()).toEqual({ flushed: 3 });
-		expect(sent.map((flush) => flush.rows)).toEqual([4, 2, 2, 1, 1]);
+		// The batch is 40 rows: usage, api_call, broken and signup (4), and 36 series rows, each name's 4
+		// dimensions × minute, hour and day. A split halves what the aggregator holds, the 4 rollup rows
+		// and the 12 series minutes (hours and days are expanded at each flush), until broken is alone:
+		// 1 (40 rows) → 2: the rollup rows + api_call's minutes (4 + 12), 3: broken's and signup's
+		// minutes (24, flushed); 2 → 4: the rollup rows (4), 5: api_call's minutes (12, flushed);
+		// 4 → 6: usage, api_call (2, flushed), 7: broken, signup (2); 7 → 8: broken (1, quarantined),
+		// 9: signup (1, flushed).
+		expect(await flushed.json()).toEqual({ flushed: 24 + 12 + 2 + 1 });
+		expect(sent.map((flush) => flush.rows)).toEqual([40, 16, 24, 4, 12, 2, 2, 1, 1]);
 		expect(await d1Usage(tenant.id)).toEqual([{ sku: "tokens", unit: "token", hour: iso(hour), micros: "2000000", events: 1 }]);
 		expect(await d1Events(tenant.id)).toEqual([eventRow("api_call", iso(minute), 1), eventRow("signup", iso(minute), 1)]);
-		expect(await metricsOf(tenant)).toEqual(metricsWith(tenant, { consumed: 3, aggregated: 3, flushedRows: 3, quarantinedRows: 1 }));
+		expect(await metricsOf(tenant)).toEqual(metricsWith(tenant, { consumed: 3, aggregated: 3, flushedRows: 39, quarantinedRows: 1 }));
 
 		// The alarm stores the quarantined row where the admin lists dead letters; it is not replayable.
 		expect(await runDurableObjectAlarm(stub)).toBe(true);
 		const { items } = await listDeadLetters(`?tenant=${tenant.id}`);
 		expect(items).toEqual([
 			{
-				id: expect.stringMatching(new RegExp(`^quarantine:${tenant.id}:[0-9a-f-]+:4:1$`)),
+				id: expect.stringMatching(new RegExp(`^quarantine:${tenant.id}:[0-9a-f-]+:8:1$`)),
 				tenant: tenant.id,
 				error: expect.stringMatching(
 					/^D1 refused this events rollup row: .*NOT NULL constraint failed: event_rollups\.duration_sum/,
@@ -58,7 +64,7 @@ describe("a row D1 refuses for a data reason", () => {
 				body: {
 					quarantined: {
 						rollup: "events",
-						flushId: expect.stringMatching(/:4$/),
+						flushId: expect.stringMatching(/:8$/),
 						row: {
 							event: "broken",
 							minute: iso(minute),
@@ -86,7 +92,8 @@ describe("a row D1 refuses for a data reason", () => {
 				queuedEvent({ id: "d", event: "api_call", timestamp: minute, usage: tokens(500_000) }),
 			]),
 		]);
-		expect(await (await flushVia(tenant)).json()).toEqual({ flushed: 2 });
+		// 1 usage + 1 event row + 12 series rows (4 dimensions × minute, hour, day).
+		expect(await (await flushVia(tenant)).json()).toEqual({ flushed: 14 });
 		expect(await d1Usage(tenant.id)).toEqual([{ sku: "tokens", unit: "token", hour: iso(hour), micros: "2500000", events: 2 }]);
 		expect(await d1Events(tenant.id)).toEqual([eventRow("api_call", iso(minute), 2), eventRow("signup", iso(minute), 1)]);
 	});
@@ -111,7 +118,11 @@ describe("a row D1 refuses for a data reason", () => {
 			};
 			return seen;
 		});
-		expect(await (await flushVia(tenant)).json()).toEqual({ flushed: 0 });
+		// Only the event row is refused; its 12 series rows (4 dimensions × minute, hour, day) reach D1.
+		// Held: the event row and 4 series minutes. 1 (13 rows) → 2: the event row + 2 minutes (1 + 6),
+		// 3: 2 minutes (6, flushed); 2 → 4: the event row + 1 minute (1 + 3), 5: 1 minute (3, flushed);
+		// 4 → 6: the event row (quarantined), 7: 1 minute (3, flushed).
+		expect(await (await flushVia(tenant)).json()).toEqual({ flushed: 12 });
 
 		expect(await runDurableObjectAlarm(stub)).toBe(true);
 		expect(deadLetterCalls.calls).toBe(1);
@@ -125,6 +136,8 @@ describe("a row D1 refuses for a data reason", () => {
 		expect(deadLetterCalls.calls).toBe(2);
 		expect((await listDeadLetters(`?tenant=${tenant.id}`)).items.map((item) => item.tenant)).toEqual([tenant.id]);
 		expect((await stub.metrics()).quarantinePending).toBe(0);
-		expect(await metricsOf(tenant)).toEqual(metricsWith(tenant, { consumed: 1, aggregated: 1, quarantinedRows: 1, deadLettered: 1 }));
+		expect(await metricsOf(tenant)).toEqual(
+			metricsWith(tenant, { consumed: 1, aggregated: 1, flushedRows: 12, quarantinedRows: 1, deadLettered: 1 }),
+		);
 	});
 });

@@ -98,7 +98,9 @@ describe("D1 failing for three flushes", () => {
 			return incarnation(state);
 		});
 		// The ledger keeps only the newest flush: batch 1 can no longer be resent once batch 2 was sealed.
-		expect(await d1Flushes(tenant.id)).toEqual([{ flush_id: `${inc}:2`, rows: 4 }]);
+		// Batch 2: 2 usage + 2 event rows + 24 series rows (api_call's and checkout's 4 dimensions ×
+		// minute, hour, day).
+		expect(await d1Flushes(tenant.id)).toEqual([{ flush_id: `${inc}:2`, rows: 28 }]);
 		expect(await d1Usage(tenant.id)).toEqual([
 			{ sku: "storage", unit: "gb_hour", hour: iso(hour), micros: "1", events: 1 },
 			{ sku: "tokens", unit: "token", hour: iso(hour), micros: "3750000", events: 3 },
@@ -117,7 +119,9 @@ describe("D1 failing for three flushes", () => {
 				consumed: 6,
 				duplicatesDropped: 1,
 				aggregated: 5,
-				flushedRows: 7,
+				// Batch 1: 1 usage + 2 event rows + 27 series rows, 9 per grain (api_call's total, route "",
+				// status 200 and 503, country "", and page_view's 4); then batch 2's 28.
+				flushedRows: 30 + 28,
 				flushFailures: 3,
 				oldestUnflushedAgeMs: null,
 			}),
@@ -156,7 +160,8 @@ describe("D1 failing for three flushes", () => {
 		});
 		expect(await healthOf(tenant.id)).toEqual({ failingFlushes: [{ tenant: tenant.id, since: clock.start, failures: 2 }], spills: [] });
 
-		expect(await (await flushVia(tenant)).json()).toEqual({ flushed: 1 });
+		// 1 event row + 12 series rows (4 dimensions × minute, hour, day).
+		expect(await (await flushVia(tenant)).json()).toEqual({ flushed: 13 });
 		expect(d1.calls).toBe(3);
 		const healthy = await call("/v1/health");
 		expect(healthy.status).toBe(200);
@@ -196,7 +201,8 @@ describe("the health monitor missing a recovery", () => {
 			return seen;
 		});
 		const retried = advanceClock(2_000);
-		expect(await (await flushVia(tenant)).json()).toEqual({ flushed: 1 });
+		// 1 event row + 12 series rows (4 dimensions × minute, hour, day).
+		expect(await (await flushVia(tenant)).json()).toEqual({ flushed: 13 });
 
 		expect(monitor.calls).toBe(1);
 		// D1 is fine again, the monitor does not know yet: the alarm retries the report after 5 s.
@@ -207,6 +213,6 @@ describe("the health monitor missing a recovery", () => {
 		expect(await runDurableObjectAlarm(stub)).toBe(true);
 		expect(monitor.calls).toBe(2);
 		expect(await healthOf(tenant.id)).toEqual({ failingFlushes: [], spills: [] });
-		expect(await metricsOf(tenant)).toEqual(metricsWith(tenant, { consumed: 1, aggregated: 1, flushedRows: 1, flushFailures: 1 }));
+		expect(await metricsOf(tenant)).toEqual(metricsWith(tenant, { consumed: 1, aggregated: 1, flushedRows: 13, flushFailures: 1 }));
 	});
 });

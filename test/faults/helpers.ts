@@ -81,6 +81,13 @@ export function threeEvents(minute: number, prefix = "p") {
 	return { wire, queued };
 }
 
+/**
+ * The rows one flush of the three events writes: 1 usage and 2 event rows, and 27 series rows, 9
+ * per grain (minute, hour, day): api_call's total, route "", status 200 and "", country "" (5), and
+ * signup's 4.
+ */
+export const THREE_EVENTS_ROWS = 3 + 27;
+
 /** The reports once the three events, sent in the hour before `start`, are in D1: one usage row, two event rows. */
 export async function expectThreeEventsReported(tenant: TestTenant, minute: number, start: number): Promise<void> {
 	const hour = previousHour(start);

@@ -18,6 +18,7 @@ import {
 	postThrough,
 	previousHour,
 	spilledChunks,
+	THREE_EVENTS_ROWS,
 	threeEvents,
 	unflushedMetricsBecome,
 	wrapAggregatorQueue,
@@ -65,10 +66,18 @@ describe("a send that keeps failing after the 202", () => {
 		expect(await spilledChunks(tenant.id)).toEqual([]);
 		await unflushedMetricsBecome(tenant, { received: 3, enqueueFailures: 3, spilled: 3, respooled: 3, consumed: 3, aggregated: 3 });
 
-		expect(await (await flushVia(tenant)).json()).toEqual({ flushed: 3 });
+		expect(await (await flushVia(tenant)).json()).toEqual({ flushed: THREE_EVENTS_ROWS });
 		await expectThreeEventsReported(tenant, minute, clock.start);
 		expect(await metricsOf(tenant)).toEqual(
-			metricsWith(tenant, { received: 3, enqueueFailures: 3, spilled: 3, respooled: 3, consumed: 3, aggregated: 3, flushedRows: 3 }),
+			metricsWith(tenant, {
+				received: 3,
+				enqueueFailures: 3,
+				spilled: 3,
+				respooled: 3,
+				consumed: 3,
+				aggregated: 3,
+				flushedRows: THREE_EVENTS_ROWS,
+			}),
 		);
 		// Later than five minutes after the spill, it only degrades the pipeline, for the hour.
 		advanceClock(5 * MINUTE + 1);
@@ -110,7 +119,8 @@ describe("a send that keeps failing after the 202", () => {
 			failingFlushes: [],
 			spills: [{ tenant: tenant.id, at: clock.start, events: spilled.length }],
 		});
-		// The events the queue took arrive first; the alarm flushes them (2 rows) and re-enqueues the rest.
+		// The events the queue took arrive first; the alarm flushes them (14 rows: 1 usage, 1 event and
+		// 12 series rows, bulk's 4 dimensions × minute, hour, day) and re-enqueues the rest.
 		const before = {
 			received: 1000,
 			enqueued: enqueued.length,
@@ -129,15 +139,15 @@ describe("a send that keeps failing after the 202", () => {
 			respooled: spilled.length,
 			consumed: 1000,
 			aggregated: 1000,
-			flushedRows: 2,
+			flushedRows: 14,
 		});
-		expect(await (await flushVia(tenant)).json()).toEqual({ flushed: 2 });
+		expect(await (await flushVia(tenant)).json()).toEqual({ flushed: 14 });
 		const hour = previousHour(clock.start);
 		expect(await usageOf(tenant, hour, hour + HOUR)).toEqual([
 			{ sku: "rows", unit: "unit", period: iso(hour), quantity: 1000, quantityDecimal: "1000", events: 1000 },
 		]);
 		expect(await statsOf(tenant, hour, hour + HOUR)).toEqual([countOnly("bulk", minute, 1000)]);
-		expect((await metricsOf(tenant)).flushedRows).toBe(4);
+		expect((await metricsOf(tenant)).flushedRows).toBe(28);
 	});
 
 	it("keeps a spilled chunk whose re-enqueue fails, and re-enqueues it 5 s later", async () => {
@@ -168,7 +178,8 @@ describe("a send that keeps failing after the 202", () => {
 			spillPending: expect.any(Number),
 		});
 
-		// Before the pause ends the alarm flushes what arrived, and leaves the chunk alone.
+		// Before the pause ends the alarm flushes what arrived (14 rows: 1 usage, 1 event and 12 series
+		// rows, api_call's 4 dimensions × minute, hour, day), and leaves the chunk alone.
 		vi.setSystemTime(clock.start + 4_999);
 		expect(await runDurableObjectAlarm(stub)).toBe(true);
 		expect(respool.calls).toHaveLength(2);
@@ -185,16 +196,16 @@ describe("a send that keeps failing after the 202", () => {
 			respooled: 3,
 			consumed: 3,
 			aggregated: 3,
-			flushedRows: 2,
+			flushedRows: 14,
 		});
 
-		expect(await (await flushVia(tenant)).json()).toEqual({ flushed: 2 });
+		expect(await (await flushVia(tenant)).json()).toEqual({ flushed: 14 });
 		const hour = previousHour(clock.start);
 		expect(await usageOf(tenant, hour, hour + HOUR)).toEqual([
 			{ sku: "tokens", unit: "unit", period: iso(hour), quantity: 7, quantityDecimal: "7", events: 3 },
 		]);
 		expect(await statsOf(tenant, hour, hour + HOUR)).toEqual([countOnly("api_call", minute, 3)]);
-		expect((await metricsOf(tenant)).flushedRows).toBe(4);
+		expect((await metricsOf(tenant)).flushedRows).toBe(28);
 	});
 
 	it("counts the events as lost when the tenant's aggregator refuses the spill too", async () => {
@@ -255,7 +266,8 @@ describe("a spill larger than a Durable Object row", () => {
 		expect(await runDurableObjectAlarm(stub)).toBe(true);
 		expect(await spilledChunks(tenant.id)).toEqual([]);
 		await unflushedMetricsBecome(tenant, { spilled: 90, respooled: 90, consumed: 90, aggregated: 90 });
-		expect(await (await flushVia(tenant)).json()).toEqual({ flushed: 2 });
+		// 1 usage + 1 event row + 12 series rows (4 dimensions × minute, hour, day).
+		expect(await (await flushVia(tenant)).json()).toEqual({ flushed: 14 });
 		const hour = previousHour(clock.start);
 		expect(await usageOf(tenant, hour, hour + HOUR)).toEqual([
 			{ sku: "bytes", unit: "unit", period: iso(hour), quantity: 90, quantityDecimal: "90", events: 90 },

@@ -173,7 +173,8 @@ describe("events that bypass the edge", () => {
 		expect(await metricsOf(tenant)).toEqual(
 			metricsWith(tenant, { consumed: CAP + 4, aggregated: CAP + 1, capped: 3, oldestUnflushedAgeMs: expect.any(Number) }),
 		);
-		expect(await (await flushVia(tenant)).json()).toEqual({ flushed: 2 * CAP });
+		// CAP usage + CAP event rows, and 12 series rows per name (4 dimensions × minute, hour, day).
+		expect(await (await flushVia(tenant)).json()).toEqual({ flushed: 2 * CAP + 12 * CAP });
 		expect(
 			await d1Rows(
 				"SELECT event, count FROM event_rollups WHERE tenant = ?1 AND event IN ('n-0', 'n-1', 'fresh') ORDER BY event",

@@ -78,6 +78,7 @@ describe("mapping", () => {
 				id: "seg-group-1",
 				event: "$group",
 				userId: "user-1",
+				customerId: "org-9",
 				timestamp: CORRECTED,
 				properties: { name: "Acme", employees: 40, groupId: "org-9", context: CONTEXT },
 			},
@@ -169,7 +170,7 @@ describe("mapping", () => {
 			},
 			{ id: "b-3", event: "$page", userId: "anon-3", timestamp: CORRECTED, properties: { name: "Docs" } },
 			{ id: "b-4", event: "$screen", userId: "user-1", timestamp: CORRECTED, properties: { tab: "billing", name: "Settings" } },
-			{ id: "b-5", event: "$group", userId: "user-1", timestamp: CORRECTED, properties: { groupId: "org-1" } },
+			{ id: "b-5", event: "$group", userId: "user-1", customerId: "org-1", timestamp: CORRECTED, properties: { groupId: "org-1" } },
 			{
 				id: "b-6",
 				event: "$alias",

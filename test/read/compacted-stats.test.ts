@@ -68,7 +68,11 @@ describe("folding event minutes into hours", () => {
 		const [first, second] = twoHours(clock.start);
 		const day = first - (first % DAY);
 		await ingestAccepted(tenant, traffic(first, second));
-		expect(await (await flushVia(tenant)).json()).toEqual({ flushed: 5 });
+		// 5 event rows (minutes), and 53 series rows per dimension value: 22 minute rows (api_call at :05
+		// and :40 with 5 each: its total, route "", two status values, country ""; the other three
+		// minutes 4 each), 19 hour rows (api_call in the first hour 7, with four status values; the
+		// other three 4 each) and 12 day rows (api_call 8, with five status values; page_view 4).
+		expect(await (await flushVia(tenant)).json()).toEqual({ flushed: 5 + 22 + 19 + 12 });
 		expect(await checkedStats(tenant, first, second + HOUR, "hour")).toEqual(byHour(first, second));
 		expect(await checkedStats(tenant, day, day + DAY, "day")).toEqual(byDay(day));
 		// Armed for the end of the oldest flushed minute's hour plus the retention.

@@ -110,8 +110,9 @@ describe("usage sums past int64", () => {
 		expect(await usageReport(tenant, hour, hour + HOUR, "hour")).toEqual(byHour);
 		expect(await usageReport(tenant, month, nextMonth(hour), "month")).toEqual(byMonth);
 
-		// One usage row and 60 event rows (one per minute).
-		expect(await (await flushVia(tenant)).json()).toEqual({ flushed: 61 });
+		// One usage row and 60 event rows (one per minute), and 248 series rows: 4 dimensions × (60
+		// minutes, the hour and the day).
+		expect(await (await flushVia(tenant)).json()).toEqual({ flushed: 61 + 248 });
 		expect(await usageReport(tenant, hour, hour + HOUR, "hour")).toEqual(byHour);
 		expect(await usageReport(tenant, month, nextMonth(hour), "month")).toEqual(byMonth);
 		expect(await usageCsv(tenant, month, nextMonth(hour), "month")).toBe(
@@ -135,13 +136,15 @@ describe("usage sums past int64", () => {
 			expect(await stub.ingest(tenant.id, events)).toEqual({ accepted: events.length, duplicates: 0, refused: [] });
 
 		await ingest(Array.from({ length: 10 }, (_, i) => metered(first + i * MINUTE, nines)));
-		expect(await (await flushVia(tenant)).json()).toEqual({ flushed: 11 });
+		// 1 usage + 10 event rows, and 48 series rows: 4 dimensions × (10 minutes, the hour and the day).
+		expect(await (await flushVia(tenant)).json()).toEqual({ flushed: 11 + 48 });
 		// Merged into D1's row for the first hour: the low parts' sum passes 10^12 and carries.
 		await ingest([
 			...Array.from({ length: 6 }, (_, i) => metered(first + 30 * MINUTE + i * MINUTE, nines)),
 			...Array.from({ length: 7 }, () => metered(second, nines)),
 		]);
-		expect(await (await flushVia(tenant)).json()).toEqual({ flushed: 9 });
+		// 2 usage + 7 event rows, and 40 series rows: 4 dimensions × (7 minutes, 2 hours and the day).
+		expect(await (await flushVia(tenant)).json()).toEqual({ flushed: 9 + 40 });
 		// Left pending: the reads merge them with D1's row for the second hour.
 		await ingest([...Array.from({ length: 8 }, () => metered(second + MINUTE, nines)), metered(second + 2 * MINUTE, remainder)]);
 
@@ -201,7 +204,8 @@ describe("usage sums past int64", () => {
 		expect(await usageReport(tenant, month, nextMonth(first), "month")).toEqual(byMonth);
 		expect(await usageCsv(tenant, month, nextMonth(first), "month")).toBe(csv);
 
-		expect(await (await flushVia(tenant)).json()).toEqual({ flushed: 3 });
+		// 1 usage + 2 event rows, and 16 series rows: 4 dimensions × (2 minutes, the hour and the day).
+		expect(await (await flushVia(tenant)).json()).toEqual({ flushed: 3 + 16 });
 		expect(await usageReport(tenant, first, second + HOUR, "hour")).toEqual(byHour);
 		// By month D1 sums two low parts past 10^12; the report carries them into the units.
 		expect(await usageReport(tenant, month, nextMonth(first), "month")).toEqual(byMonth);

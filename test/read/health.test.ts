@@ -105,7 +105,8 @@ describe("GET /v1/health", () => {
 
 		const recovered = await flush(tenant);
 		expect(recovered.status).toBe(200);
-		expect(await recovered.json()).toEqual({ flushed: 1 });
+		// 1 event row + 12 series rows (4 dimensions × minute, hour, day).
+		expect(await recovered.json()).toEqual({ flushed: 13 });
 		expect((await settle(monitor().snapshot())).failingFlushes).toEqual([]);
 		expect(await health()).toEqual(expected(200, "healthy"));
 	});

@@ -135,6 +135,9 @@ export function metricsWith(tenant: TestTenant, counts: Partial<TenantMetrics> =
 		expired: 0,
 		quarantinedRows: 0,
 		analyticsDropped: 0,
+		meterSkipped: 0,
+		meterGroupsFolded: 0,
+		routesFolded: 0,
 		...counts,
 	};
 }

@@ -27,6 +27,11 @@ const TENANT_ROUTES: TenantRoute[] = [
 	{ method: "GET", path: "/v1/stats", scopes: ["read"], ok: 200 },
 	{ method: "GET", path: "/v1/metrics", scopes: ["read"], ok: 200 },
 	{ method: "GET", path: "/v1/rejections", scopes: ["read"], ok: 200 },
+	{ method: "POST", path: "/v1/meters", scopes: ["read"], body: '{"slug":"m","eventType":"a","aggregation":"COUNT"}', ok: 201 },
+	{ method: "GET", path: "/v1/meters", scopes: ["read"], ok: 200 },
+	// A fresh tenant has no meter m: 404 is the answer an accepted key gets.
+	{ method: "GET", path: "/v1/meters/m", scopes: ["read"], ok: 404 },
+	{ method: "DELETE", path: "/v1/meters/m", scopes: ["read"], ok: 404 },
 ];
 
 function keyOf(tenant: TestTenant, scope: Scope): string {

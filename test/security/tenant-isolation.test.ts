@@ -100,7 +100,8 @@ describe("tenant isolation", () => {
 		expect(await d1Usage(a.id)).toEqual([]);
 
 		const own = await call("/v1/flush", { method: "POST", key: a.readKey });
-		expect(await own.json()).toEqual({ flushed: 2 });
+		// 1 usage + 1 event row + 12 series rows (4 dimensions × minute, hour, day).
+		expect(await own.json()).toEqual({ flushed: 14 });
 		expect(await d1Usage(a.id)).toEqual([{ sku: "tokens", unit: "token", hour: EVENT_HOUR, micros: "2000000", events: 1 }]);
 	});
 

@@ -1,6 +1,19 @@
 // The rollups in D1: each flush applied once under the flush ledger, the reports over them, and the
 // folding of old event minutes into hours.
-import { EVENT_ROLLUP, onConflictMerge, selectList, sqlColumns, sqlValues, type RollupRow, type RollupSpec } from "../rollups.js";
+import {
+	EVENT_ROLLUP,
+	fromSql,
+	isPacked,
+	mergeRow,
+	onConflictMerge,
+	rowKey,
+	selectList,
+	SERIES_ROLLUP,
+	sqlColumns,
+	sqlValues,
+	type RollupRow,
+	type RollupSpec,
+} from "../rollups.js";
 
 /** D1 binds at most 100 parameters per statement. */
 const MAX_BINDS = 100;
@@ -21,11 +34,32 @@ export interface FlushBatch {
  * applied the flush.
  */
 export async function applyFlush(db: D1Database, tenant: string, batch: FlushBatch, now: string): Promise<boolean> {
+	const packed = [...batch.rows].filter(([spec, rows]) => isPacked(spec) && rows.length > 0);
+	let rows = batch.rows;
+	if (packed.length > 0) {
+		// Packed rollups merge in JavaScript: what D1 holds for their keys is read first, and
+		// replaced by the merge. The aggregator is the one writer of its tenant's rows and runs one
+		// flush at a time, so nothing changes them between the read and the write; a flush the
+		// ledger already holds was applied, and is not merged a second time.
+		const lookups = packed.map(([spec, specRows]) => storedRowsStatements(db, spec, tenant, specRows));
+		const reads = await db.batch<Record<string, unknown>>([
+			db.prepare("SELECT 1 AS applied FROM flushes WHERE tenant = ?1 AND flush_id = ?2").bind(tenant, batch.flushId),
+			...lookups.flat(),
+		]);
+		if (reads[0]!.results.length > 0) return false;
+		rows = new Map(batch.rows);
+		let next = 1;
+		packed.forEach(([spec, specRows], i) => {
+			const stored = reads.slice(next, next + lookups[i]!.length).flatMap((result) => result.results);
+			next += lookups[i]!.length;
+			rows.set(spec, mergeStored(spec, specRows, stored));
+		});
+	}
 	const statements: D1PreparedStatement[] = [];
 	let rowCount = 0;
-	for (const [spec, rows] of batch.rows) {
-		rowCount += rows.length;
-		statements.push(...rollupStatements(db, spec, tenant, batch.flushId, rows));
+	for (const [spec, specRows] of rows) {
+		rowCount += specRows.length;
+		statements.push(...(isPacked(spec) ? packedStatements : rollupStatements)(db, spec, tenant, batch.flushId, specRows));
 	}
 	// Last, so every guard above still sees the flush as new within this transaction.
 	statements.push(
@@ -35,8 +69,60 @@ export async function applyFlush(db: D1Database, tenant: string, batch: FlushBat
 		db.prepare("DELETE FROM flushes WHERE tenant = ?1 AND flush_id <> ?2").bind(tenant, batch.flushId),
 	);
 	const results = await db.batch(statements);
-	if (batch.stats) batch.stats.rowsWritten = results.reduce((rows, result) => rows + (result.meta.rows_written ?? 0), 0);
+	if (batch.stats) batch.stats.rowsWritten = results.reduce((sum, result) => sum + (result.meta.rows_written ?? 0), 0);
 	return results[results.length - 2]!.meta.changes === 1;
+}
+
+/** Rows of JSON one statement binds: D1 takes bound values of up to ~2 MB, and the statement stays small. */
+const JSON_CHUNK_CHARS = 800_000;
+
+/** Splits rows into chunks whose JSON (as `encode` makes it) stays below JSON_CHUNK_CHARS. */
+function jsonChunks<T>(rows: T[], encode: (row: T) => string): string[] {
+	const chunks: string[] = [];
+	let current: string[] = [];
+	let chars = 0;
+	for (const row of rows) {
+		const text = encode(row);
+		if (current.length > 0 && chars + text.length > JSON_CHUNK_CHARS) {
+			chunks.push(`[${current.join(",")}]`);
+			current = [];
+			chars = 0;
+		}
+		current.push(text);
+		chars += text.length + 1;
+	}
+	if (current.length > 0) chunks.push(`[${current.join(",")}]`);
+	return chunks;
+}
+
+/** SELECTs of the stored rows with the keys of `rows`: one lookup by primary key per key. */
+function storedRowsStatements(db: D1Database, spec: RollupSpec, tenant: string, rows: RollupRow[]): D1PreparedStatement[] {
+	const match = spec.keys.map((key, i) => `t.${key} = json_extract(k.value, '$[${i}]')`).join(" AND ");
+	// CROSS JOIN keeps the keys as the outer loop, so each one is a primary-key lookup.
+	const sql = `SELECT ${selectList(spec, false)} FROM (SELECT t.* FROM json_each(?2) AS k CROSS JOIN ${spec.table} AS t WHERE t.tenant = ?1 AND ${match})`;
+	return jsonChunks(rows, (row) => JSON.stringify(spec.keys.map((key) => row[key]))).map((keys) => db.prepare(sql).bind(tenant, keys));
+}
+
+/** The incoming rows, each merged into the row D1 holds for its key. */
+function mergeStored(spec: RollupSpec, rows: RollupRow[], stored: Record<string, unknown>[]): RollupRow[] {
+	const byKey = new Map(stored.map((raw) => [rowKey(spec, fromSql(spec, raw)), fromSql(spec, raw)]));
+	return rows.map((row) => {
+		const existing = byKey.get(rowKey(spec, row));
+		if (!existing) return row;
+		mergeRow(spec, existing, row);
+		return existing;
+	});
+}
+
+/** Upserts of merged packed rows, bound as JSON arrays, ledger-guarded like every rollup write. */
+function packedStatements(db: D1Database, spec: RollupSpec, tenant: string, flushId: string, rows: RollupRow[]): D1PreparedStatement[] {
+	const columns = sqlColumns(spec);
+	const values = columns.map((_, i) => `json_extract(value, '$[${i}]')`).join(", ");
+	const sql =
+		`INSERT INTO ${spec.table} (tenant, ${columns.join(", ")}) SELECT ?1, ${values} FROM json_each(?3) ` +
+		`WHERE NOT EXISTS (SELECT 1 FROM flushes WHERE tenant = ?1 AND flush_id = ?2) ` +
+		onConflictMerge(spec, ["tenant", ...spec.keys]);
+	return jsonChunks(rows, (row) => JSON.stringify(sqlValues(spec, row))).map((chunk) => db.prepare(sql).bind(tenant, flushId, chunk));
 }
 
 function rollupStatements(db: D1Database, spec: RollupSpec, tenant: string, flushId: string, rows: RollupRow[]): D1PreparedStatement[] {
@@ -75,10 +161,31 @@ export const BUCKET_PREFIX = { minute: 16, hour: 13, day: 10, month: 7 } as cons
 
 export type Granularity = keyof typeof BUCKET_PREFIX;
 
+/** Which rows a report takes, and how it groups them. */
+export interface ReportOptions {
+	/** The D1 rows folded into the coarser table count too (false for minute granularity). */
+	compacted?: boolean;
+	/** The keys to group by besides the bucket (default: every key but the time). */
+	keys?: readonly string[];
+	/** Only rows whose key has this value. */
+	where?: Record<string, string>;
+	/** Only the rows of the first `limit` values of `key` after `after`, across every rollup in `among`. */
+	page?: ReportPage;
+}
+
+export interface ReportPage {
+	key: string;
+	after: string | null;
+	limit: number;
+	/** The rollups whose values make up the pages, so every report of one request sees the same page. */
+	among: readonly RollupSpec[];
+}
+
 /**
  * One report over a rollup: its rows in [from, to) summed per bucket (`bucket` is the ISO prefix
  * of the granularity) and per remaining key. With `compacted`, rows folded into the coarser
  * table count too; the two never hold the same data, since folding moves rows in one transaction.
+ * A page takes one more value than its limit, so the caller knows whether another page follows.
  */
 export function rollupReport(
 	db: D1Database,
@@ -87,31 +194,47 @@ export function rollupReport(
 	from: string,
 	to: string,
 	granularity: Granularity,
-	compacted = true,
+	options: ReportOptions = {},
 ): D1PreparedStatement {
-	const keys = spec.keys.filter((key) => key !== spec.time);
+	const { compacted = true, where = {}, page } = options;
+	const keys = options.keys ?? spec.keys.filter((key) => key !== spec.time);
+	const binds: (string | number)[] = [tenant, from, to, BUCKET_PREFIX[granularity]];
+	const bind = (value: string | number) => {
+		binds.push(value);
+		return `?${binds.length}`;
+	};
+	const conditions = Object.entries(where).map(([key, value]) => ` AND ${key} = ${bind(value)}`);
+	if (page) {
+		const values = page.among
+			.map((among) => `SELECT ${page.key} AS v FROM ${among.table} WHERE tenant = ?1 AND ${among.time} >= ?2 AND ${among.time} < ?3`)
+			.join(" UNION ");
+		const after = page.after === null ? "" : `WHERE v > ${bind(page.after)}`;
+		conditions.push(` AND ${page.key} IN (SELECT v FROM (${values}) ${after} ORDER BY v LIMIT ${bind(page.limit + 1)})`);
+	}
+	const filter = conditions.join("");
 	const stored = sqlColumns(spec).filter((column) => column !== spec.time);
 	const source = (table: string, time: string) =>
-		`SELECT ${time} AS t, ${stored.join(", ")} FROM ${table} WHERE tenant = ?1 AND ${time} >= ?2 AND ${time} < ?3`;
+		`SELECT ${time} AS t, ${stored.join(", ")} FROM ${table} WHERE tenant = ?1 AND ${time} >= ?2 AND ${time} < ?3${filter}`;
 	const sources = [source(spec.table, spec.time)];
 	if (compacted && spec.compacted) sources.push(source(spec.compacted.table, spec.compacted.time));
 	const groups = ["bucket", ...keys].join(", ");
 	return db
 		.prepare(
-			`SELECT substr(t, 1, ?4) AS bucket, ${selectList(spec, true)} FROM (${sources.join(" UNION ALL ")}) GROUP BY ${groups} ORDER BY ${groups}`,
+			`SELECT substr(t, 1, ?4) AS bucket, ${selectList(spec, true, keys)} FROM (${sources.join(" UNION ALL ")}) GROUP BY ${groups} ORDER BY ${groups}`,
 		)
-		.bind(tenant, from, to, BUCKET_PREFIX[granularity]);
+		.bind(...binds);
 }
 
 /**
  * Folds a tenant's event rollups for minutes before `before` into hours, in one transaction, so
- * rows move and never exist in both tables. Running it again finds nothing to move.
+ * rows move and never exist in both tables, and drops its series minutes as old. Running it again
+ * finds nothing to move.
  */
 export async function compactEventMinutes(db: D1Database, tenant: string, before: string): Promise<number> {
 	const spec = EVENT_ROLLUP;
 	const compacted = spec.compacted!;
 	const measures = Object.keys(spec.measures);
-	const [insert, remove] = await db.batch([
+	const [insert, remove, series] = await db.batch([
 		db
 			.prepare(
 				`INSERT INTO ${compacted.table} (tenant, event, ${compacted.time}, ${measures.join(", ")})
@@ -121,6 +244,48 @@ export async function compactEventMinutes(db: D1Database, tenant: string, before
 			)
 			.bind(tenant, before),
 		db.prepare(`DELETE FROM ${spec.table} WHERE tenant = ?1 AND minute < ?2`).bind(tenant, before),
+		// The series keep their hours and days for good; only their minutes go, at the same age.
+		db.prepare(`DELETE FROM ${SERIES_ROLLUP.table} WHERE tenant = ?1 AND grain = 'minute' AND bucket < ?2`).bind(tenant, before),
 	]);
-	return (insert!.meta.rows_written ?? 0) + (remove!.meta.rows_written ?? 0);
+	return [insert, remove, series].reduce((sum, result) => sum + (result!.meta.rows_written ?? 0), 0);
+}
+
+/** A key filter on a packed rollup's rows: one value, or any of several. */
+export type KeyFilter = Record<string, string | number | readonly (string | number)[]>;
+
+/** Whether a row passes a key filter and lies in [from, to). */
+export function rowMatches(spec: RollupSpec, row: RollupRow, from: string, to: string, where: KeyFilter): boolean {
+	const time = row[spec.time] as string;
+	if (time < from || time >= to) return false;
+	for (const [key, wanted] of Object.entries(where)) {
+		if (Array.isArray(wanted) ? !wanted.includes(row[key] as string | number) : row[key] !== wanted) return false;
+	}
+	return true;
+}
+
+/** A packed rollup's stored rows in [from, to) that pass `where`, as stored (they merge in JavaScript). */
+export function packedReport(
+	db: D1Database,
+	spec: RollupSpec,
+	tenant: string,
+	from: string,
+	to: string,
+	where: KeyFilter,
+): D1PreparedStatement {
+	const binds: (string | number)[] = [tenant, from, to];
+	const conditions = Object.entries(where).map(([key, wanted]) => {
+		if (!spec.keys.includes(key)) throw new Error(`${key} is not a key of ${spec.name}`);
+		const values = Array.isArray(wanted) ? wanted : [wanted as string | number];
+		const placeholders = values.map((value) => {
+			binds.push(value);
+			return `?${binds.length}`;
+		});
+		return `${key} IN (${placeholders.join(", ")})`;
+	});
+	const filter = conditions.map((condition) => ` AND ${condition}`).join("");
+	return db
+		.prepare(
+			`SELECT ${selectList(spec, false)} FROM ${spec.table} WHERE tenant = ?1 AND ${spec.time} >= ?2 AND ${spec.time} < ?3${filter}`,
+		)
+		.bind(...binds);
 }
