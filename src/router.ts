@@ -17,6 +17,9 @@ import { getUsage } from "./read/usage.js";
 import { createMeterRoute, deleteMeterRoute, getMeterRoute, listMetersRoute } from "./read/meters.js";
 import { queryMeterRoute } from "./read/meter-query.js";
 import { getTimeseries } from "./read/timeseries.js";
+import { createPlanRoute, getPlanRoute, listPlansRoute } from "./billing/plans.js";
+import { getSubscriptionRoute, putSubscriptionRoute } from "./billing/subscriptions.js";
+import { getInvoiceRoute, listInvoicesRoute } from "./billing/invoices.js";
 import { PIPELINE_WIDE } from "./sinks/d1/metrics.js";
 import { countProducer } from "./sinks/counters.js";
 import { ApiError, json, toErrorResponse } from "./shared/errors.js";
@@ -50,6 +53,11 @@ const ROUTES: Record<string, Record<string, Handler>> = {
 	"/v1/meters/:slug": { GET: getMeterRoute, DELETE: deleteMeterRoute },
 	"/v1/meters/:slug/query": { GET: queryMeterRoute },
 	"/v1/query/timeseries": { GET: getTimeseries },
+	"/v1/plans": { POST: createPlanRoute, GET: listPlansRoute },
+	"/v1/plans/:key": { GET: getPlanRoute },
+	"/v1/customers/:id/subscription": { PUT: putSubscriptionRoute, GET: getSubscriptionRoute },
+	"/v1/customers/:id/invoice": { GET: getInvoiceRoute },
+	"/v1/invoices": { GET: listInvoicesRoute },
 	"/v1/admin/tenants": { POST: createTenant },
 	"/v1/admin/tenants/:id/keys": { POST: createKey },
 	"/v1/admin/keys/:prefix": { DELETE: deleteKey },
@@ -73,7 +81,8 @@ const ROUTES: Record<string, Record<string, Handler>> = {
 
 const router = Router<IRequest, [env: Env, ctx: ExecutionContext]>({ catch: toErrorResponse });
 for (const [path, methods] of Object.entries(ROUTES)) {
-	for (const [method, handler] of Object.entries(methods)) router[method.toLowerCase() as "get" | "post" | "delete"](path, handler);
+	for (const [method, handler] of Object.entries(methods))
+		router[method.toLowerCase() as "get" | "post" | "put" | "delete"](path, handler);
 	router.all(path, () => {
 		throw new ApiError(405, "Method not allowed", { headers: { allow: Object.keys(methods).join(", ") } });
 	});

@@ -14,7 +14,8 @@ const RANKS: Record<string, number> = {
 	http: 5,
 	ingest: 6,
 	read: 6,
-	billing: 6,
+	// Invoices price what the read side reads.
+	billing: 6.5,
 	admin: 7,
 	".": 8,
 };

@@ -51,7 +51,7 @@ export function monthStart(ms: number): string {
 /**
  * One slice's rollup rows, summed in memory so each key costs one upsert (or, packed, one entry of
  * the slice's chunk). Usage whose month is closed is booked as an adjustment into the month of
- * `now`. Bucket names are computed once per bucket, not per event: a slice's events mostly share
+ * `now`, and a meter's reading for a closed month counts in the minute of `now`. Bucket names are computed once per bucket, not per event: a slice's events mostly share
  * a few minutes.
  */
 export function fold(events: QueuedEvent[], context: FoldContext): FoldResult {
@@ -73,7 +73,14 @@ export function fold(events: QueuedEvent[], context: FoldContext): FoldResult {
 		if (closed.has(period)) addUsage(folded.get(ADJUSTMENT_ROLLUP)!, period + skuKey, { customer, sku, unit, period, booked }, micros);
 		else addUsage(folded.get(USAGE_ROLLUP)!, hour + skuKey, { customer, sku, unit, hour }, micros);
 	}
-	const meters = foldMeters(events, context.meters, context.groups, minutes);
+	// A meter's late event for a closed month counts in the minute it arrived in, as late usage is
+	// booked into the month it arrives in: a closed month's meters, like its invoices, never change.
+	const arrival = minutes(now);
+	const meterMinute = (ms: number) => {
+		const minute = minutes(ms);
+		return closed.has(minute.slice(0, 7)) ? arrival : minute;
+	};
+	const meters = foldMeters(events, context.meters, context.groups, meterMinute);
 	folded.set(METER_ROLLUP, meters.rows);
 	folded.set(SERIES_ROLLUP, foldSeries(events, minutes, context.routeOf));
 	return { folded, meterSkipped: meters.skipped, meterOther: meters.other };

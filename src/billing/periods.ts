@@ -1,10 +1,12 @@
 // Closed billing months: POST /v1/periods/:period/close (read key, or the admin for any tenant)
-// freezes a month's usage; late usage for it is booked as an adjustment into the month it arrives in.
+// freezes a month's usage and stores its invoices; late usage for it is booked as an adjustment
+// into the month it arrives in.
 import type { IRequest } from "itty-router";
 import { authenticate, requireAdmin } from "../http/auth.js";
 import { closedPeriods, insertClosedPeriod } from "../sinks/d1/periods.js";
 import { ApiError, invalidField, json } from "../shared/errors.js";
 import { onlyQuery, pathParam } from "../http/params.js";
+import { freezeInvoices } from "./invoices.js";
 
 const PERIOD = /^(\d{4})-(0[1-9]|1[0-2])$/;
 
@@ -27,7 +29,10 @@ async function close(env: Env, tenant: string, period: string): Promise<Response
 		});
 	}
 	const closedAt = await insertClosedPeriod(env.DB, tenant, period, new Date().toISOString());
-	return json({ tenant, period, closedAt, flushed });
+	// After the close is recorded, so no subscription can change the month any more: what is
+	// stored is what every later read of the month's invoices answers.
+	const invoices = await freezeInvoices(env, tenant, period);
+	return json({ tenant, period, closedAt, flushed, invoices });
 }
 
 export async function closePeriod(request: IRequest, env: Env): Promise<Response> {

@@ -142,7 +142,8 @@ async function consistentRead<T>(
 
 /** Whether an unflushed row belongs in a report: its `where` values, and after the page's cursor. */
 function passes(row: RollupRow, query: LiveQuery): boolean {
-	for (const [key, value] of Object.entries(query.where ?? {})) if (row[key] !== value) return false;
+	for (const [key, wanted] of Object.entries(query.where ?? {}))
+		if (Array.isArray(wanted) ? !wanted.includes(row[key] as string) : row[key] !== wanted) return false;
 	const page = query.page;
 	return !page || page.after === null || compareCodePoints(String(row[page.key]), page.after) > 0;
 }

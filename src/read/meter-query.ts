@@ -128,7 +128,7 @@ export async function queryMeterRoute(request: IRequest, env: Env): Promise<Resp
 		.map(({ window, customer, groups: group, row }) => ({
 			windowStart: iso(windows[window]![0]),
 			windowEnd: iso(windows[window]![1]),
-			...valueOf(meter.aggregation, row),
+			...meterValue(meter.aggregation, row),
 			customerId: customer === "" ? null : customer,
 			groupBy: group,
 		}));
@@ -144,7 +144,10 @@ export async function queryMeterRoute(request: IRequest, env: Env): Promise<Resp
 }
 
 /** A merged cell's value as a JSON number and exact decimal text; `estimated` when a UNIQUE_COUNT bucket overflowed its exact set. */
-function valueOf(aggregation: MeterAggregation, row: RollupRow): { value: number | null; valueDecimal: string | null; estimated?: true } {
+export function meterValue(
+	aggregation: MeterAggregation,
+	row: RollupRow,
+): { value: number | null; valueDecimal: string | null; estimated?: true } {
 	const decimal = (text: string | null) => ({ value: text === null ? null : Number(text), valueDecimal: text });
 	const micros = (value: unknown) => (value === null || value === undefined ? null : formatMicros(String(value)));
 	switch (aggregation) {

@@ -5,6 +5,8 @@ import { ADJUSTMENT_ROLLUP, USAGE_ROLLUP } from "../sinks/rollups.js";
 import { FIELD_LIMITS } from "../event/model.js";
 import { authenticate } from "../http/auth.js";
 import { formatMicros } from "../event/quantity.js";
+import { decodeCursor, encodeCursor, parseLimit } from "../http/cursor.js";
+import { csvText as csv, wantsCsv } from "../http/csv.js";
 import { invalidField, json } from "../shared/errors.js";
 import { compareCodePoints } from "../shared/order.js";
 import { liveReports, type LiveQuery, type ReportRow } from "./live.js";
@@ -31,34 +33,9 @@ function parseUsageQuery(url: URL): UsageQuery {
 	const byCustomer = groupBy === "customer";
 	if (byCustomer && customerId !== null) throw invalidField("groupBy", "cannot be combined with customerId, which names one customer");
 	for (const name of ["limit", "cursor"]) if (!byCustomer && params.has(name)) throw invalidField(name, "pages only groupBy=customer");
-	const limitText = params.get("limit") ?? String(CUSTOMER_PAGE.default);
-	const limit = Number(limitText);
-	if (!/^\d{1,4}$/.test(limitText) || limit < 1 || limit > CUSTOMER_PAGE.max)
-		throw invalidField("limit", `must be an integer 1-${CUSTOMER_PAGE.max}`);
+	const limit = parseLimit(params.get("limit"), CUSTOMER_PAGE);
 	const cursor = params.get("cursor");
 	return { customerId, byCustomer, limit, after: cursor === null ? null : decodeCursor(cursor) };
-}
-
-/** A cursor is the last customer of the previous page, opaque to the caller (base64url of its JSON). */
-function encodeCursor(customer: string): string {
-	const bytes = new TextEncoder().encode(JSON.stringify(customer));
-	return btoa(String.fromCharCode(...bytes))
-		.replace(/\+/g, "-")
-		.replace(/\//g, "_")
-		.replace(/=+$/, "");
-}
-
-function decodeCursor(cursor: string): string {
-	try {
-		const binary = atob(cursor.replace(/-/g, "+").replace(/_/g, "/"));
-		const value: unknown = JSON.parse(
-			new TextDecoder("utf-8", { fatal: true, ignoreBOM: false }).decode(Uint8Array.from(binary, (c) => c.charCodeAt(0))),
-		);
-		if (typeof value === "string") return value;
-	} catch {
-		// Falls through to the 400.
-	}
-	throw invalidField("cursor", "must be a nextCursor from a previous page");
 }
 
 export async function getUsage(request: Request, env: Env): Promise<Response> {
@@ -100,7 +77,7 @@ export async function getUsage(request: Request, env: Env): Promise<Response> {
 		}),
 	);
 	const next = nextCursor === null ? null : encodeCursor(nextCursor);
-	if (/\btext\/csv\b/i.test(request.headers.get("accept") ?? "")) return usageCsv(items, adjusted, query.byCustomer, next);
+	if (wantsCsv(request)) return usageCsv(items, adjusted, query.byCustomer, next);
 	// `quantityDecimal` is the exact sum; the JSON number beside it is exact up to 15 significant digits.
 	const exact = <T extends { quantity: string }>(item: T) => ({
 		...item,
@@ -150,10 +127,4 @@ function usageCsv(items: UsageItem[], adjusted: UsageItem[], byCustomer: boolean
 	const headers: Record<string, string> = { "content-type": "text/csv; charset=utf-8" };
 	if (byCustomer && next !== null) headers["x-next-cursor"] = next;
 	return new Response(lines.join("\r\n") + "\r\n", { headers });
-}
-
-/** RFC 4180 quoting, and a leading quote for cells a spreadsheet would run as a formula. */
-function csv(value: string): string {
-	const safe = /^[=+\-@\t\r]/.test(value) ? `'${value}` : value;
-	return /[",\r\n]/.test(safe) ? `"${safe.replace(/"/g, '""')}"` : safe;
 }

@@ -33,7 +33,7 @@ describe("POST /v1/periods/:period/close", () => {
 		advanceClock(1);
 		expect(await bodyOf(await closeVia("2100-11", tenant.readKey))).toEqual({
 			status: 200,
-			body: { tenant: tenant.id, period: "2100-11", closedAt: iso(DECEMBER), flushed: 0 },
+			body: { tenant: tenant.id, period: "2100-11", closedAt: iso(DECEMBER), flushed: 0, invoices: { stored: 0, complete: true } },
 		});
 	});
 
@@ -43,17 +43,17 @@ describe("POST /v1/periods/:period/close", () => {
 
 		expect(await bodyOf(await closeVia("2100-11", tenant.readKey))).toEqual({
 			status: 200,
-			body: { tenant: tenant.id, period: "2100-11", closedAt: iso(first), flushed: 0 },
+			body: { tenant: tenant.id, period: "2100-11", closedAt: iso(first), flushed: 0, invoices: { stored: 0, complete: true } },
 		});
 		const later = advanceClock(5 * MINUTE);
 		expect(await bodyOf(await closeVia("2100-10", tenant.readKey))).toEqual({
 			status: 200,
-			body: { tenant: tenant.id, period: "2100-10", closedAt: iso(later), flushed: 0 },
+			body: { tenant: tenant.id, period: "2100-10", closedAt: iso(later), flushed: 0, invoices: { stored: 0, complete: true } },
 		});
 		advanceClock(5 * MINUTE);
 		expect(await bodyOf(await closeVia("2100-11", tenant.readKey))).toEqual({
 			status: 200,
-			body: { tenant: tenant.id, period: "2100-11", closedAt: iso(first), flushed: 0 },
+			body: { tenant: tenant.id, period: "2100-11", closedAt: iso(first), flushed: 0, invoices: { stored: 0, complete: true } },
 		});
 
 		expect(await getJson("/v1/periods", tenant.readKey)).toEqual({
@@ -121,7 +121,7 @@ describe("POST /v1/periods/:period/close", () => {
 
 		expect(await bodyOf(await adminClose(tenant.id, "2100-11"))).toEqual({
 			status: 200,
-			body: { tenant: tenant.id, period: "2100-11", closedAt: iso(clock.start), flushed: 0 },
+			body: { tenant: tenant.id, period: "2100-11", closedAt: iso(clock.start), flushed: 0, invoices: { stored: 0, complete: true } },
 		});
 		expect(await getJson("/v1/periods", tenant.readKey)).toEqual({
 			tenant: tenant.id,

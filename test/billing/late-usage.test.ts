@@ -63,7 +63,7 @@ describe("late usage for a closed month", () => {
 		// over 7 days old) and d1's minute, hour and day.
 		expect(await bodyOf(await closeVia("2100-11", tenant.readKey))).toEqual({
 			status: 200,
-			body: { tenant: tenant.id, period: "2100-11", closedAt: iso(closedAt), flushed: 24 },
+			body: { tenant: tenant.id, period: "2100-11", closedAt: iso(closedAt), flushed: 24, invoices: { stored: 0, complete: true } },
 		});
 		expect(await d1Rows("SELECT count(*) AS n FROM usage_adjustments WHERE tenant = ?1", tenant.id)).toEqual([{ n: 0 }]);
 

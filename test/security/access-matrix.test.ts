@@ -32,6 +32,20 @@ const TENANT_ROUTES: TenantRoute[] = [
 	// A fresh tenant has no meter m: 404 is the answer an accepted key gets.
 	{ method: "GET", path: "/v1/meters/m", scopes: ["read"], ok: 404 },
 	{ method: "DELETE", path: "/v1/meters/m", scopes: ["read"], ok: 404 },
+	{
+		method: "POST",
+		path: "/v1/plans",
+		scopes: ["read"],
+		body: '{"key":"p","currency":"USD","interval":"month","rateCards":[]}',
+		ok: 201,
+	},
+	{ method: "GET", path: "/v1/plans", scopes: ["read"], ok: 200 },
+	// Each case has a fresh tenant, without plan p or a subscription: 404 (or 400 naming the plan) is what an accepted key gets.
+	{ method: "GET", path: "/v1/plans/p", scopes: ["read"], ok: 404 },
+	{ method: "PUT", path: "/v1/customers/c/subscription", scopes: ["read"], body: '{"plan":"p"}', ok: 400 },
+	{ method: "GET", path: "/v1/customers/c/subscription", scopes: ["read"], ok: 404 },
+	{ method: "GET", path: "/v1/customers/c/invoice?period=current", scopes: ["read"], ok: 404 },
+	{ method: "GET", path: "/v1/invoices?period=current", scopes: ["read"], ok: 200 },
 ];
 
 function keyOf(tenant: TestTenant, scope: Scope): string {

@@ -77,7 +77,7 @@ export async function applyFlush(db: D1Database, tenant: string, batch: FlushBat
 const JSON_CHUNK_CHARS = 800_000;
 
 /** Splits rows into chunks whose JSON (as `encode` makes it) stays below JSON_CHUNK_CHARS. */
-function jsonChunks<T>(rows: T[], encode: (row: T) => string): string[] {
+export function jsonChunks<T>(rows: T[], encode: (row: T) => string): string[] {
 	const chunks: string[] = [];
 	let current: string[] = [];
 	let chars = 0;
@@ -167,8 +167,8 @@ export interface ReportOptions {
 	compacted?: boolean;
 	/** The keys to group by besides the bucket (default: every key but the time). */
 	keys?: readonly string[];
-	/** Only rows whose key has this value. */
-	where?: Record<string, string>;
+	/** Only rows whose key has this value, or one of these values. */
+	where?: Record<string, string | readonly string[]>;
 	/** Only the rows of the first `limit` values of `key` after `after`, across every rollup in `among`. */
 	page?: ReportPage;
 }
@@ -203,7 +203,7 @@ export function rollupReport(
 		binds.push(value);
 		return `?${binds.length}`;
 	};
-	const conditions = Object.entries(where).map(([key, value]) => ` AND ${key} = ${bind(value)}`);
+	const conditions = Object.entries(where).map(([key, wanted]) => ` AND ${inCondition(key, wanted, bind)}`);
 	if (page) {
 		const values = page.among
 			.map((among) => `SELECT ${page.key} AS v FROM ${among.table} WHERE tenant = ?1 AND ${among.time} >= ?2 AND ${among.time} < ?3`)
@@ -275,12 +275,10 @@ export function packedReport(
 	const binds: (string | number)[] = [tenant, from, to];
 	const conditions = Object.entries(where).map(([key, wanted]) => {
 		if (!spec.keys.includes(key)) throw new Error(`${key} is not a key of ${spec.name}`);
-		const values = Array.isArray(wanted) ? wanted : [wanted as string | number];
-		const placeholders = values.map((value) => {
+		return inCondition(key, wanted, (value) => {
 			binds.push(value);
 			return `?${binds.length}`;
 		});
-		return `${key} IN (${placeholders.join(", ")})`;
 	});
 	const filter = conditions.map((condition) => ` AND ${condition}`).join("");
 	return db
@@ -288,4 +286,15 @@ export function packedReport(
 			`SELECT ${selectList(spec, false)} FROM ${spec.table} WHERE tenant = ?1 AND ${spec.time} >= ?2 AND ${spec.time} < ?3${filter}`,
 		)
 		.bind(...binds);
+}
+
+/** `key = ?`, or for a list `key IN` its values as one bound JSON array (a list may outgrow D1's 100 binds). */
+function inCondition(
+	key: string,
+	wanted: string | number | readonly (string | number)[],
+	bind: (value: string | number) => string,
+): string {
+	return Array.isArray(wanted)
+		? `${key} IN (SELECT value FROM json_each(${bind(JSON.stringify(wanted))}))`
+		: `${key} = ${bind(wanted as string | number)}`;
 }
