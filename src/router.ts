@@ -4,9 +4,12 @@ import { discardDeadLetter, listDeadLettersRoute, replayDeadLetters } from "./ad
 import { createKey, deleteKey } from "./admin/keys.js";
 import { createTenant } from "./admin/tenants.js";
 import { authenticate } from "./http/auth.js";
+import { isPreflight, preflight, withCors } from "./http/cors.js";
 import { adminClosePeriod, closePeriod, listPeriods } from "./billing/periods.js";
 import { posthogCapture, POSTHOG_PATHS } from "./ingest/posthog.js";
-import { segmentHandler } from "./ingest/segment.js";
+import { posthogFlags, posthogRemoteConfig, posthogRemoteConfigScript } from "./ingest/posthog-config.js";
+import { getCorsSettings, putCorsSettings } from "./ingest/cors-settings.js";
+import { segmentHandler, segmentSdkMetrics } from "./ingest/segment.js";
 import { getHealth } from "./read/health.js";
 import { getAllMetrics, getOperations } from "./admin/metrics.js";
 import { getTenantMetrics } from "./read/metrics.js";
@@ -20,6 +23,7 @@ import { getTimeseries } from "./read/timeseries.js";
 import { createPlanRoute, getPlanRoute, listPlansRoute } from "./billing/plans.js";
 import { getSubscriptionRoute, putSubscriptionRoute } from "./billing/subscriptions.js";
 import { getInvoiceRoute, listInvoicesRoute } from "./billing/invoices.js";
+import { serveDashboard } from "./dashboard/serve.js";
 import { PIPELINE_WIDE } from "./sinks/d1/metrics.js";
 import { countProducer } from "./sinks/counters.js";
 import { ApiError, json, toErrorResponse } from "./shared/errors.js";
@@ -41,7 +45,6 @@ async function flushTenant(request: Request, env: Env): Promise<Response> {
 /** Every route by path pattern; a known path with the wrong method answers 405 with Allow. */
 const ROUTES: Record<string, Record<string, Handler>> = {
 	"/v1/health": { GET: getHealth },
-	"/v1/events": { POST: ingestEvents },
 	"/v1/flush": { POST: flushTenant },
 	"/v1/usage": { GET: getUsage },
 	"/v1/stats": { GET: getStats },
@@ -58,6 +61,9 @@ const ROUTES: Record<string, Record<string, Handler>> = {
 	"/v1/customers/:id/subscription": { PUT: putSubscriptionRoute, GET: getSubscriptionRoute },
 	"/v1/customers/:id/invoice": { GET: getInvoiceRoute },
 	"/v1/invoices": { GET: listInvoicesRoute },
+	"/v1/settings/cors": { PUT: putCorsSettings, GET: getCorsSettings },
+	"/dashboard": { GET: serveDashboard },
+	"/dashboard/*": { GET: serveDashboard },
 	"/v1/admin/tenants": { POST: createTenant },
 	"/v1/admin/tenants/:id/keys": { POST: createKey },
 	"/v1/admin/keys/:prefix": { DELETE: deleteKey },
@@ -67,26 +73,46 @@ const ROUTES: Record<string, Record<string, Handler>> = {
 	"/v1/admin/dead-letters": { GET: listDeadLettersRoute },
 	"/v1/admin/dead-letters/replay": { POST: replayDeadLetters },
 	"/v1/admin/dead-letters/:id": { DELETE: discardDeadLetter },
-	// Segment's HTTP Tracking API.
-	"/v1/track": { POST: segmentHandler("track") },
-	"/v1/identify": { POST: segmentHandler("identify") },
-	"/v1/page": { POST: segmentHandler("page") },
-	"/v1/screen": { POST: segmentHandler("screen") },
-	"/v1/group": { POST: segmentHandler("group") },
-	"/v1/alias": { POST: segmentHandler("alias") },
+};
+
+/**
+ * The routes a web page may call, the only ones with CORS: write-key ingest and what posthog-js
+ * asks for at start. Read, admin and dashboard routes never answer a preflight.
+ */
+const BROWSER_ROUTES: Record<string, Record<string, Handler>> = {
+	"/v1/events": { POST: ingestEvents },
+	// Segment's HTTP Tracking API, and the one-letter paths analytics.js posts to (/b: batching).
+	...Object.fromEntries(
+		(["track", "identify", "page", "screen", "group", "alias"] as const).flatMap((type) => [
+			[`/v1/${type}`, { POST: segmentHandler(type) }],
+			[`/v1/${type[0]}`, { POST: segmentHandler(type) }],
+		]),
+	),
 	"/v1/batch": { POST: segmentHandler("batch") },
+	"/v1/b": { POST: segmentHandler("batch") },
+	"/v1/m": { POST: segmentSdkMetrics },
 	// PostHog's capture API; itty-router matches these with or without a trailing slash.
 	...Object.fromEntries(POSTHOG_PATHS.map((path) => [path, { POST: posthogCapture }])),
+	"/flags": { POST: posthogFlags, GET: posthogFlags },
+	"/decide": { POST: posthogFlags, GET: posthogFlags },
+	"/array/:token/config": { GET: posthogRemoteConfig },
+	"/array/:token/config.js": { GET: posthogRemoteConfigScript },
 };
 
 const router = Router<IRequest, [env: Env, ctx: ExecutionContext]>({ catch: toErrorResponse });
-for (const [path, methods] of Object.entries(ROUTES)) {
-	for (const [method, handler] of Object.entries(methods))
-		router[method.toLowerCase() as "get" | "post" | "put" | "delete"](path, handler);
-	router.all(path, () => {
-		throw new ApiError(405, "Method not allowed", { headers: { allow: Object.keys(methods).join(", ") } });
-	});
+function mount(routes: Record<string, Record<string, Handler>>, cors: boolean): void {
+	for (const [path, methods] of Object.entries(routes)) {
+		for (const [method, handler] of Object.entries(methods))
+			router[method.toLowerCase() as "get" | "post" | "put" | "delete"](path, cors ? withCors(handler) : handler);
+		// A bare OPTIONS (no Origin, no Access-Control-Request-Method) is no preflight: it gets the 405.
+		if (cors) router.options(path, (request) => (isPreflight(request) ? preflight(request, Object.keys(methods)) : undefined));
+		router.all(path, () => {
+			throw new ApiError(405, "Method not allowed", { headers: { allow: Object.keys(methods).join(", ") } });
+		});
+	}
 }
+mount(BROWSER_ROUTES, true);
+mount(ROUTES, false);
 router.all("*", () => {
 	throw new ApiError(404, "Not found");
 });

@@ -17,6 +17,8 @@ const RANKS: Record<string, number> = {
 	// Invoices price what the read side reads.
 	billing: 6.5,
 	admin: 7,
+	// The dashboard's files and headers: a client of the public API, importing only shared/.
+	dashboard: 7,
 	".": 8,
 };
 /** Packages and tools beside the Worker, and the only Worker folders each may import. */

@@ -37,8 +37,17 @@ export function parseJsonBytes(bytes: Uint8Array): unknown {
  */
 export async function readMaybeGzip(request: Request, maxBytes: number, gzip: boolean): Promise<Uint8Array> {
 	const encoding = (request.headers.get("content-encoding") ?? "").toLowerCase();
-	if (!gzip && encoding !== "gzip") return readLimited(request, maxBytes);
-	const compressed = await readLimited(request, maxBytes);
+	const bytes = await readLimited(request, maxBytes);
+	return gzip || encoding === "gzip" ? gunzipLimited(bytes, maxBytes) : bytes;
+}
+
+/** Whether the bytes start with gzip's magic number, which no JSON or form body can. */
+export function isGzip(bytes: Uint8Array): boolean {
+	return bytes.byteLength >= 2 && bytes[0] === 0x1f && bytes[1] === 0x8b;
+}
+
+/** Decompresses gzip, stopping past `maxBytes` of output with a 413. */
+export async function gunzipLimited(compressed: Uint8Array, maxBytes: number): Promise<Uint8Array> {
 	const stream = new Blob([compressed]).stream().pipeThrough(new DecompressionStream("gzip"));
 	try {
 		return await readLimited(new Request("https://body.invalid", { method: "POST", body: stream }), maxBytes);

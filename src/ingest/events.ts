@@ -1,6 +1,7 @@
 // POST /v1/events: validate, answer 202 at once, enqueue inside waitUntil (or, with
 // ?ack=durable, before answering).
 import { authenticate } from "../http/auth.js";
+import { enforceOrigin } from "../http/cors.js";
 import { readJson } from "../http/body.js";
 import { ApiError, invalidField, json, type FieldIssue } from "../shared/errors.js";
 import { onlyQuery } from "../http/params.js";
@@ -110,6 +111,7 @@ function ackMode(url: URL): "durable" | "fire-and-forget" {
 
 export async function ingestEvents(request: Request, env: Env, ctx: ExecutionContext): Promise<Response> {
 	const tenant = await authenticate(request, env, ["write"]);
+	await enforceOrigin(request, env, tenant);
 	await enforceRateLimit(env, tenant);
 	const durable = ackMode(new URL(request.url)) === "durable";
 	const body = await readJson(request, EVENT_LIMITS.maxBodyBytes);

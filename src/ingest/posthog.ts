@@ -1,9 +1,11 @@
 // PostHog's capture API (/batch/, /capture/, /e/, /i/v0/e/), so posthog-node and posthog-js work
-// unchanged with only the host changed, gzip included.
+// unchanged with only the host changed: JSON, gzip-js, and posthog-js's base64 form bodies (its
+// sendBeacon transport) alike.
 import { verifyKey } from "../http/auth.js";
+import { enforceOrigin } from "../http/cors.js";
 import { EVENT_LIMITS } from "../event/model.js";
 import { isPlainObject } from "../shared/objects.js";
-import { parseJsonBytes, readMaybeGzip } from "../http/body.js";
+import { gunzipLimited, isGzip, parseJsonBytes, readMaybeGzip } from "../http/body.js";
 import { ApiError, invalidField, json } from "../shared/errors.js";
 import { enforceRateLimit, redactionFor, requestCountry } from "./events.js";
 import { acceptValid, asId, correctClockSkew, validateAt, withUsage, type RawEvent } from "./compat.js";
@@ -60,14 +62,38 @@ function unpack(body: unknown): { messages: unknown[]; key: unknown; sentAt: unk
 	return { messages: [body], key: body.api_key ?? body.token ?? properties.token, sentAt: body.sent_at };
 }
 
+/**
+ * The body as JSON, whichever way the client encoded it: gzip when `?compression=gzip-js` (or
+ * `gzip`, or Content-Encoding: gzip) says so or its first bytes do (posthog-js now sends gzip as
+ * text/plain with no flag at all); `?compression=base64` is a form whose `data` is base64 of the
+ * JSON's UTF-8; any other form body carries the JSON in `data`.
+ */
+async function readPostHogBody(request: Request, url: URL): Promise<unknown> {
+	const compression = url.searchParams.get("compression");
+	const max = EVENT_LIMITS.maxBodyBytes;
+	// posthog-node halves its batch and resends on a 413, so oversize answers 413 here.
+	let bytes = await readMaybeGzip(request, max, compression === "gzip-js" || compression === "gzip");
+	if (isGzip(bytes)) bytes = await gunzipLimited(bytes, max);
+	const form = /^application\/x-www-form-urlencoded\b/i.test(request.headers.get("content-type") ?? "");
+	if (compression !== "base64" && !form) return parseJsonBytes(bytes);
+	const data = new URLSearchParams(new TextDecoder().decode(bytes)).get("data");
+	if (data === null) throw invalidField("data", "is missing from the form body");
+	if (compression !== "base64") return parseJsonBytes(new TextEncoder().encode(data));
+	let binary: string;
+	try {
+		binary = atob(data);
+	} catch {
+		throw invalidField("data", "is not valid base64");
+	}
+	return parseJsonBytes(Uint8Array.from(binary, (c) => c.charCodeAt(0)));
+}
+
 /** Any capture endpoint: the valid events of the body are accepted, each invalid one is rejected alone. */
 export async function posthogCapture(request: Request, env: Env, ctx: ExecutionContext): Promise<Response> {
-	const url = new URL(request.url);
-	// posthog-node halves its batch and resends on a 413, so oversize answers 413 here.
-	const bytes = await readMaybeGzip(request, EVENT_LIMITS.maxBodyBytes, url.searchParams.get("compression") === "gzip-js");
-	const { messages, key, sentAt } = unpack(parseJsonBytes(bytes));
+	const { messages, key, sentAt } = unpack(await readPostHogBody(request, new URL(request.url)));
 	if (typeof key !== "string" || key.length === 0) throw new ApiError(401, "Missing api_key");
 	const tenant = await verifyKey(env, key, ["write"]);
+	await enforceOrigin(request, env, tenant);
 	await enforceRateLimit(env, tenant);
 	if (messages.length === 0) throw invalidField("batch", "must not be empty");
 	if (messages.length > EVENT_LIMITS.maxEventsPerBatch) {

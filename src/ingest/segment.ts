@@ -1,6 +1,9 @@
 // Segment's HTTP Tracking API (/v1/track, /v1/identify, /v1/page, /v1/screen, /v1/group,
-// /v1/alias, /v1/batch), so Segment's SDKs work unchanged with only the host changed.
+// /v1/alias, /v1/batch, and analytics.js's short /v1/t, /v1/i, … /v1/b), so Segment's SDKs work
+// unchanged with only the host changed. The body is JSON whatever its Content-Type: analytics.js
+// sends text/plain.
 import { verifyKey } from "../http/auth.js";
+import { enforceOrigin } from "../http/cors.js";
 import { utf8Length } from "../shared/bytes.js";
 import { isPlainObject } from "../shared/objects.js";
 import { type QueuedEvent } from "../event/model.js";
@@ -88,6 +91,7 @@ export function segmentHandler(endpoint: SegmentType | "batch") {
 		const key = segmentKey(request, body);
 		if (!key) throw new ApiError(401, "Missing write key (HTTP Basic or writeKey)");
 		const tenant = await verifyKey(env, key, ["write"]);
+		await enforceOrigin(request, env, tenant);
 		await enforceRateLimit(env, tenant);
 
 		const receivedAt = Date.now();
@@ -127,4 +131,12 @@ function segmentEvent(
 
 function where(endpoint: SegmentType | "batch", index: number): string {
 	return endpoint === "batch" ? `batch[${index}]` : "$";
+}
+
+/**
+ * POST /v1/m: analytics.js's own delivery metrics, sent to the API host it is given. They are not
+ * the tenant's events and carry no key: acknowledged and dropped, so the SDK logs no error.
+ */
+export function segmentSdkMetrics(): Response {
+	return json({ success: true });
 }

@@ -1,5 +1,6 @@
 // GET /v1/query/timeseries: counts, errors, error rates, duration percentiles and unique users per
-// time window, for one event or all, optionally broken down by event, route, status or country.
+// time window, for one event or all, optionally broken down by event, route, status or country, or
+// narrowed to one route, status or country.
 // Answers come from the series rollups (D1's and the aggregator's unflushed minutes), merged per
 // window: percentiles from DDSketches and unique users from HyperLogLogs, so DAU, WAU and MAU are
 // one query each.
@@ -44,7 +45,7 @@ function oneOf<T extends string>(url: URL, name: string, allowed: readonly T[], 
 export async function getTimeseries(request: Request, env: Env): Promise<Response> {
 	const tenant = await authenticate(request, env, ["read"]);
 	const url = new URL(request.url);
-	onlyQuery(url, ["metric", "event", "interval", "from", "to", "breakdown"]);
+	onlyQuery(url, ["metric", "event", "interval", "from", "to", "breakdown", ...DIMENSION_FILTERS]);
 	if (!url.searchParams.has("metric")) throw invalidField("metric", `is required: one of ${METRICS.join(", ")}`);
 	const metric = oneOf(url, "metric", METRICS)!;
 	const interval = oneOf(url, "interval", INTERVALS, "hour")!;
@@ -67,8 +68,10 @@ export async function getTimeseries(request: Request, env: Env): Promise<Respons
 		);
 	}
 
-	const dim: SeriesDimension = breakdown === undefined || breakdown === "event" ? "" : breakdown;
+	const filter = dimensionFilter(url, breakdown);
+	const dim: SeriesDimension = filter?.dim ?? (breakdown === undefined || breakdown === "event" ? "" : breakdown);
 	const where: Record<string, string> = { dim };
+	if (filter) where.value = filter.value;
 	if (event !== null) where.event = event;
 	const grain = GRAIN[interval];
 	const rows = await livePackedRows(
@@ -114,6 +117,7 @@ export async function getTimeseries(request: Request, env: Env): Promise<Respons
 		from: iso(start),
 		to: iso(end),
 		event,
+		...(filter ? { [filter.dim]: filter.value === "" ? null : filter.value } : {}),
 		breakdown: breakdown ?? null,
 		series: sorted.map(({ key, windows: byStart }) => ({
 			key,
@@ -124,6 +128,27 @@ export async function getTimeseries(request: Request, env: Env): Promise<Respons
 			})),
 		})),
 	});
+}
+
+/** The dimensions a query may be narrowed to, one at a time (`none` selects the events without one). */
+const DIMENSION_FILTERS = ["route", "status", "country"] as const;
+
+/**
+ * The one route, status or country filter, if any. The series keep each dimension on its own rows
+ * (per event), so a filtered query can be broken down by event only.
+ */
+function dimensionFilter(url: URL, breakdown: Breakdown | undefined): { dim: (typeof DIMENSION_FILTERS)[number]; value: string } | null {
+	const given = DIMENSION_FILTERS.filter((name) => url.searchParams.has(name));
+	if (given.length === 0) return null;
+	if (given.length > 1)
+		throw invalidField(given[1]!, `cannot be combined with ${given[0]}: filter by one of ${DIMENSION_FILTERS.join(", ")}`);
+	const dim = given[0]!;
+	if (breakdown !== undefined && breakdown !== "event") throw invalidField("breakdown", `must be event or absent with a ${dim} filter`);
+	const text = url.searchParams.get(dim)!;
+	const value = text === "none" ? "" : text;
+	const limit = dim === "route" ? FIELD_LIMITS.route.max : dim === "country" ? 2 : 3;
+	if (text.length === 0 || value.length > limit) throw invalidField(dim, `must be 1-${limit} characters, or none`);
+	return { dim, value };
 }
 
 function seriesKey(breakdown: Breakdown | undefined, row: RollupRow): Record<string, string | null> {

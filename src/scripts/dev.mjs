@@ -86,8 +86,11 @@ Meterline is running on ${base}
 Send an event:
   curl -X POST ${base}/v1/events -H 'Authorization: Bearer ${demo.writeKey}' -H 'Content-Type: application/json' -d '{"event":"api_call","usage":{"sku":"tokens","quantity":1.5}}'
 
-Read usage (after the ${"FLUSH_INTERVAL_MS"} flush, 10 s by default):
+Read usage (live: unflushed events count too):
   curl ${base}/v1/usage -H 'Authorization: Bearer ${demo.readKey}'
+
+Open the dashboard and paste the read key:
+  ${base}/dashboard/
 `);
 	break;
 }

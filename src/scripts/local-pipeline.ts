@@ -38,7 +38,7 @@ export interface PipelineOptions {
 
 /**
  * A copy of wrangler.toml in its own temporary folder with `limit` as TENANT_RATE_LIMIT's limit;
- * `main` and `migrations_dir` become absolute so they still point into the project.
+ * `main`, `migrations_dir` and the assets' `directory` become absolute so they still point into the project.
  */
 function configWithRateLimit(limit: number): { config: string; dir: string } {
 	let toml = readFileSync(path.join(root, "wrangler.toml"), "utf8");
@@ -49,6 +49,7 @@ function configWithRateLimit(limit: number): { config: string; dir: string } {
 	};
 	rewrite(/^main = ".*"$/, `main = ${JSON.stringify(path.join(root, "src/index.ts"))}`);
 	rewrite(/^migrations_dir = ".*"$/, `migrations_dir = ${JSON.stringify(path.join(root, "migrations"))}`);
+	rewrite(/^directory = "src\/dashboard\/public"$/, `directory = ${JSON.stringify(path.join(root, "src/dashboard/public"))}`);
 	rewrite(/^simple = \{ limit = \d+, period = (\d+) \}$/, `simple = { limit = ${Math.floor(limit)}, period = $1 }`);
 	const dir = mkdtempSync(path.join(tmpdir(), "meterline-config-"));
 	const config = path.join(dir, "wrangler.toml");

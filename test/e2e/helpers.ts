@@ -1,17 +1,8 @@
 // The end-to-end test's model: a seeded event generator, the send plan with duplicates, and the
 // ledger every report must equal, computed independently of src/ with BigInt micro-units.
+import { mulberry32 } from "../helpers";
 
-/** mulberry32: a small seeded PRNG, so a failing run can be replayed from its seed. */
-export function mulberry32(seed: number): () => number {
-	let state = seed >>> 0;
-	return () => {
-		state = (state + 0x6d2b79f5) >>> 0;
-		let t = state;
-		t = Math.imul(t ^ (t >>> 15), t | 1);
-		t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-		return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-	};
-}
+export { mulberry32 };
 
 export type Random = () => number;
 const int = (random: Random, below: number) => Math.floor(random() * below);

@@ -78,6 +78,11 @@ export function post(path: string, body: BodyInit | object | null, headers: Reco
 	return new Request(BASE + path, { method: "POST", body: raw, headers: { "content-type": "application/json", ...headers } });
 }
 
+/** PUT /v1/settings/cors with `body`, by default with the tenant's read key. */
+export function putOrigins(tenant: TestTenant, body: unknown, key = tenant.readKey): Promise<Response> {
+	return call("/v1/settings/cors", { method: "PUT", key, body: JSON.stringify(body) });
+}
+
 /** gzip of a string (or of a value's JSON), as posthog-node and posthog-js compress. */
 export async function gzip(data: string | object): Promise<Uint8Array> {
 	const text = typeof data === "string" ? data : JSON.stringify(data);

@@ -5,21 +5,8 @@
 import { describe, expect, it } from "vitest";
 import type { QueuedEvent } from "../../src/event/model";
 import { createTenant, freezeClockAt, useFrozenClock, type TestTenant } from "../helpers";
-import {
-	DAY,
-	exactQuantile,
-	feed,
-	flush,
-	HOUR,
-	iso,
-	MINUTE,
-	prng,
-	queued,
-	relativeError,
-	timeseries,
-	windowsOver,
-	type Interval,
-} from "./query-helpers";
+import { DAY, exactQuantile, feed, flush, HOUR, iso, MINUTE, prng, queued, relativeError } from "./query-helpers";
+import { timeseries, windowsOver, type Interval } from "./series-helpers";
 
 const NOW = Date.UTC(2100, 2, 20, 15);
 useFrozenClock(() => freezeClockAt(NOW));

@@ -2,7 +2,8 @@
 // from, to, too many windows, too many points), the read key it needs, and tenant isolation.
 import { describe, expect, it } from "vitest";
 import { createTenant, freezeClockAt, useFrozenClock } from "../helpers";
-import { DAY, feed, flush, HOUR, invalid, iso, MINUTE, points, queued, statusAndBody, timeseries } from "./query-helpers";
+import { DAY, feed, flush, HOUR, invalid, iso, MINUTE, queued, statusAndBody } from "./query-helpers";
+import { points, timeseries } from "./series-helpers";
 
 // On a whole minute, so "7 days ago" is a window start.
 const NOW = Date.UTC(2100, 2, 20, 15);

@@ -6,7 +6,8 @@ import { env } from "cloudflare:workers";
 import { describe, expect, it } from "vitest";
 import { crashAfterD1Commit, failD1 } from "../aggregator/helpers";
 import { call, createTenant, freezeClockAt, useFrozenClock, type TestTenant } from "../helpers";
-import { expectedSeries, feed, flush, iso, MINUTE, queued, timeseries, windowsOver, type Interval } from "./query-helpers";
+import { feed, flush, iso, MINUTE, queued } from "./query-helpers";
+import { expectedSeries, timeseries, windowsOver, type Interval } from "./series-helpers";
 import type { QueuedEvent } from "../../src/event/model";
 
 const NOW = Date.UTC(2100, 2, 20, 15);

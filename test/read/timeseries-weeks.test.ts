@@ -3,7 +3,8 @@
 // than the 7 days D1 keeps their minutes for.
 import { describe, expect, it } from "vitest";
 import { createTenant, freezeClockAt, useFrozenClock } from "../helpers";
-import { expectedSeries, feed, flush, iso, queued, timeseries, windowsOver, type Interval } from "./query-helpers";
+import { feed, flush, iso, queued } from "./query-helpers";
+import { expectedSeries, timeseries, windowsOver, type Interval } from "./series-helpers";
 
 // Saturday 20 March 2100, 15:00 UTC. 1 March 2100 is a Monday, and so is 1 February.
 const NOW = Date.UTC(2100, 2, 20, 15);

@@ -3,7 +3,8 @@
 // boundaries, from and to rounded out to whole windows, and the empty answers.
 import { describe, expect, it } from "vitest";
 import { createTenant, freezeClockAt, useFrozenClock, type TestTenant } from "../helpers";
-import { expectedSeries, feed, HOUR, iso, MINUTE, points, queued, timeseries, windowsOver } from "./query-helpers";
+import { feed, HOUR, iso, MINUTE, queued } from "./query-helpers";
+import { expectedSeries, points, timeseries, windowsOver } from "./series-helpers";
 
 // Saturday 20 March 2100, 15:00 UTC: the tests' events lie in the hours before it.
 const NOW = Date.UTC(2100, 2, 20, 15);

@@ -1,6 +1,7 @@
 // The duration sketch: quantiles within 1% of the exact ones, merging that equals one sketch over
 // all the values, and a canonical text encoding.
 import { describe, expect, it } from "vitest";
+import { mulberry32 } from "../helpers";
 import {
 	MAX_MS,
 	MIN_MS,
@@ -16,15 +17,7 @@ import {
 
 const QUANTILES = [0, 0.5, 0.95, 0.99, 1];
 
-/** mulberry32: a deterministic uniform PRNG in [0, 1). */
-function prng(seed: number): () => number {
-	return () => {
-		seed = (seed + 0x6d2b79f5) | 0;
-		let t = Math.imul(seed ^ (seed >>> 15), 1 | seed);
-		t = (t + Math.imul(t ^ (t >>> 7), 61 | t)) ^ t;
-		return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-	};
-}
+const prng = mulberry32;
 
 function logNormal(n: number, seed: number, medianMs: number, sigma: number): number[] {
 	const random = prng(seed);
