@@ -1,8 +1,10 @@
 // The HTTP surface: every route, its method, and the central error handling.
 import { Router, type IRequest } from "itty-router";
 import { discardDeadLetter, listDeadLettersRoute, replayDeadLetters } from "./admin/dead-letters.js";
+import { backfillRoute } from "./admin/backfill.js";
 import { createKey, deleteKey } from "./admin/keys.js";
 import { createTenant } from "./admin/tenants.js";
+import { deleteTestData } from "./admin/test-data.js";
 import { authenticate } from "./http/auth.js";
 import { isPreflight, preflight, withCors } from "./http/cors.js";
 import { adminClosePeriod, closePeriod, listPeriods } from "./billing/periods.js";
@@ -24,6 +26,15 @@ import { createPlanRoute, getPlanRoute, listPlansRoute } from "./billing/plans.j
 import { getSubscriptionRoute, putSubscriptionRoute } from "./billing/subscriptions.js";
 import { getInvoiceRoute, listInvoicesRoute } from "./billing/invoices.js";
 import { serveDashboard } from "./dashboard/serve.js";
+import { getExportPartRoute, listExportRoute } from "./read/export.js";
+import {
+	createDestinationRoute,
+	deleteDestinationRoute,
+	getDestinationRoute,
+	listDestinationsRoute,
+	listForwardDeadLettersRoute,
+	replayForwardDeadLettersRoute,
+} from "./forward/routes.js";
 import { PIPELINE_WIDE } from "./sinks/d1/metrics.js";
 import { countProducer } from "./sinks/counters.js";
 import { ApiError, json, toErrorResponse } from "./shared/errors.js";
@@ -61,7 +72,14 @@ const ROUTES: Record<string, Record<string, Handler>> = {
 	"/v1/customers/:id/subscription": { PUT: putSubscriptionRoute, GET: getSubscriptionRoute },
 	"/v1/customers/:id/invoice": { GET: getInvoiceRoute },
 	"/v1/invoices": { GET: listInvoicesRoute },
+	"/v1/export": { GET: listExportRoute },
+	"/v1/export/:date/:part": { GET: getExportPartRoute },
 	"/v1/settings/cors": { PUT: putCorsSettings, GET: getCorsSettings },
+	"/v1/destinations": { POST: createDestinationRoute, GET: listDestinationsRoute },
+	"/v1/destinations/:id": { GET: getDestinationRoute, DELETE: deleteDestinationRoute },
+	"/v1/destinations/:id/dead-letters": { GET: listForwardDeadLettersRoute },
+	"/v1/destinations/:id/dead-letters/replay": { POST: replayForwardDeadLettersRoute },
+	"/v1/test-data": { DELETE: deleteTestData },
 	"/dashboard": { GET: serveDashboard },
 	"/dashboard/*": { GET: serveDashboard },
 	"/v1/admin/tenants": { POST: createTenant },
@@ -72,6 +90,7 @@ const ROUTES: Record<string, Record<string, Handler>> = {
 	"/v1/admin/operations": { GET: getOperations },
 	"/v1/admin/dead-letters": { GET: listDeadLettersRoute },
 	"/v1/admin/dead-letters/replay": { POST: replayDeadLetters },
+	"/v1/admin/backfill": { POST: backfillRoute },
 	"/v1/admin/dead-letters/:id": { DELETE: discardDeadLetter },
 };
 

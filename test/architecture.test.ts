@@ -12,6 +12,9 @@ const RANKS: Record<string, number> = {
 	aggregator: 3,
 	consumer: 4,
 	http: 5,
+	// Forwarding to the tenants' destinations: a sink fed by its own queue, with its routes, so
+	// above http (they authenticate) and below read (health and metrics report its destinations).
+	forward: 5.5,
 	ingest: 6,
 	read: 6,
 	// Invoices price what the read side reads.

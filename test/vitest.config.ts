@@ -20,7 +20,11 @@ export default defineConfig(async () => {
 					bindings: {
 						TEST_MIGRATIONS: migrations,
 						ADMIN_TOKEN: "test-admin-token",
+						DESTINATIONS_KEY: "test-destinations-key",
 						METRICS_REPORT_MS: "0",
+						// The archive is off unless a test turns it on in its aggregator (test/aggregator/archive.test.ts):
+						// every other test counts the aggregator's rows and alarms without it.
+						ARCHIVE_INTERVAL_MS: "0",
 						DEAD_LETTER_MAX_RETRIES: String(DEAD_LETTER_MAX_RETRIES),
 					},
 					// Deliver fast, and give up after 2 retries, so tests do not wait on production timings.
@@ -36,6 +40,12 @@ export default defineConfig(async () => {
 							maxBatchTimeout: 0.05,
 							maxBatchSize: 100,
 							maxRetries: DEAD_LETTER_MAX_RETRIES,
+							retryDelay: 0,
+						},
+						"meterline-forward": {
+							maxBatchTimeout: 0.05,
+							maxBatchSize: 10,
+							maxRetries: 2,
 							retryDelay: 0,
 						},
 					},

@@ -5,6 +5,9 @@ import { DurableObject } from "cloudflare:workers";
 import { DEDUPE_WINDOW_MS, type QueuedEvent } from "../event/model.js";
 import type { MeterDefinition, StoredMeter } from "../meters/model.js";
 import { writeDataPoints } from "../sinks/analytics.js";
+import { PARQUET_TYPE, type ArchivedEvent } from "../sinks/archive.js";
+import { archiveOnce } from "./archive.js";
+import { backfillPart, type BackfillResult } from "./backfill.js";
 import { applyFlush, type KeyFilter } from "../sinks/d1/rollups.js";
 import { insertDeadLetters } from "../sinks/d1/dead-letters.js";
 import type { RollupSpec } from "../sinks/rollups.js";
@@ -46,6 +49,9 @@ export class TenantAggregator extends DurableObject<Env> {
 			d1: (tenant, batch) => applyFlush(env.DB, tenant, batch, new Date().toISOString()),
 			analytics: (points) => writeDataPoints(env.ANALYTICS, points),
 			deadLetters: (rows) => insertDeadLetters(env.DB, rows),
+			archive: async (key, body) => {
+				await env.ARCHIVE!.put(key, body, { httpMetadata: { contentType: PARQUET_TYPE } });
+			},
 		};
 		void ctx.blockConcurrencyWhile(async () => {
 			migrate(ctx.storage);
@@ -114,6 +120,20 @@ export class TenantAggregator extends DurableObject<Env> {
 		);
 		this.closed.add(period);
 		return this.flush();
+	}
+
+	/** Replays one archive part through a meter created since (POST /v1/admin/backfill); a part counts once per meter. */
+	async backfillMeter(tenant: string, meterId: number, part: string, events: ArchivedEvent[]): Promise<BackfillResult> {
+		const now = Date.now();
+		const result = this.store.transact(
+			() => {
+				this.checkOwner(tenant);
+				return backfillPart(this.parts, meterId, part, events, now);
+			},
+			{ rpc_calls: 1 },
+		);
+		await this.armAfterIngest(now);
+		return result;
 	}
 
 	/**
@@ -214,6 +234,8 @@ export class TenantAggregator extends DurableObject<Env> {
 		this.meterGroups.prune(now - DEDUPE_WINDOW_MS);
 		await compact(parts, now);
 		await storeQuarantine(parts, now);
+		// After the D1 flush, with its own backoff: R2 being down never holds up billing.
+		await archiveOnce(parts, now);
 		drainOutbox(this.store, (points) => this.sinks.analytics(points), now);
 		if (this.store.state.tenant !== null) await respool(this.store, this.env.EVENTS, now);
 		if (now >= this.store.state.retries.health.retryAt) await reportHealth(parts, now);

@@ -2,6 +2,7 @@
 // before a backoff ends, or null when nothing remains (partywhen's rule: re-arm only if work remains).
 import { DEDUPE_WINDOW_MS } from "../event/model.js";
 import { openRows, sealedBatches } from "./batches.js";
+import { archiveDueAt } from "./archive.js";
 import { compactAt } from "./compaction.js";
 import { HOUR_MS } from "./dedupe.js";
 import { healthReportPending } from "./health-report.js";
@@ -34,6 +35,8 @@ export interface AlarmInputs {
 	/** When D1's oldest uncompacted event minutes are due to be folded into hours, or null. */
 	compactAt: number | null;
 	compactRetryAt: number;
+	/** When the raw-event archive is next due (backoff included), or null. */
+	archiveAt: number | null;
 }
 
 /** The next alarm time, or null when nothing is left to do. */
@@ -48,6 +51,7 @@ export function nextAlarm(inputs: AlarmInputs): number | null {
 	if (inputs.healthPending) due.push(Math.max(now, inputs.healthRetryAt));
 	if (inputs.pruneAt !== null) due.push(Math.max(now, inputs.pruneAt));
 	if (inputs.compactAt !== null) due.push(Math.max(now, inputs.compactAt, inputs.compactRetryAt));
+	if (inputs.archiveAt !== null) due.push(Math.max(now, inputs.archiveAt));
 	return due.length === 0 ? null : Math.min(...due);
 }
 
@@ -75,5 +79,6 @@ export function alarmInputs(p: Parts, now: number): AlarmInputs {
 		pruneAt: oldest === null ? null : (oldest + 1) * HOUR_MS + DEDUPE_WINDOW_MS,
 		compactAt: compactAt(state),
 		compactRetryAt: state.retries.compact.retryAt,
+		archiveAt: archiveDueAt(p, now),
 	};
 }

@@ -87,7 +87,7 @@ export function fold(events: QueuedEvent[], context: FoldContext): FoldResult {
 }
 
 /** Epoch ms → the ISO start of its bucket of `step` ms, each bucket's text built once. */
-function bucketNames(step: number): (ms: number) => string {
+export function bucketNames(step: number): (ms: number) => string {
 	const names = new Map<number, string>();
 	return (ms) => {
 		const start = ms - (ms % step);

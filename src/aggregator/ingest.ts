@@ -2,6 +2,7 @@
 // than the dedupe window and new names past the caps are refused, known ids dropped, the rest
 // remembered and folded into the open deltas, with the counters.
 import { DEDUPE_WINDOW_MS, type QueuedEvent } from "../event/model.js";
+import { archiveSettings, keepForArchive } from "./archive.js";
 import { hourOf } from "./dedupe.js";
 import { addToOpen, fold } from "./fold.js";
 import { OTHER } from "./meter-groups.js";
@@ -69,6 +70,7 @@ export function ingestSlice(p: Parts, tenant: string, events: QueuedEvent[], now
 					},
 				});
 				addToOpen(p.store, folded);
+				if (archiveSettings(p.env).enabled) keepForArchive(p.store, admitted, now);
 				p.meterGroups.save();
 				const duplicates = inWindow.length - fresh.length;
 				const counters = state.counters;

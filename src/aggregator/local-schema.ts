@@ -78,6 +78,11 @@ const MIGRATIONS: readonly (string | ((sql: SqlStorage) => void))[] = [
 		created_at INTEGER NOT NULL, deleted_at INTEGER);
 	 CREATE UNIQUE INDEX meters_active_slug ON meters (slug) WHERE deleted_at IS NULL;
 	 CREATE TABLE meter_groups (hour INTEGER NOT NULL, seq INTEGER NOT NULL, groups TEXT NOT NULL, PRIMARY KEY (hour, seq)) WITHOUT ROWID;`,
+	// The raw-event archive's outbox: the new events of each ingest, one JSON row, until R2 has them.
+	`CREATE TABLE pending_archive (seq INTEGER PRIMARY KEY, events TEXT NOT NULL, chars INTEGER NOT NULL, at INTEGER NOT NULL);`,
+	// Archive parts already replayed through a meter (POST /v1/admin/backfill), so a replay counts once.
+	`CREATE TABLE backfilled_parts (meter INTEGER NOT NULL, part TEXT NOT NULL, events INTEGER NOT NULL, at INTEGER NOT NULL,
+		PRIMARY KEY (meter, part)) WITHOUT ROWID;`,
 ];
 
 /**

@@ -13,6 +13,8 @@ export interface FlushSinks {
 	d1(tenant: string, batch: FlushBatch): Promise<boolean>;
 	analytics(points: DataPoint[]): number;
 	deadLetters(rows: NewDeadLetter[]): Promise<void>;
+	/** Writes one archive part to R2. */
+	archive(key: string, body: ArrayBuffer): Promise<void>;
 }
 
 /** Read afresh from the live object at each call, so a test's replacement of env or sinks takes effect. */

@@ -24,6 +24,8 @@ export interface AggregatorCounters {
 	meter_other: number;
 	/** Events whose route was recorded as "(other)": the tenant had reached its cap of distinct routes. */
 	route_other: number;
+	/** Events written to the raw-event archive in R2. */
+	archived: number;
 }
 
 /** The platform operations this aggregator caused, counted for the benchmark's cost figures. */
@@ -36,7 +38,7 @@ export interface AggregatorOperationCounts {
 }
 
 /** Work that backs off while it fails: D1 flushes, health reports, the outbox, re-enqueues, quarantine and compaction. */
-export type RetryKind = "flush" | "health" | "outbox" | "respool" | "quarantine" | "compact";
+export type RetryKind = "flush" | "health" | "outbox" | "respool" | "quarantine" | "compact" | "archive";
 
 /** Consecutive failures, and when the next attempt may run (0: now). */
 export interface Retry {
@@ -52,6 +54,7 @@ export const RETRY_POLICIES: Readonly<Record<RetryKind, BackoffPolicy>> = {
 	respool: { baseMs: 5_000, capMs: 5 * 60_000 },
 	quarantine: { baseMs: 5_000, capMs: 5 * 60_000 },
 	compact: { baseMs: 5_000, capMs: 5 * 60_000 },
+	archive: { baseMs: 5_000, capMs: 10 * 60_000 },
 };
 
 const RETRY_KINDS = Object.keys(RETRY_POLICIES) as RetryKind[];
@@ -73,6 +76,8 @@ export interface AggregatorState {
 	healthReported: "healthy" | "failing";
 	/** Minutes flushed to D1's event_rollups and not yet folded into hours (epoch ms), or null. */
 	uncompacted: { oldest: number; newest: number } | null;
+	/** The archive rows being written to R2 (inclusive), or null: sealed first, so a retry writes the same parts. */
+	archiveSealed: { first: number; last: number } | null;
 	retries: Record<RetryKind, Retry>;
 	counters: AggregatorCounters;
 	operations: AggregatorOperationCounts;
@@ -89,6 +94,7 @@ export function initialState(): AggregatorState {
 		failingSince: null,
 		healthReported: "healthy",
 		uncompacted: null,
+		archiveSealed: null,
 		retries: Object.fromEntries(RETRY_KINDS.map((kind) => [kind, { failures: 0, retryAt: 0 }])) as Record<RetryKind, Retry>,
 		counters: {
 			consumed: 0,
@@ -105,6 +111,7 @@ export function initialState(): AggregatorState {
 			meter_skipped: 0,
 			meter_other: 0,
 			route_other: 0,
+			archived: 0,
 		},
 		operations: { rpc_calls: 0, alarms: 0, sqlite_rows_written: 0, d1_rows_written: 0, analytics_points: 0 },
 	};

@@ -55,6 +55,18 @@ export const PRICES = {
 		unit: "GB-seconds of Durable Object duration (128 MB per object)",
 		source: "https://developers.cloudflare.com/durable-objects/platform/pricing/",
 	},
+	r2ClassA: {
+		usd: 4.5,
+		per: 1e6,
+		unit: "R2 Class A operations (one PutObject per archive part)",
+		source: "https://developers.cloudflare.com/r2/pricing/",
+	},
+	r2Storage: {
+		usd: 0.015,
+		per: 1,
+		unit: "GB-months of R2 Standard storage (the archive's Parquet parts, one month kept)",
+		source: "https://developers.cloudflare.com/r2/pricing/",
+	},
 } as const satisfies Record<string, Price>;
 
 /**
@@ -97,6 +109,10 @@ export interface OperationCounts {
 	cpuMs?: number;
 	/** GB-seconds of Durable Object duration, from DURATION_MODEL. */
 	durableObjectGbSeconds?: number;
+	/** Archive parts written to R2 (one Class A PutObject each), from the archive measurement's part model. */
+	archiveParts?: number;
+	/** GB-months of R2 storage the events' Parquet parts occupy (one month kept). */
+	archiveGbMonths?: number;
 }
 
 export interface CostBreakdown {
@@ -119,6 +135,8 @@ export function costPerMillionEvents(counts: OperationCounts): CostBreakdown {
 		durableObjectStorage: counts.storageGbMonths ?? 0,
 		workerCpu: counts.cpuMs ?? 0,
 		durableObjectDuration: counts.durableObjectGbSeconds ?? 0,
+		r2ClassA: counts.archiveParts ?? 0,
+		r2Storage: counts.archiveGbMonths ?? 0,
 	};
 	const perMillionEvents = {} as Record<CostLine, number>;
 	let total = 0;

@@ -1,5 +1,6 @@
 // The design goals the figures are held against (not asserted), and what holds each missed one back,
 // read from the figures.
+import { archiveGoal } from "./archive-report.ts";
 import { PRICES, type CostLine } from "./cost.ts";
 import { busy, cpuPerEvent, int, num, perEvent, usd } from "./format.ts";
 import type { MetersResult } from "./meters.ts";
@@ -30,6 +31,8 @@ export const LINE_CAUSES: Record<CostLine, string> = {
 	durableObjectStorage: "Durable Object storage of remembered event ids",
 	workerCpu: "Worker CPU time (all of workerd's CPU, an upper bound)",
 	durableObjectDuration: "Durable Object duration (modelled: CPU plus D1 waits)",
+	r2ClassA: "R2 Class A writes (one PutObject per archive part of up to 4 MB of pending JSON)",
+	r2Storage: "R2 storage of the archive's Parquet parts (per month kept)",
 };
 
 /**
@@ -48,7 +51,7 @@ export function perRequestShare(results: BenchResults): { share: number; rate100
 }
 
 export function evaluateGoals(results: BenchResults): Goal[] {
-	const { client, e2e, freshness, operations, cost, meters } = results.measurements;
+	const { client, e2e, freshness, operations, cost, meters, archive } = results.measurements;
 	const goals: Goal[] = [];
 	if (client) {
 		const ours = client.sdks[0]!;
@@ -161,6 +164,7 @@ export function evaluateGoals(results: BenchResults): Goal[] {
 		});
 	}
 	if (meters) goals.push(...meterGoals(meters));
+	if (archive) goals.push(archiveGoal(archive));
 	return goals;
 }
 

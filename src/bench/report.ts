@@ -2,12 +2,13 @@
 import { type CostLine } from "./cost.ts";
 import { busy, int, num, table, usd } from "./format.ts";
 import { LINE_CAUSES, perRequestShare } from "./goals.ts";
+import { archiveCostLines, renderArchive } from "./archive-report.ts";
 import { renderMeters } from "./meters.ts";
 import type { BenchResults } from "./results.ts";
 
 export function renderReport(results: BenchResults): string {
 	const out: string[] = [];
-	const { ingest, e2e, freshness, operations, cost, client, aggregator, meters } = results.measurements;
+	const { ingest, e2e, freshness, operations, cost, client, aggregator, meters, archive } = results.measurements;
 	const m = results.machine;
 	out.push(
 		`Meterline benchmark (${results.mode} run) · ${results.date}`,
@@ -176,6 +177,13 @@ export function renderReport(results: BenchResults): string {
 				`   dominant cost at batch 100: ${LINE_CAUSES[s100.dominant]} — ${usd(s100.perMillionEvents[s100.dominant])} of ${usd(s100.totalPerMillionEvents)}`,
 			);
 		out.push(
+			...(archive
+				? archiveCostLines(archive)
+				: [
+						`   r2ClassA and r2Storage: not measured (the archive measurement ${results.errors.archive ? "failed" : "did not run"}), priced $0`,
+					]),
+		);
+		out.push(
 			"   queue chunks are estimated from packed message sizes; Worker CPU is workerd's measured CPU (all threads, an upper bound); Durable Object duration is modelled (cost.ts DURATION_MODEL: that CPU again plus 50 ms per D1 flush, at 128 MB).",
 		);
 		out.push("");
@@ -236,6 +244,7 @@ export function renderReport(results: BenchResults): string {
 	}
 
 	if (meters) out.push(...renderMeters(meters));
+	if (archive) out.push(...renderArchive(archive));
 
 	for (const [name, message] of Object.entries(results.errors)) out.push(`FAILED ${name}: ${message}`, "");
 

@@ -1,5 +1,6 @@
 // The shape of src/bench/results.json: the run's context and every figure, by measurement.
 import type { AggregatorScaleResult } from "./aggregator-scale.ts";
+import type { ArchiveResult } from "./archive.ts";
 import type { ClientResult } from "./client.ts";
 import type { CostBreakdown, CostLine, Price } from "./cost.ts";
 import type { EndToEndResult } from "./e2e.ts";
@@ -8,7 +9,7 @@ import type { IngestResult } from "./ingest.ts";
 import type { MetersResult } from "./meters.ts";
 import type { OperationsResult } from "./operations.ts";
 
-export const MEASUREMENTS = ["ingest", "e2e", "freshness", "operations", "cost", "client", "aggregator", "meters"] as const;
+export const MEASUREMENTS = ["ingest", "e2e", "freshness", "operations", "cost", "client", "aggregator", "meters", "archive"] as const;
 export type Measurement = (typeof MEASUREMENTS)[number];
 
 export interface CostResult {
@@ -42,6 +43,7 @@ export interface BenchResults {
 		client?: ClientResult;
 		aggregator?: AggregatorScaleResult;
 		meters?: MetersResult;
+		archive?: ArchiveResult;
 	};
 	/** Measurements that threw, by name. */
 	errors: Partial<Record<Measurement, string>>;

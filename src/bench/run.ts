@@ -8,8 +8,9 @@ import path from "node:path";
 import { parseArgs } from "node:util";
 import { startLocalPipeline, type LocalPipeline } from "../scripts/local-pipeline.ts";
 import { measureAggregatorScale } from "./aggregator-scale.ts";
+import { measureArchive, type ArchiveResult } from "./archive.ts";
 import { measureClient } from "./client.ts";
-import { costPerMillionEvents, PEER_PRICES_PER_MILLION_EVENTS, PRICES } from "./cost.ts";
+import { costPerMillionEvents, PEER_PRICES_PER_MILLION_EVENTS, PRICES, type OperationCounts } from "./cost.ts";
 import { measureEndToEnd } from "./e2e.ts";
 import { measureFreshness } from "./freshness.ts";
 import { measureIngest } from "./ingest.ts";
@@ -34,6 +35,7 @@ const CONFIG = {
 		client: { rounds: 5, iterations: 300, callsPerIteration: 100 },
 		aggregator: { checkpoints: [10_000, 100_000, 1_000_000], senders: 8 },
 		meters: { events: 100_000, senders: 8, rounds: 2, queries: 50, hours: 720, eventsPerHour: 4 },
+		archive: { events: 100_000, senders: 8, rounds: 3 },
 	},
 	quick: {
 		ingest: { seconds: 2, connections: 10 },
@@ -43,13 +45,14 @@ const CONFIG = {
 		client: { rounds: 3, iterations: 100, callsPerIteration: 100 },
 		aggregator: { checkpoints: [10_000, 50_000], senders: 8 },
 		meters: { events: 10_000, senders: 8, rounds: 2, queries: 10, hours: 720, eventsPerHour: 4 },
+		archive: { events: 5_000, senders: 8, rounds: 2 },
 	},
 } as const;
 
 /** Expected seconds of each measurement, to weight the progress bar. */
 const WEIGHTS: Record<"full" | "quick", Record<Exclude<Measurement, "cost"> | "start", number>> = {
-	full: { start: 3, client: 17, ingest: 72, e2e: 40, freshness: 30, aggregator: 62, meters: 35, operations: 40 },
-	quick: { start: 3, client: 5, ingest: 28, e2e: 6, freshness: 11, aggregator: 4, meters: 10, operations: 12 },
+	full: { start: 3, client: 17, ingest: 72, e2e: 40, freshness: 30, aggregator: 62, meters: 35, archive: 120, operations: 40 },
+	quick: { start: 3, client: 5, ingest: 28, e2e: 6, freshness: 11, aggregator: 4, meters: 10, archive: 35, operations: 12 },
 };
 
 const USAGE = `Usage: npm run bench [-- options]
@@ -85,15 +88,16 @@ export async function main(argv: string[]): Promise<number> {
 		return 2;
 	}
 	const selected = new Set<Measurement>((only as Measurement[] | undefined) ?? MEASUREMENTS);
-	// Cost is arithmetic on the operation counts, so either needs the other.
-	if (selected.has("cost") || selected.has("operations")) selected.add("operations").add("cost");
+	// Cost is arithmetic on the operation counts and the archive's bytes, so either needs the others.
+	if (selected.has("cost") || selected.has("operations")) selected.add("operations").add("cost").add("archive");
 	const out = values.out ? path.resolve(values.out) : DEFAULT_OUT;
 	const config = CONFIG[mode];
 
 	const needsPipeline = (["ingest", "e2e", "freshness", "aggregator", "meters"] as const).filter((name) => selected.has(name));
 	// The aggregator scale runs before e2e creates 100 tenants, so reading its storage (which asks
-	// every tenant's aggregator) stays cheap. Meters runs last on the shared pipeline.
-	const order = (["client", "ingest", "aggregator", "e2e", "freshness", "meters", "operations"] as const).filter((name) =>
+	// every tenant's aggregator) stays cheap. Meters runs last on the shared pipeline; archive and
+	// operations start their own, and operations prices the archive's figures.
+	const order = (["client", "ingest", "aggregator", "e2e", "freshness", "meters", "archive", "operations"] as const).filter((name) =>
 		selected.has(name),
 	);
 	const phases: Phase[] = [
@@ -149,7 +153,7 @@ export async function main(argv: string[]): Promise<number> {
 	process.prependListener("SIGINT", interrupted);
 	try {
 		for (const name of order) {
-			const onPipeline = name !== "client" && name !== "operations";
+			const onPipeline = name !== "client" && name !== "operations" && name !== "archive";
 			if (onPipeline && !pipeline && startError === undefined) {
 				progress.phase("starting the pipeline");
 				try {
@@ -203,6 +207,16 @@ export async function main(argv: string[]): Promise<number> {
 					results.measurements.aggregator = scale;
 					results.non2xx.byMeasurement.aggregator = scale.non2xx;
 				});
+			} else if (name === "archive") {
+				if (pipeline) {
+					await pipeline.stop();
+					pipeline = undefined;
+				}
+				await attempt(name, async () => {
+					const archive = await measureArchive(progress, config.archive);
+					results.measurements.archive = archive;
+					results.non2xx.byMeasurement.archive = mergeCounts(archive.runs.map((run) => run.non2xx));
+				});
 			} else if (name === "operations") {
 				if (pipeline) {
 					await pipeline.stop();
@@ -213,7 +227,10 @@ export async function main(argv: string[]): Promise<number> {
 					results.measurements.operations = operations;
 					results.non2xx.byMeasurement.operations = mergeCounts(operations.scenarios.map((s) => s.non2xx));
 					results.measurements.cost = {
-						scenarios: operations.scenarios.map((s) => ({ batch: s.batch, ...costPerMillionEvents(s.counts) })),
+						scenarios: operations.scenarios.map((s) => ({
+							batch: s.batch,
+							...costPerMillionEvents(withArchive(s.counts, results.measurements.archive)),
+						})),
 						prices: PRICES,
 						peers: PEER_PRICES_PER_MILLION_EVENTS,
 					};
@@ -238,6 +255,16 @@ export async function main(argv: string[]): Promise<number> {
 		`\nResults: ${shown.startsWith("..") ? out : shown} · total runtime ${Math.floor(results.durationSeconds / 60)} min ${Math.floor(results.durationSeconds % 60)} s`,
 	);
 	return Object.keys(results.errors).length > 0 ? 1 : 0;
+}
+
+/** The counts with the archive's R2 writes and storage for their events, from measurement 9 (none without it). */
+function withArchive(counts: OperationCounts, archive: ArchiveResult | undefined): OperationCounts {
+	if (!archive) return counts;
+	return {
+		...counts,
+		archiveParts: (counts.events * archive.partsPerMillionEvents) / 1e6,
+		archiveGbMonths: (counts.events * archive.bytesPerEvent) / 1e9,
+	};
 }
 
 function mergeCounts(counts: Record<string, number>[]): Record<string, number> {

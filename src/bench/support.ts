@@ -49,6 +49,21 @@ export const QUEUE_CHUNK_BYTES = 64 * 1024;
 const utf8 = new TextEncoder();
 
 /**
+ * An event as the producer queues it and the aggregator keeps it for the archive (src/event/model.ts
+ * QueuedEvent): usage as integer micro-units; one sent without id or timestamp gets a UUIDv7 (36
+ * characters) and the receive time.
+ */
+export function queuedForm(event: WireEvent): Record<string, unknown> {
+	const { usage, ...rest } = event;
+	return {
+		id: "00000000-0000-7000-8000-000000000000",
+		timestamp: Date.now(),
+		...rest,
+		usage: { sku: usage.sku, unit: usage.unit, micros: Math.round(usage.quantity * 1e6) },
+	};
+}
+
+/**
  * The byte sizes of the queue messages the producer makes of one request's events, computed as
  * src/producer/pack.ts does from each event's queued form (usage as integer micro-units).
  */
@@ -58,15 +73,7 @@ export function packedMessageSizes(tenant: string, events: WireEvent[]): number[
 	let bytes = envelope;
 	let count = 0;
 	for (const event of events) {
-		const { usage, ...rest } = event;
-		// An event sent without id or timestamp gets a UUIDv7 (36 characters) and the receive time.
-		const queued = {
-			id: "00000000-0000-7000-8000-000000000000",
-			timestamp: Date.now(),
-			...rest,
-			usage: { sku: usage.sku, unit: usage.unit, micros: Math.round(usage.quantity * 1e6) },
-		};
-		const size = utf8.encode(JSON.stringify(queued)).length;
+		const size = utf8.encode(JSON.stringify(queuedForm(event))).length;
 		if (count > 0 && bytes + 1 + size > MESSAGE_BYTES) {
 			sizes.push(bytes);
 			bytes = envelope;
@@ -156,6 +163,8 @@ export interface TenantMetrics {
 	flushedRows: number;
 	oldestUnflushedAgeMs: number | null;
 	spillPending: number;
+	/** Events written to the raw-event archive (and handed to the forwarding queue, when bound). */
+	archived: number;
 }
 
 export interface AggregatorOperations {

@@ -43,7 +43,7 @@ export function numberToMicros(value: number, signed = false): number | string {
 }
 
 /** Micro-units of a non-negative decimal text with an optional fraction. */
-function decimalToMicros(text: string): number | string {
+export function decimalToMicros(text: string): number | string {
 	const [whole, fraction = ""] = text.split(".");
 	if (fraction.length > 6) return "has more than 6 fraction digits";
 	if (Number(text) > MAX_QUANTITY) return `must be ≤ ${MAX_QUANTITY}`;

@@ -1,10 +1,14 @@
 // Tenant API keys: random, scope-prefixed, stored only as SHA-256 hashes, compared in constant time.
-import { findKeyByPrefix, type ApiKeyRow, type Scope } from "../sinks/d1/tenants.js";
+// A test key (ml_wt_, ml_rt_) is an ordinary key of the tenant's test space, "<tenant>~test".
+import { findKeyByPrefix, isTestSpace, type ApiKeyRow, type Scope } from "../sinks/d1/tenants.js";
 import { ApiError } from "../shared/errors.js";
 
 const SCOPE_PREFIX: Record<Scope, string> = { write: "ml_w_", read: "ml_r_" };
-/** Characters of a key kept in clear as its public handle: the scope prefix and 8 more. */
+const TEST_SCOPE_PREFIX: Record<Scope, string> = { write: "ml_wt_", read: "ml_rt_" };
+/** Characters of a live key kept in clear as its public handle: the scope prefix and 8 more. */
 export const PREFIX_LENGTH = 13;
+/** The same for a test key, whose scope prefix is one character longer. */
+export const TEST_PREFIX_LENGTH = 14;
 /** How long a verified key is trusted without asking D1: a revocation takes effect within it. */
 export const KEY_CACHE_TTL_MS = 60_000;
 const KEY_CACHE_MAX = 10_000;
@@ -28,11 +32,21 @@ interface VerifiedKey {
  */
 const verified = new Map<string, VerifiedKey>();
 
-/** A new key: a readable scope prefix and 192 random bits, base64url. */
-export async function issueKey(scope: Scope): Promise<IssuedKey> {
+/** A new key: a readable scope prefix (ml_wt_/ml_rt_ for a test key) and 192 random bits, base64url. */
+export async function issueKey(scope: Scope, test = false): Promise<IssuedKey> {
 	const random = crypto.getRandomValues(new Uint8Array(24));
-	const key = SCOPE_PREFIX[scope] + base64url(random);
-	return { key, hash: toHex(await sha256(key)), prefix: key.slice(0, PREFIX_LENGTH), scope };
+	const key = (test ? TEST_SCOPE_PREFIX : SCOPE_PREFIX)[scope] + base64url(random);
+	return { key, hash: toHex(await sha256(key)), prefix: key.slice(0, prefixLength(key)), scope };
+}
+
+/** Whether a key, or its public prefix, is a test key's: ml_wt_ or ml_rt_ (a live key has "_" where they have "t"). */
+export function isTestKey(key: string): boolean {
+	return key.startsWith(TEST_SCOPE_PREFIX.write) || key.startsWith(TEST_SCOPE_PREFIX.read);
+}
+
+/** How many leading characters of this key (or prefix) are its public prefix. */
+export function prefixLength(key: string): number {
+	return isTestKey(key) ? TEST_PREFIX_LENGTH : PREFIX_LENGTH;
 }
 
 function sha256(text: string): Promise<ArrayBuffer> {
@@ -80,7 +94,10 @@ async function findKey(env: Env, prefix: string): Promise<ApiKeyRow | null> {
 	}
 }
 
-/** Verifies a raw tenant key for one of the scopes and returns its tenant. 503 while D1 cannot be reached. */
+/**
+ * Verifies a raw tenant key for one of the scopes and returns its tenant: for a test key, the
+ * test space "<tenant>~test". 503 while D1 cannot be reached.
+ */
 export async function verifyKey(env: Env, key: string, scopes: readonly Scope[]): Promise<string> {
 	const digest = await sha256(key);
 	const cacheKey = toHex(digest);
@@ -88,8 +105,11 @@ export async function verifyKey(env: Env, key: string, scopes: readonly Scope[])
 	let found = verified.get(cacheKey);
 	if (!found || found.expires <= now) {
 		verified.delete(cacheKey);
-		const row = key.length > PREFIX_LENGTH ? await findKey(env, key.slice(0, PREFIX_LENGTH)) : null;
+		const length = prefixLength(key);
+		const row = key.length > length ? await findKey(env, key.slice(0, length)) : null;
 		if (!row || !crypto.subtle.timingSafeEqual(digest, fromHex(row.key_hash))) throw new ApiError(401, "Unknown or revoked key");
+		// Issuance never breaks this, but a live key must never land in a test space, nor the reverse.
+		if (isTestSpace(row.tenant_id) !== isTestKey(key)) throw new ApiError(401, "Unknown or revoked key");
 		found = { tenant: row.tenant_id, scope: row.scope, expires: now + KEY_CACHE_TTL_MS };
 		if (verified.size >= KEY_CACHE_MAX) verified.delete(verified.keys().next().value!);
 		verified.set(cacheKey, found);

@@ -1,5 +1,7 @@
 // GET /v1/health: healthy, degraded or critical, from the health monitor and D1.
 import { recentDeadLetters } from "../sinks/d1/dead-letters.js";
+import { allDestinationHealth } from "../sinks/d1/destinations.js";
+import { statusCounts } from "../forward/health.js";
 import { json } from "../shared/errors.js";
 import { HEALTH_MONITOR, type HealthSnapshot } from "../sinks/health-monitor.js";
 
@@ -20,12 +22,13 @@ export type HealthStatus = "healthy" | "degraded" | "critical";
 
 export async function getHealth(_request: Request, env: Env): Promise<Response> {
 	const now = Date.now();
-	const [monitor, deadLetters] = await Promise.all([
+	const [monitor, deadLetters, destinations] = await Promise.all([
 		env.HEALTH.getByName(HEALTH_MONITOR)
 			.snapshot()
 			.then((snapshot): HealthSnapshot | null => snapshot)
 			.catch(() => null),
 		recentDeadLetters(env.DB, new Date(now - HEALTH_THRESHOLDS.recentWindowMs).toISOString(), DEAD_LETTER_COUNT_CAP).catch(() => null),
+		allDestinationHealth(env.DB).catch(() => null),
 	]);
 	const failing = monitor?.failingFlushes ?? [];
 	const spills = monitor?.spills ?? [];
@@ -42,6 +45,9 @@ export async function getHealth(_request: Request, env: Env): Promise<Response> 
 			lastHour: spills.filter((s) => now - s.at <= HEALTH_THRESHOLDS.recentWindowMs).reduce((n, s) => n + s.events, 0),
 			lastFiveMinutes: spills.filter((s) => now - s.at <= HEALTH_THRESHOLDS.criticalSpillWindowMs).reduce((n, s) => n + s.events, 0),
 		},
+		// Forwarding destinations by state, pipeline-wide and without ids. A tenant's provider outage
+		// is not the pipeline's: it never changes the status (GET /v1/metrics shows each one).
+		destinations: destinations === null ? null : statusCounts(destinations, now),
 	};
 	let status: HealthStatus = "healthy";
 	if (checks.flushes.retryingTenants > 0 || (checks.deadLetters.lastHour ?? 0) > 0 || checks.spills.lastHour > 0) status = "degraded";

@@ -3,6 +3,8 @@
 import type { AggregatorMetrics } from "../aggregator/snapshot.js";
 import { authenticate } from "../http/auth.js";
 import { deadLetterCounts } from "../sinks/d1/dead-letters.js";
+import { listDestinations } from "../sinks/d1/destinations.js";
+import { healthOf } from "../forward/health.js";
 import { producerMetrics } from "../sinks/d1/metrics.js";
 import { json } from "../shared/errors.js";
 import { onlyQuery } from "../http/params.js";
@@ -40,6 +42,9 @@ export interface TenantMetrics {
 	meterGroupsFolded: number;
 	/** Events whose route was recorded as "(other)" past the tenant's cap of distinct routes. */
 	routesFolded: number;
+	/** Events written to the raw-event archive in R2. */
+	archived: number;
+	destinations: ReturnType<typeof healthOf>[];
 }
 
 /**
@@ -48,11 +53,13 @@ export interface TenantMetrics {
  */
 
 export async function tenantMetrics(env: Env, tenant: string): Promise<TenantMetrics> {
-	const [producer, aggregator, dead] = await Promise.all([
+	const [producer, aggregator, dead, destinations] = await Promise.all([
 		producerMetrics(env.DB, tenant),
 		env.AGGREGATOR.getByName(tenant).metrics() as Promise<AggregatorMetrics>,
 		deadLetterCounts(env.DB, tenant),
+		listDestinations(env.DB, tenant),
 	]);
+	const now = Date.now();
 	const c = aggregator.counters;
 	return {
 		tenant,
@@ -79,6 +86,9 @@ export async function tenantMetrics(env: Env, tenant: string): Promise<TenantMet
 		meterSkipped: c.meter_skipped,
 		meterGroupsFolded: c.meter_other,
 		routesFolded: c.route_other,
+		archived: c.archived,
+		// Each forwarding destination's health (GET /v1/destinations shows the same with its config).
+		destinations: destinations.map((row) => healthOf(row, now)),
 	};
 }
 

@@ -34,14 +34,66 @@ export interface PipelineOptions {
 	 * per 60 s), for load tests. The pipeline then starts from a temporary copy of wrangler.toml.
 	 */
 	tenantRateLimit?: number;
+	/**
+	 * The raw-event archive: true (the default) binds wrangler.toml's ARCHIVE bucket; false starts
+	 * from a temporary copy of wrangler.toml without the `[[r2_buckets]]` block, and (unless
+	 * `forward` is true) without a FORWARD queue producer if it has one: an aggregator with neither
+	 * keeps no events.
+	 */
+	archive?: boolean;
+	/**
+	 * The forwarding queue: by default bound if wrangler.toml has a FORWARD producer and `archive`
+	 * is not false; false leaves that producer out of a temporary copy; true when wrangler.toml has
+	 * none throws (forwarding is not available).
+	 */
+	forward?: boolean;
+}
+
+const WRANGLER_TOML = path.join(root, "wrangler.toml");
+
+/** Whether wrangler.toml binds the forwarding queue (a `[[queues.producers]]` with binding FORWARD). */
+export function hasForwardQueue(toml = readFileSync(WRANGLER_TOML, "utf8")): boolean {
+	return tomlBlocks(toml, "[[queues.producers]]", /^binding = "FORWARD"$/m).length > 0;
 }
 
 /**
- * A copy of wrangler.toml in its own temporary folder with `limit` as TENANT_RATE_LIMIT's limit;
- * `main`, `migrations_dir` and the assets' `directory` become absolute so they still point into the project.
+ * The `[[header]]` blocks of `toml` whose body matches `body`: each from its header line to the
+ * line before the next blank, comment or table line, as [start, end) character offsets.
  */
-function configWithRateLimit(limit: number): { config: string; dir: string } {
-	let toml = readFileSync(path.join(root, "wrangler.toml"), "utf8");
+function tomlBlocks(toml: string, header: string, body: RegExp): [number, number][] {
+	const lines = toml.split("\n");
+	const blocks: [number, number][] = [];
+	let offset = 0;
+	const starts = lines.map((line) => {
+		const at = offset;
+		offset += line.length + 1;
+		return at;
+	});
+	for (let i = 0; i < lines.length; i++) {
+		if (lines[i]!.trim() !== header) continue;
+		let j = i + 1;
+		while (j < lines.length && lines[j]!.trim() !== "" && !/^\s*[#[]/.test(lines[j]!)) j++;
+		const text = lines.slice(i + 1, j).join("\n");
+		if (body.test(text)) blocks.push([starts[i]!, j < lines.length ? starts[j]! : toml.length]);
+	}
+	return blocks;
+}
+
+/** `toml` without the one `[[header]]` block whose body matches `body` (none or several throw). */
+function withoutBlock(toml: string, header: string, body: RegExp): string {
+	const blocks = tomlBlocks(toml, header, body);
+	if (blocks.length !== 1) throw new Error(`wrangler.toml: expected one ${header} block with ${body}, found ${blocks.length}`);
+	const [start, end] = blocks[0]!;
+	return toml.slice(0, start) + toml.slice(end);
+}
+
+/**
+ * A copy of wrangler.toml in its own temporary folder, with `limit` as TENANT_RATE_LIMIT's limit
+ * and without the archive bucket or the forwarding queue when asked; `main`, `migrations_dir` and
+ * the assets' `directory` become absolute so they still point into the project.
+ */
+function customConfig(options: { limit?: number; archive: boolean; forward: boolean }): { config: string; dir: string } {
+	let toml = readFileSync(WRANGLER_TOML, "utf8");
 	const rewrite = (pattern: RegExp, replacement: string) => {
 		const matches = toml.match(new RegExp(pattern.source, "gm"))?.length ?? 0;
 		if (matches !== 1) throw new Error(`wrangler.toml: expected one match of ${pattern}, found ${matches}`);
@@ -50,7 +102,10 @@ function configWithRateLimit(limit: number): { config: string; dir: string } {
 	rewrite(/^main = ".*"$/, `main = ${JSON.stringify(path.join(root, "src/index.ts"))}`);
 	rewrite(/^migrations_dir = ".*"$/, `migrations_dir = ${JSON.stringify(path.join(root, "migrations"))}`);
 	rewrite(/^directory = "src\/dashboard\/public"$/, `directory = ${JSON.stringify(path.join(root, "src/dashboard/public"))}`);
-	rewrite(/^simple = \{ limit = \d+, period = (\d+) \}$/, `simple = { limit = ${Math.floor(limit)}, period = $1 }`);
+	if (options.limit !== undefined)
+		rewrite(/^simple = \{ limit = \d+, period = (\d+) \}$/, `simple = { limit = ${Math.floor(options.limit)}, period = $1 }`);
+	if (!options.archive) toml = withoutBlock(toml, "[[r2_buckets]]", /^binding = "ARCHIVE"$/m);
+	if (!options.forward && hasForwardQueue(toml)) toml = withoutBlock(toml, "[[queues.producers]]", /^binding = "FORWARD"$/m);
 	const dir = mkdtempSync(path.join(tmpdir(), "meterline-config-"));
 	const config = path.join(dir, "wrangler.toml");
 	writeFileSync(config, toml);
@@ -59,8 +114,15 @@ function configWithRateLimit(limit: number): { config: string; dir: string } {
 
 export async function startLocalPipeline(options: PipelineOptions = {}): Promise<LocalPipeline> {
 	const persistTo = mkdtempSync(path.join(tmpdir(), "meterline-"));
-	const custom = options.tenantRateLimit === undefined ? undefined : configWithRateLimit(options.tenantRateLimit);
-	const config = custom?.config ?? path.join(root, "wrangler.toml");
+	const forwardBound = hasForwardQueue();
+	if (options.forward === true && !forwardBound) throw new Error("wrangler.toml binds no FORWARD queue: forwarding is not available");
+	const archive = options.archive ?? true;
+	const forward = options.forward ?? (archive && forwardBound);
+	const custom =
+		options.tenantRateLimit === undefined && archive && forward === forwardBound
+			? undefined
+			: customConfig({ limit: options.tenantRateLimit, archive, forward });
+	const config = custom?.config ?? WRANGLER_TOML;
 	const removeTemporary = () => {
 		process.off("exit", removeTemporary);
 		rmSync(persistTo, { recursive: true, force: true });

@@ -279,3 +279,14 @@ export async function expectMixedSliceFlushedOnce(tenant: string): Promise<void>
 	});
 	expect(await d1Flushes(tenant)).toEqual([{ flush_id: `${inc}:1`, rows: MIXED_SLICE_ROWS }]);
 }
+
+/**
+ * Turns the raw-event archive on in a tenant's aggregator (the tests' config turns it off, with
+ * ARCHIVE_INTERVAL_MS "0", so that no other test sees its rows and alarms): production's 60 s.
+ */
+export function archiveOn(tenant: string): Promise<void> {
+	return runInDurableObject(aggregator(tenant), (instance: TenantAggregator) => {
+		const inner = internals(instance);
+		inner.env = { ...inner.env, ARCHIVE_INTERVAL_MS: "60000" };
+	});
+}

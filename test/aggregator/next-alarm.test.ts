@@ -24,6 +24,7 @@ function idle(overrides: Partial<AlarmInputs> = {}): AlarmInputs {
 		pruneAt: null,
 		compactAt: null,
 		compactRetryAt: 0,
+		archiveAt: null,
 		...overrides,
 	};
 }
@@ -52,6 +53,12 @@ describe("nextAlarm", () => {
 		["compaction", { compactAt: NOW + 1, compactRetryAt: NOW + 5_000 }],
 	] as const)("waits out %s's backoff, then runs it at once", (_, backingOff) => {
 		expect(nextAlarm(idle(backingOff))).toBe(NOW + 5_000);
+	});
+
+	it("is due when the archive is, or now when that has passed", () => {
+		expect(nextAlarm(idle({ archiveAt: NOW + 60_000 }))).toBe(NOW + 60_000);
+		expect(nextAlarm(idle({ archiveAt: NOW - 1 }))).toBe(NOW);
+		expect(nextAlarm(idle({ archiveAt: NOW + 60_000, openRows: 1 }))).toBe(NOW + 10_000);
 	});
 
 	it("is due at the prune and compaction times, or now when they have passed", () => {

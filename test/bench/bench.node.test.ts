@@ -38,6 +38,7 @@ describe("npm run bench -- --quick", () => {
 			"6. Client overhead",
 			"7. Aggregator scale",
 			"8. Meters",
+			"9. Archive and forwarding",
 			"Design goals",
 		]) {
 			expect(run.stdout).toContain(heading);
@@ -193,6 +194,60 @@ describe("npm run bench -- --quick", () => {
 		expect(query.timeseries.points).toBeGreaterThanOrEqual(query.hours / 24);
 	});
 
+	it("measures end-to-end throughput with the archive off, on, and on with one forwarding destination, alternating", () => {
+		const archive = results.measurements.archive!;
+		const kinds = archive.forwardUnavailable === null ? ["off", "archive", "forward"] : ["off", "archive"];
+		expect(archive.runs.map((r) => `${r.kind}/${r.round}`)).toEqual([1, 2].flatMap((round) => kinds.map((kind) => `${kind}/${round}`)));
+		expect(archive.intervalMs).toBe(1000);
+		const events = archive.runs[0]!.events;
+		for (const r of archive.runs) {
+			expect(r.events).toBe(events);
+			expect(r.batch).toBe(100);
+			for (const value of [r.seconds, r.eventsPerSecond, r.sendSeconds, r.acceptedPerSecond, r.sqliteRowsWritten])
+				expect(positive(value)).toBe(true);
+			expect(finite(r.settleSeconds)).toBe(true);
+			expect(r.seconds).toBeCloseTo(r.sendSeconds + r.settleSeconds, 6);
+			expect(r.eventsPerSecond).toBeCloseTo(r.events / r.seconds, 6);
+			expect(r.acceptedPerSecond).toBeCloseTo(r.events / r.sendSeconds, 6);
+			expect(r.sqliteRowsPerEvent).toBeCloseTo(r.sqliteRowsWritten / r.events, 9);
+			expect(r.non2xx).toEqual({});
+			if (r.kind === "off") {
+				expect([r.archivedSeconds, r.forwardedSeconds, r.parts, r.archiveBytes]).toEqual([null, null, 0, 0]);
+			} else {
+				// Every event reaches R2 (and the webhook) after the first POST; each part holds some.
+				expect(r.archivedSeconds!).toBeGreaterThan(0);
+				expect(positive(r.parts)).toBe(true);
+				expect(r.parts).toBeLessThanOrEqual(r.events);
+				expect(positive(r.archiveBytes)).toBe(true);
+				if (r.kind === "forward") expect(r.forwardedSeconds!).toBeGreaterThan(0);
+				else expect(r.forwardedSeconds).toBeNull();
+			}
+		}
+		for (const summary of [archive.off, archive.archive, ...(archive.forward ? [archive.forward] : [])]) {
+			expect(summary.runs).toBe(2);
+			for (const value of [summary.eventsPerSecond, summary.acceptedPerSecond, summary.sqliteRowsPerEvent])
+				expect(positive(value)).toBe(true);
+		}
+		expect(archive.forward === null).toBe(archive.forwardUnavailable !== null);
+		expect(archive.throughputRatio).toBeCloseTo(archive.archive.eventsPerSecond / archive.off.eventsPerSecond, 9);
+		expect(archive.acceptedRatio).toBeCloseTo(archive.archive.acceptedPerSecond / archive.off.acceptedPerSecond, 9);
+		const archived = archive.runs.filter((r) => r.kind !== "off");
+		const total = (pick: (r: (typeof archived)[number]) => number) => archived.reduce((sum, r) => sum + pick(r), 0);
+		expect(archive.bytesPerEvent).toBeCloseTo(total((r) => r.archiveBytes) / total((r) => r.events), 9);
+		expect(archive.eventsPerPart).toBeCloseTo(total((r) => r.events) / total((r) => r.parts), 9);
+		expect(archive.fullPartEvents).toBe(Math.floor(4_000_000 / archive.jsonCharsPerEvent));
+		expect(archive.partsPerMillionEvents).toBeCloseTo(1e6 / archive.fullPartEvents, 9);
+		expect(archive.r2.classAUsdPerMillionEvents).toBeCloseTo((archive.partsPerMillionEvents * 4.5) / 1e6, 12);
+		expect(archive.r2.storageUsdPerMillionEventsMonth).toBeCloseTo((archive.bytesPerEvent / 1000) * 0.015, 12);
+
+		// The cost table prices the archive's R2 writes and storage for each scenario's events.
+		for (const scenario of results.measurements.cost!.scenarios) {
+			expect(scenario.perMillionEvents.r2ClassA).toBeCloseTo(archive.r2.classAUsdPerMillionEvents, 12);
+			expect(scenario.perMillionEvents.r2Storage).toBeCloseTo(archive.r2.storageUsdPerMillionEventsMonth, 12);
+		}
+		expect(run.stdout).toContain("R2 per million events:");
+	});
+
 	it("holds the figures against every design goal", () => {
 		expect(results.goals.map((goal) => goal.name)).toEqual([
 			"client track() cost",
@@ -203,6 +258,7 @@ describe("npm run bench -- --quick", () => {
 			"cost per million events (client batch 100)",
 			"10 meters: end-to-end throughput",
 			"10 meters: extra SQLite rows per event at batch 100",
+			"archive: end-to-end throughput",
 		]);
 		for (const goal of results.goals) {
 			expect(typeof goal.met).toBe("boolean");

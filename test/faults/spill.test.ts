@@ -58,6 +58,7 @@ describe("a send that keeps failing after the 202", () => {
 				flushes: { retryingTenants: 0, failingOverThreshold: [], oldestFailureSince: null },
 				deadLetters: { lastHour: 0, capped: false },
 				spills: { lastHour: 3, lastFiveMinutes: 3 },
+				destinations: { healthy: 0, degraded: 0, critical: 0 },
 			},
 		});
 

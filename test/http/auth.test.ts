@@ -147,6 +147,8 @@ describe("admin tenants", () => {
 			tenant: { id, name: "Acme", createdAt: expect.stringMatching(/^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}\.\d{3}Z$/) },
 			writeKey: expect.stringMatching(/^ml_w_/),
 			readKey: expect.stringMatching(/^ml_r_/),
+			testWriteKey: expect.stringMatching(/^ml_wt_[A-Za-z0-9_-]{32}$/),
+			testReadKey: expect.stringMatching(/^ml_rt_[A-Za-z0-9_-]{32}$/),
 		});
 		expect(body.writeKey).toMatch(KEY);
 		expect(body.readKey).toMatch(KEY);

@@ -23,6 +23,7 @@ const HEALTHY_CHECKS = {
 	flushes: { retryingTenants: 0, failingOverThreshold: [] as string[], oldestFailureSince: null as string | null },
 	deadLetters: { lastHour: 0, capped: false },
 	spills: { lastHour: 0, lastFiveMinutes: 0 },
+	destinations: { healthy: 0, degraded: 0, critical: 0 },
 };
 type Checks = typeof HEALTHY_CHECKS;
 

@@ -138,6 +138,8 @@ export function metricsWith(tenant: TestTenant, counts: Partial<TenantMetrics> =
 		meterSkipped: 0,
 		meterGroupsFolded: 0,
 		routesFolded: 0,
+		archived: 0,
+		destinations: [],
 		...counts,
 	};
 }
