@@ -4,12 +4,10 @@
 import { DurableObject } from "cloudflare:workers";
 import { DEDUPE_WINDOW_MS, type QueuedEvent } from "../event/model.js";
 import type { MeterDefinition, StoredMeter } from "../meters/model.js";
-import { writeDataPoints } from "../sinks/analytics.js";
-import { PARQUET_TYPE, type ArchivedEvent } from "../sinks/archive.js";
+import type { ArchivedEvent } from "../sinks/archive.js";
 import { archiveOnce } from "./archive.js";
 import { backfillPart, type BackfillResult } from "./backfill.js";
-import { applyFlush, type KeyFilter } from "../sinks/d1/rollups.js";
-import { insertDeadLetters } from "../sinks/d1/dead-letters.js";
+import type { KeyFilter } from "../sinks/d1/rollups.js";
 import type { RollupSpec } from "../sinks/rollups.js";
 import { alarmInputs, nextAlarm } from "./alarm.js";
 import { openRows } from "./batches.js";
@@ -23,7 +21,7 @@ import { MeterRegistry } from "./meter-definitions.js";
 import { MeterGroups } from "./meter-groups.js";
 import { admitForProducer, NameRegistry, type NameKind } from "./names.js";
 import { drainOutbox } from "./outbox.js";
-import { flushSettings, meterCap, meterGroupCap, nameCaps, type FlushSinks, type Parts } from "./parts.js";
+import { flushSettings, meterCap, meterGroupCap, nameCaps, platformSinks, type FlushSinks, type Parts } from "./parts.js";
 import { storeQuarantine } from "./quarantine.js";
 import { metricsOf, pendingSnapshot, type AggregatorMetrics, type AggregatorOperations, type PendingSnapshot } from "./snapshot.js";
 import { respool, storeSpill } from "./spill.js";
@@ -45,22 +43,29 @@ export class TenantAggregator extends DurableObject<Env> {
 
 	constructor(ctx: DurableObjectState, env: Env) {
 		super(ctx, env);
-		this.sinks = {
-			d1: (tenant, batch) => applyFlush(env.DB, tenant, batch, new Date().toISOString()),
-			analytics: (points) => writeDataPoints(env.ANALYTICS, points),
-			deadLetters: (rows) => insertDeadLetters(env.DB, rows),
-			archive: async (key, body) => {
-				await env.ARCHIVE!.put(key, body, { httpMetadata: { contentType: PARQUET_TYPE } });
-			},
-		};
-		void ctx.blockConcurrencyWhile(async () => {
-			migrate(ctx.storage);
-			this.store = new Store(ctx.storage);
-			this.ids = new IdMemory(this.store);
-			this.names = new NameRegistry(this.store, nameCaps(env));
-			this.meters = new MeterRegistry(this.store, meterCap(env));
-			this.meterGroups = new MeterGroups(this.store, meterGroupCap(env));
-			this.closed = new Set(this.store.rows<{ period: string }>("SELECT period FROM closed_periods").map((row) => row.period));
+		this.sinks = platformSinks(env);
+		void ctx.blockConcurrencyWhile(async () => this.load());
+	}
+
+	/** Opens this object's storage: its schema, state and the modules over them. */
+	private load(): void {
+		migrate(this.ctx.storage);
+		this.store = new Store(this.ctx.storage);
+		this.ids = new IdMemory(this.store);
+		this.names = new NameRegistry(this.store, nameCaps(this.env));
+		this.meters = new MeterRegistry(this.store, meterCap(this.env));
+		this.meterGroups = new MeterGroups(this.store, meterGroupCap(this.env));
+		this.closed = new Set(this.store.rows<{ period: string }>("SELECT period FROM closed_periods").map((row) => row.period));
+	}
+
+	/** Forgets everything, storage and alarm included (DELETE /v1/test-data); only ever a test space. */
+	async wipe(tenant: string): Promise<void> {
+		if (!tenant.endsWith("~test")) throw new Error(`only a test space is wiped, not ${tenant}`);
+		this.checkOwner(tenant);
+		await this.exclusive(async () => {
+			await this.ctx.storage.deleteAlarm();
+			await this.ctx.storage.deleteAll();
+			this.load();
 		});
 	}
 
@@ -76,11 +81,7 @@ export class TenantAggregator extends DurableObject<Env> {
 		return result;
 	}
 
-	/**
-	 * Registers event names and SKUs for the producer before it answers, so a request that would
-	 * pass the tenant's caps gets a 4xx. Returns the names that may be used; with `allOrNothing`
-	 * (a request refused whole) new ones are registered only if they all fit.
-	 */
+	/** Registers names for the producer before it answers (past a cap: a 4xx); `allOrNothing` registers all or none. */
 	async admitNames(
 		tenant: string,
 		names: Partial<Record<NameKind, string[]>>,
@@ -89,10 +90,7 @@ export class TenantAggregator extends DurableObject<Env> {
 		return admitForProducer(this.store, this.names, names, allOrNothing, () => this.checkOwner(tenant));
 	}
 
-	/**
-	 * Keeps events the producer could not enqueue, durably, and re-enqueues them from the alarm.
-	 * They go back through the queue (not straight into the rollups) so every event takes one path.
-	 */
+	/** Keeps events the producer could not enqueue; the alarm re-enqueues them, so every event takes one path. */
 	async spill(tenant: string, events: QueuedEvent[]): Promise<void> {
 		const now = Date.now();
 		this.store.transact(
@@ -106,10 +104,7 @@ export class TenantAggregator extends DurableObject<Env> {
 		if (current === null || current > now) await this.ctx.storage.setAlarm(now);
 	}
 
-	/**
-	 * Closes a billing month: usage for it that arrives from now on is booked as an adjustment into
-	 * the month it arrives in. Then everything held is flushed, so D1 has the month complete.
-	 */
+	/** Closes a month (later usage for it becomes adjustments), then flushes so D1 has the month complete. */
 	async closePeriod(tenant: string, period: string): Promise<number> {
 		this.store.transact(
 			() => {

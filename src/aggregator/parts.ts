@@ -1,7 +1,8 @@
 // What the aggregator's modules work with: its storage and memory, its bindings, and where it writes.
-import type { DataPoint } from "../sinks/analytics.js";
-import type { FlushBatch } from "../sinks/d1/rollups.js";
-import type { NewDeadLetter } from "../sinks/d1/dead-letters.js";
+import { writeDataPoints, type DataPoint } from "../sinks/analytics.js";
+import { PARQUET_TYPE } from "../sinks/archive.js";
+import { insertDeadLetters, type NewDeadLetter } from "../sinks/d1/dead-letters.js";
+import { applyFlush, type FlushBatch } from "../sinks/d1/rollups.js";
 import type { IdMemory } from "./dedupe.js";
 import type { MeterRegistry } from "./meter-definitions.js";
 import type { MeterGroups } from "./meter-groups.js";
@@ -52,4 +53,16 @@ export function meterGroupCap(env: Env): number {
 /** Active meters a tenant may have (MAX_METERS): each one adds rollup rows for every event it counts. */
 export function meterCap(env: Env): number {
 	return positive(env.MAX_METERS, 50);
+}
+
+/** The platform behind each sink; tests replace single members to inject faults. */
+export function platformSinks(env: Env): FlushSinks {
+	return {
+		d1: (tenant, batch) => applyFlush(env.DB, tenant, batch, new Date().toISOString()),
+		analytics: (points) => writeDataPoints(env.ANALYTICS, points),
+		deadLetters: (rows) => insertDeadLetters(env.DB, rows),
+		archive: async (key, body) => {
+			await env.ARCHIVE.put(key, body, { httpMetadata: { contentType: PARQUET_TYPE } });
+		},
+	};
 }

@@ -78,7 +78,7 @@ describe("DELETE /v1/test-data", () => {
 
 		const response = await wipe(test.readKey);
 		expect(response.status).toBe(200);
-		expect(await response.json()).toEqual({ tenant: test.id, wiped: { tables: each(1) } });
+		expect(await response.json()).toEqual({ tenant: test.id, wiped: { aggregator: true, tables: each(1), archiveParts: 0 } });
 		expect(await rowCounts(test.id)).toEqual(each(0));
 		expect(await rowCounts(live.id)).toEqual(each(1));
 		// Settings stay, in both spaces.
@@ -96,7 +96,7 @@ describe("DELETE /v1/test-data", () => {
 
 		const response = await wipe(live.readKey);
 		expect(response.status).toBe(200);
-		expect(await response.json()).toEqual({ tenant: test.id, wiped: { tables: each(1) } });
+		expect(await response.json()).toEqual({ tenant: test.id, wiped: { aggregator: true, tables: each(1), archiveParts: 0 } });
 		expect(await rowCounts(test.id)).toEqual(each(0));
 		expect(await rowCounts(live.id)).toEqual(each(1));
 	});
@@ -117,11 +117,14 @@ describe("DELETE /v1/test-data", () => {
 			{ tenant_id: test.id, scope: "read" },
 			{ tenant_id: test.id, scope: "write" },
 		]);
-		expect(await (await wipe(test.readKey)).json()).toEqual({ tenant: test.id, wiped: { tables: each(0) } });
+		expect(await (await wipe(test.readKey)).json()).toEqual({
+			tenant: test.id,
+			wiped: { aggregator: true, tables: each(0), archiveParts: 0 },
+		});
 		expect((await call("/v1/events", { method: "POST", key: test.writeKey, body: '{"event":"a"}' })).status).toBe(202);
 	});
 
-	it("flushes the test space's aggregator first, so usage it still held is wiped too", async () => {
+	it("wipes the test space's aggregator first, so usage it still held never lands, and its ids are forgotten", async () => {
 		const { live, test } = await createTenantWithTestSpace();
 		const now = Date.now();
 		const event = { event: "metered", timestamp: now, usage: { sku: "calls", quantity: 2 } };
@@ -132,13 +135,16 @@ describe("DELETE /v1/test-data", () => {
 		const response = await wipe(test.readKey);
 		expect(response.status).toBe(200);
 		const body = await response.json<{ wiped: { tables: Record<string, number> } }>();
-		expect([body.wiped.tables.usage_rollups, body.wiped.tables.flushes]).toEqual([1, 1]);
+		// The held delta was dropped with the aggregator's storage: D1 never had it.
+		expect([body.wiped.tables.usage_rollups, body.wiped.tables.flushes]).toEqual([0, 0]);
 		expect(await rowCounts(test.id)).toEqual(each(0));
 
 		const day = new Date(now).toISOString().slice(0, 10);
 		const next = new Date(now + 86_400_000).toISOString().slice(0, 10);
 		const query = `/v1/usage?from=${day}&to=${next}&granularity=day`;
 		expect((await getJson<{ items: unknown[] }>(query, test.readKey)).items).toEqual([]);
+		// The wiped aggregator forgot the id: the same event counts again in the test space.
+		expect(await ingestDirect(test, [{ id: "held-1", ...event }])).toBe(1);
 		// The live tenant's usage is still held by its own aggregator, untouched.
 		expect((await getJson<{ items: unknown[] }>(query, live.readKey)).items).toEqual([
 			{ sku: "calls", unit: "unit", period: `${day}T00:00:00.000Z`, quantity: 2, quantityDecimal: "2", events: 1 },
@@ -156,6 +162,21 @@ describe("DELETE /v1/test-data", () => {
 			{ path: "tenant", message: "unknown query parameter" },
 		]);
 		expect(await rowCounts(test.id)).toEqual(each(1));
+	});
+
+	it("deletes the test space's archive parts in R2, and none of the live tenant's", async () => {
+		const { live, test } = await createTenantWithTestSpace();
+		const keys = [
+			`tenant=${test.id}/date=2100-03-10/a-000000000001.parquet`,
+			`tenant=${test.id}/date=2100-03-11/a-000000000002.parquet`,
+		];
+		const liveKey = `tenant=${live.id}/date=2100-03-10/a-000000000001.parquet`;
+		for (const key of [...keys, liveKey]) await env.ARCHIVE.put(key, "parquet");
+
+		const body = await (await wipe(test.readKey)).json<{ wiped: { archiveParts: number } }>();
+		expect(body.wiped.archiveParts).toBe(2);
+		expect((await env.ARCHIVE.list({ prefix: `tenant=${test.id}/` })).objects).toEqual([]);
+		expect((await env.ARCHIVE.list({ prefix: `tenant=${live.id}/` })).objects.map((o) => o.key)).toEqual([liveKey]);
 	});
 
 	it("answers 405 with Allow: DELETE for any other method", async () => {
