@@ -3,7 +3,7 @@
 // arithmetic is exact (BigInt); only each line's total is rounded, half to even, to the currency's
 // minor unit, and the subtotal is the sum of the rounded lines. Pure: the caller measures.
 import { csvText } from "../http/csv.js";
-import { CURRENCIES, EXACT_SCALE, formatMinor, formatScaled, PRICE_SCALE, toMinor } from "./money.js";
+import { CURRENCIES, EXACT_SCALE, formatMinor, formatScaled, PRICE_SCALE, QUANTITY_SCALE, toMinor } from "./money.js";
 import { priceQuantity } from "./pricing.js";
 import { measureKey, type Quantities } from "./quantities.js";
 import type { StoredPlan } from "./plans.js";
@@ -31,7 +31,6 @@ export interface InvoiceInput {
 
 export type Invoice = Record<string, unknown> & { customerId: string; currency: string; total: number; totalDecimal: string };
 
-const QUANTITY_SCALE = 6;
 const SCALE_UP = 10n ** BigInt(EXACT_SCALE - PRICE_SCALE);
 
 const quantity = (micros: bigint) => formatScaled(micros, QUANTITY_SCALE);

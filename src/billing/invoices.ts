@@ -39,12 +39,17 @@ export function parsePeriod(text: string | null, now = Date.now()): BillingPerio
 	if (text === null) throw invalidField("period", "is required: a month (YYYY-MM) or current");
 	const current = new Date(now).toISOString().slice(0, 7);
 	const period = text === "current" ? current : text;
+	const bounds = monthBounds(period);
+	if (!bounds) throw invalidField("period", "must be a month (YYYY-MM) or current");
+	return { period, ...bounds, open: period >= current ? "preview" : "draft" };
+}
+
+/** A billing month's UTC bounds, [from, to) as ISO instants, or null when `period` is not YYYY-MM. */
+export function monthBounds(period: string): { from: string; to: string } | null {
 	const match = PERIOD.exec(period);
-	if (!match) throw invalidField("period", "must be a month (YYYY-MM) or current");
+	if (!match) return null;
 	const [year, month] = [Number(match[1]), Number(match[2])];
-	const from = new Date(Date.UTC(year, month - 1, 1)).toISOString();
-	const to = new Date(Date.UTC(year, month, 1)).toISOString();
-	return { period, from, to, open: period >= current ? "preview" : "draft" };
+	return { from: new Date(Date.UTC(year, month - 1, 1)).toISOString(), to: new Date(Date.UTC(year, month, 1)).toISOString() };
 }
 
 /**

@@ -6,16 +6,13 @@ import { authenticate, requireAdmin } from "../http/auth.js";
 import { closedPeriods, insertClosedPeriod } from "../sinks/d1/periods.js";
 import { ApiError, invalidField, json } from "../shared/errors.js";
 import { onlyQuery, pathParam } from "../http/params.js";
-import { freezeInvoices } from "./invoices.js";
-
-const PERIOD = /^(\d{4})-(0[1-9]|1[0-2])$/;
+import { freezeInvoices, monthBounds } from "./invoices.js";
 
 /** Closes `period` for `tenant`: the aggregator first (so nothing new is counted into it), then a flush, then D1. */
 async function close(env: Env, tenant: string, period: string): Promise<Response> {
-	const match = PERIOD.exec(period);
-	if (!match) throw invalidField("period", "must be a month, YYYY-MM");
-	const end = Date.UTC(Number(match[1]), Number(match[2]), 1);
-	if (Date.now() < end)
+	const bounds = monthBounds(period);
+	if (!bounds) throw invalidField("period", "must be a month, YYYY-MM");
+	if (Date.now() < Date.parse(bounds.to))
 		throw new ApiError(409, `${period} has not ended yet; a month can be closed once it is over`, {
 			details: [{ path: "period", message: "has not ended" }],
 		});

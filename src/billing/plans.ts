@@ -5,16 +5,15 @@ import type { IRequest } from "itty-router";
 import { authenticate } from "../http/auth.js";
 import { readJson } from "../http/body.js";
 import { onlyQuery, pathParam } from "../http/params.js";
-import type { StoredMeter } from "../meters/model.js";
+import { SLUG, type StoredMeter } from "../meters/model.js";
 import { onAggregator } from "../read/meters.js";
 import { findPlan, insertPlanVersion, latestPlans, planVersions, plansByVersion, type PlanRow } from "../sinks/d1/billing.js";
 import { ApiError, invalidField, json } from "../shared/errors.js";
-import { planFromJson, planToJson, validatePlan, type PlanDefinition } from "./plan-model.js";
+import { PLAN_KEY_RULE, PLAN_LIMITS, planFromJson, planToJson, validatePlan, type PlanDefinition } from "./plan-model.js";
 import type { ResolvedMeter } from "./quantities.js";
 
 /** A plan's JSON body; it also bounds the stored row. */
 const MAX_PLAN_BYTES = 64 * 1024;
-const KEY = /^[a-z0-9]+(?:_[a-z0-9]+)*$/;
 
 /** One version of a plan as stored, with its meter rate cards resolved. */
 export interface StoredPlan {
@@ -98,7 +97,7 @@ export async function getPlanRoute(request: IRequest, env: Env): Promise<Respons
 
 export function planKeyParam(request: IRequest): string {
 	const key = pathParam(request, "key");
-	if (key.length > 64 || !KEY.test(key)) throw invalidField("key", "is not a plan key");
+	if (key.length > PLAN_LIMITS.maxKeyLength || !SLUG.test(key)) throw invalidField("key", PLAN_KEY_RULE);
 	return key;
 }
 

@@ -1,9 +1,8 @@
 // What each rate card measured: per customer and subscription segment, the built-in usage of a
 // SKU (its late usage for closed months included, booked where it arrived) or a meter's value,
 // read live (D1 plus what the aggregator has not flushed yet), exactly, in micro-units.
-import { MICROS_PER_UNIT } from "../event/quantity.js";
 import { liveReports, livePackedRows } from "../read/live.js";
-import { meterValue } from "../read/meter-query.js";
+import { meterMicros } from "../read/meter-query.js";
 import { ADJUSTMENT_ROLLUP, METER_ROLLUP, mergeRow, USAGE_ROLLUP, type RollupRow } from "../sinks/rollups.js";
 import type { MeterAggregation } from "../meters/model.js";
 import type { RateCardTarget } from "./plan-model.js";
@@ -85,21 +84,12 @@ export async function measure(
 					else byCustomer.set(row.customer as string, { ...row });
 				}
 				for (const [customer, row] of byCustomer) {
-					const value = meterValue(meter.aggregation, row);
-					if (value.valueDecimal === null) continue;
-					add(customer, key, decimalMicros(value.valueDecimal), value.estimated === true);
+					const { micros, estimated } = meterMicros(meter.aggregation, row);
+					if (micros !== null) add(customer, key, micros, estimated);
 				}
 			}),
 		);
 	}
 	await Promise.all(reads);
 	return quantities;
-}
-
-/** A meter's exact decimal value (at most 6 fraction digits, maybe negative) in micro-units. */
-function decimalMicros(text: string): bigint {
-	const negative = text.startsWith("-");
-	const [whole, fraction = ""] = (negative ? text.slice(1) : text).split(".");
-	const micros = BigInt(whole!) * BigInt(MICROS_PER_UNIT) + BigInt(fraction.padEnd(6, "0"));
-	return negative ? -micros : micros;
 }

@@ -10,7 +10,7 @@ import { replaceSubscriptionFrom, subscriptionTimeline, type SubscriptionRow } f
 import { ApiError, invalidField, json, type FieldIssue } from "../shared/errors.js";
 import { isPlainObject } from "../shared/objects.js";
 import { parseIsoInstant } from "../shared/time.js";
-import { findStoredPlan, versionParam } from "./plans.js";
+import { findStoredPlan, loadPlans, versionParam } from "./plans.js";
 
 const HOUR_MS = 3_600_000;
 const FIELDS = new Set(["plan", "version", "startAt"]);
@@ -87,9 +87,14 @@ export async function putSubscriptionRoute(request: IRequest, env: Env): Promise
 		// One invoice has one currency: every stretch of the month before startAt must share it.
 		const monthStart = `${startAt.slice(0, 7)}-01T00:00:00.000Z`;
 		const earlier = segmentsOf(await subscriptionTimeline(env.DB, tenant, customer), monthStart, startAt);
-		for (const segment of earlier) {
-			const previous = await findStoredPlan(env.DB, tenant, segment.plan.key, segment.plan.version);
-			if (previous && previous.plan.currency !== stored.plan.currency)
+		for (const previous of (
+			await loadPlans(
+				env.DB,
+				tenant,
+				earlier.map((segment) => segment.plan),
+			)
+		).values()) {
+			if (previous.plan.currency !== stored.plan.currency)
 				throw new ApiError(
 					409,
 					`A change inside a month keeps its currency (${previous.plan.currency}); start the new plan on the 1st`,

@@ -1,6 +1,7 @@
 // The forward consumer: fans each tenant batch out to its destinations, one independent delivery
 // each. A destination that fails gets its own retry message (with backoff or its Retry-After), so
 // one outage never resends to another destination; past the budget the batch is dead-lettered in D1.
+import { TtlCache } from "../shared/ttl-cache.js";
 import { checkEventsMessage } from "../event/guard.js";
 import type { EventsMessage, QueuedEvent } from "../event/model.js";
 import { backoffMs, type BackoffPolicy } from "../shared/backoff.js";
@@ -31,18 +32,18 @@ export const RETRY_AFTER_CAP_SECONDS = 3_600;
 /** How long an isolate trusts its copy of a tenant's destinations: a new or deleted one takes effect within it. */
 export const DESTINATIONS_CACHE_MS = 30_000;
 
-const cache = new Map<string, { expires: number; destinations: Promise<Destination[]> }>();
+const cache = new TtlCache<Promise<Destination[]>>(DESTINATIONS_CACHE_MS);
 
 /** The tenant's destinations, decrypted, from D1 at most every DESTINATIONS_CACHE_MS. */
 function destinationsOf(env: Env, tenant: string, now: number): Promise<Destination[]> {
-	const hit = cache.get(tenant);
-	if (hit && hit.expires > now) return hit.destinations;
+	const hit = cache.get(tenant, now);
+	if (hit) return hit;
 	const destinations = listDestinations(env.DB, tenant).then((rows) => {
 		if (rows.length === 0) return [];
 		if (!env.DESTINATIONS_KEY) throw new Error("DESTINATIONS_KEY is unset: destination secrets cannot be read");
 		return Promise.all(rows.map((row) => openDestination(row, env.DESTINATIONS_KEY)));
 	});
-	cache.set(tenant, { expires: now + DESTINATIONS_CACHE_MS, destinations });
+	cache.set(tenant, destinations, now);
 	destinations.catch(() => cache.delete(tenant));
 	return destinations;
 }

@@ -1,5 +1,6 @@
 // Tenant API keys: random, scope-prefixed, stored only as SHA-256 hashes, compared in constant time.
 // A test key (ml_wt_, ml_rt_) is an ordinary key of the tenant's test space, "<tenant>~test".
+import { TtlCache } from "../shared/ttl-cache.js";
 import { findKeyByPrefix, isTestSpace, type ApiKeyRow, type Scope } from "../sinks/d1/tenants.js";
 import { ApiError } from "../shared/errors.js";
 
@@ -11,7 +12,6 @@ export const PREFIX_LENGTH = 13;
 export const TEST_PREFIX_LENGTH = 14;
 /** How long a verified key is trusted without asking D1: a revocation takes effect within it. */
 export const KEY_CACHE_TTL_MS = 60_000;
-const KEY_CACHE_MAX = 10_000;
 
 export interface IssuedKey {
 	key: string;
@@ -23,14 +23,13 @@ export interface IssuedKey {
 interface VerifiedKey {
 	tenant: string;
 	scope: Scope;
-	expires: number;
 }
 
 /**
  * Keys verified recently by this isolate, by the hash of the whole key: the ingest hot path does
  * not wait for D1 on every request. Only successful verifications are kept.
  */
-const verified = new Map<string, VerifiedKey>();
+const verified = new TtlCache<VerifiedKey>(KEY_CACHE_TTL_MS);
 
 /** A new key: a readable scope prefix (ml_wt_/ml_rt_ for a test key) and 192 random bits, base64url. */
 export async function issueKey(scope: Scope, test = false): Promise<IssuedKey> {
@@ -101,17 +100,14 @@ async function findKey(env: Env, prefix: string): Promise<ApiKeyRow | null> {
 export async function verifyKey(env: Env, key: string, scopes: readonly Scope[]): Promise<string> {
 	const digest = await sha256(key);
 	const cacheKey = toHex(digest);
-	const now = Date.now();
 	let found = verified.get(cacheKey);
-	if (!found || found.expires <= now) {
-		verified.delete(cacheKey);
+	if (!found) {
 		const length = prefixLength(key);
 		const row = key.length > length ? await findKey(env, key.slice(0, length)) : null;
 		if (!row || !crypto.subtle.timingSafeEqual(digest, fromHex(row.key_hash))) throw new ApiError(401, "Unknown or revoked key");
 		// Issuance never breaks this, but a live key must never land in a test space, nor the reverse.
 		if (isTestSpace(row.tenant_id) !== isTestKey(key)) throw new ApiError(401, "Unknown or revoked key");
-		found = { tenant: row.tenant_id, scope: row.scope, expires: now + KEY_CACHE_TTL_MS };
-		if (verified.size >= KEY_CACHE_MAX) verified.delete(verified.keys().next().value!);
+		found = { tenant: row.tenant_id, scope: row.scope };
 		verified.set(cacheKey, found);
 	}
 	if (!scopes.includes(found.scope)) throw new ApiError(403, `A ${found.scope} key cannot use this route`);

@@ -2,6 +2,7 @@
 // permissive preflight, then each tenant's allowed origins checked on the request itself.
 import { findAllowedOrigins, putAllowedOrigins } from "../sinks/d1/cors.js";
 import { ApiError, toErrorResponse } from "../shared/errors.js";
+import { TtlCache } from "../shared/ttl-cache.js";
 import { KEY_CACHE_TTL_MS } from "./auth.js";
 
 /** The request headers the browser SDKs send: Segment's Basic key and retry count, and gzip. */
@@ -10,7 +11,6 @@ export const CORS_ALLOW_HEADERS = "authorization, content-type, content-encoding
 export const CORS_MAX_AGE_S = 7200;
 /** How long this isolate trusts a tenant's allowed origins without asking D1, as long as a verified key. */
 export const ORIGINS_CACHE_TTL_MS = KEY_CACHE_TTL_MS;
-const ORIGINS_CACHE_MAX = 10_000;
 
 /** scheme://host[:port] and nothing else: no path (not even "/"), query, fragment or credentials. */
 const ORIGIN_SHAPE = /^https?:\/\/[^/?#@\\\s]+$/i;
@@ -83,34 +83,24 @@ export function withCors<R extends Request, A extends unknown[]>(
 	};
 }
 
-interface CachedOrigins {
-	origins: readonly string[] | null;
-	expires: number;
-}
-
 /** Tenants' allowed origins as this isolate last read them, so a browser's events do not wait on D1 each time. */
-const cached = new Map<string, CachedOrigins>();
-
-function remember(tenant: string, origins: readonly string[] | null): void {
-	cached.delete(tenant);
-	if (cached.size >= ORIGINS_CACHE_MAX) cached.delete(cached.keys().next().value!);
-	cached.set(tenant, { origins, expires: Date.now() + ORIGINS_CACHE_TTL_MS });
-}
+const cached = new TtlCache<readonly string[] | null>(ORIGINS_CACHE_TTL_MS);
 
 /** The tenant's allowed origins (null: any), from this isolate's cache for up to ORIGINS_CACHE_TTL_MS. */
 async function allowedOrigins(env: Env, tenant: string): Promise<readonly string[] | null> {
 	const hit = cached.get(tenant);
-	if (hit && hit.expires > Date.now()) return hit.origins;
+	if (hit !== undefined) return hit;
 	let origins: string[] | null;
 	try {
 		origins = await findAllowedOrigins(env.DB, tenant);
 	} catch (err) {
 		console.error("allowed origins lookup failed", { tenant }, err);
 		// A list read a minute ago beats refusing every browser event while D1 is away.
-		if (hit) return hit.origins;
+		const stale = cached.stale(tenant);
+		if (stale !== undefined) return stale;
 		throw new ApiError(503, "Origin check is unavailable; retry shortly", { headers: { "retry-after": "5" } });
 	}
-	remember(tenant, origins);
+	cached.set(tenant, origins);
 	return origins;
 }
 
@@ -128,5 +118,5 @@ export async function enforceOrigin(request: Request, env: Env, tenant: string):
 /** Stores the tenant's allowed origins (null: any); this isolate uses them at once, others within ORIGINS_CACHE_TTL_MS. */
 export async function setAllowedOrigins(env: Env, tenant: string, origins: readonly string[] | null): Promise<void> {
 	await putAllowedOrigins(env.DB, tenant, origins, new Date().toISOString());
-	remember(tenant, origins);
+	cached.set(tenant, origins);
 }

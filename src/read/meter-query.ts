@@ -4,7 +4,7 @@
 // the JSON number. A deleted meter's history stays readable under its slug until the slug is reused.
 import type { IRequest } from "itty-router";
 import { FIELD_LIMITS } from "../event/model.js";
-import { formatMicros } from "../event/quantity.js";
+import { formatMicros, MICROS_PER_UNIT } from "../event/quantity.js";
 import type { MeterAggregation, StoredMeter } from "../meters/model.js";
 import { ApiError, invalidField, json } from "../shared/errors.js";
 import { compareCodePoints } from "../shared/order.js";
@@ -148,36 +148,44 @@ export function meterValue(
 	aggregation: MeterAggregation,
 	row: RollupRow,
 ): { value: number | null; valueDecimal: string | null; estimated?: true } {
-	const decimal = (text: string | null) => ({ value: text === null ? null : Number(text), valueDecimal: text });
-	const micros = (value: unknown) => (value === null || value === undefined ? null : formatMicros(String(value)));
+	const { micros, estimated } = meterMicros(aggregation, row);
+	const text = micros === null ? null : formatMicros(micros);
+	return { value: text === null ? null : Number(text), valueDecimal: text, ...(estimated ? { estimated: true as const } : {}) };
+}
+
+/** A merged cell's value in micro-units (a count as whole units), exactly; invoices price it as a quantity. */
+export function meterMicros(aggregation: MeterAggregation, row: RollupRow): { micros: bigint | null; estimated: boolean } {
+	const exact = (value: unknown) => ({ micros: value === null || value === undefined ? null : BigInt(String(value)), estimated: false });
 	switch (aggregation) {
 		case "COUNT":
-			return decimal(String(row.count));
+			return exact(BigInt(row.count as number) * MICROS);
 		case "SUM":
-			return decimal(formatMicros(String(row.value)));
+			return exact(row.value);
 		case "AVG":
-			return decimal(averageOf(BigInt(String(row.value)), BigInt(row.count as number)));
+			return exact(averageOf(BigInt(String(row.value)), BigInt(row.count as number)));
 		case "MIN":
-			return decimal(micros(row.min));
+			return exact(row.min);
 		case "MAX":
-			return decimal(micros(row.max));
+			return exact(row.max);
 		case "LATEST":
-			return decimal(micros(row.latest));
+			return exact(row.latest);
 		case "UNIQUE_COUNT": {
 			const values = row.distinct_values === null ? { v: [] } : (JSON.parse(row.distinct_values as string) as DistinctValues);
 			const { count, estimated } = countDistinct(mergeDistinct(values, { v: [] }));
-			return estimated ? { ...decimal(String(count)), estimated: true } : decimal(String(count));
+			return { micros: BigInt(count) * MICROS, estimated };
 		}
 	}
 }
 
+const MICROS = BigInt(MICROS_PER_UNIT);
+
 /** sum / count in micro-units, rounded half away from zero to the micro-unit. */
-function averageOf(sum: bigint, count: bigint): string | null {
+function averageOf(sum: bigint, count: bigint): bigint | null {
 	if (count === 0n) return null;
 	const negative = sum < 0n;
 	const abs = negative ? -sum : sum;
 	const rounded = (abs * 2n + count) / (2n * count);
-	return formatMicros(negative ? -rounded : rounded);
+	return negative ? -rounded : rounded;
 }
 
 function iso(ms: number): string {
