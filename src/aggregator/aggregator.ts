@@ -2,29 +2,26 @@
 // rollups to D1 (exactly once, via the flush ledger) and then to Analytics Engine. This class is
 // only the RPC surface and the alarm; each concern lives in its own module beside it.
 import { DurableObject } from "cloudflare:workers";
-import { DEDUPE_WINDOW_MS, type QueuedEvent } from "../event/model.js";
+import type { QueuedEvent } from "../event/model.js";
 import type { MeterDefinition, StoredMeter } from "../meters/model.js";
 import type { ArchivedEvent } from "../sinks/archive.js";
-import { archiveOnce } from "./archive.js";
 import { backfillPart, type BackfillResult } from "./backfill.js";
 import type { KeyFilter } from "../sinks/d1/rollups.js";
 import type { RollupSpec } from "../sinks/rollups.js";
-import { alarmInputs, nextAlarm } from "./alarm.js";
-import { openRows } from "./batches.js";
-import { compact } from "./compaction.js";
+import { armAfterIngest, rearm } from "./alarm.js";
 import { IdMemory } from "./dedupe.js";
-import { flushOnce } from "./flush.js";
-import { reportHealth } from "./health-report.js";
+import { flushUpTo } from "./flush.js";
+import { housekeep } from "./housekeeping.js";
 import { ingestSlice, type IngestResult } from "./ingest.js";
 import { migrate } from "./local-schema.js";
+import { checkOwner, claimTenant } from "./ownership.js";
 import { MeterRegistry } from "./meter-definitions.js";
 import { MeterGroups } from "./meter-groups.js";
 import { admitForProducer, NameRegistry, type NameKind } from "./names.js";
 import { drainOutbox } from "./outbox.js";
-import { flushSettings, meterCap, meterGroupCap, nameCaps, platformSinks, type FlushSinks, type Parts } from "./parts.js";
-import { storeQuarantine } from "./quarantine.js";
+import { meterCap, meterGroupCap, nameCaps, platformSinks, type FlushSinks, type Parts } from "./parts.js";
 import { metricsOf, pendingSnapshot, type AggregatorMetrics, type AggregatorOperations, type PendingSnapshot } from "./snapshot.js";
-import { respool, storeSpill } from "./spill.js";
+import { storeSpill } from "./spill.js";
 import { Store } from "./state.js";
 
 /** Flushes one alarm runs before it yields and re-arms. */
@@ -77,7 +74,7 @@ export class TenantAggregator extends DurableObject<Env> {
 	async ingest(tenant: string, events: QueuedEvent[]): Promise<IngestResult> {
 		const now = Date.now();
 		const result = ingestSlice(this.parts, tenant, events, now, (claimed) => this.claimTenant(claimed));
-		await this.armAfterIngest(now);
+		await armAfterIngest(this.ctx.storage, this.parts, now);
 		return result;
 	}
 
@@ -93,26 +90,14 @@ export class TenantAggregator extends DurableObject<Env> {
 	/** Keeps events the producer could not enqueue; the alarm re-enqueues them, so every event takes one path. */
 	async spill(tenant: string, events: QueuedEvent[]): Promise<void> {
 		const now = Date.now();
-		this.store.transact(
-			() => {
-				this.claimTenant(tenant);
-				storeSpill(this.store, events, now);
-			},
-			{ rpc_calls: 1 },
-		);
+		this.owned(tenant, "claim", () => storeSpill(this.store, events, now));
 		const current = await this.ctx.storage.getAlarm();
 		if (current === null || current > now) await this.ctx.storage.setAlarm(now);
 	}
 
 	/** Closes a month (later usage for it becomes adjustments), then flushes so D1 has the month complete. */
 	async closePeriod(tenant: string, period: string): Promise<number> {
-		this.store.transact(
-			() => {
-				this.claimTenant(tenant);
-				this.store.exec("INSERT INTO closed_periods (period) VALUES (?) ON CONFLICT DO NOTHING", period);
-			},
-			{ rpc_calls: 1 },
-		);
+		this.owned(tenant, "claim", () => this.store.exec("INSERT INTO closed_periods (period) VALUES (?) ON CONFLICT DO NOTHING", period));
 		this.closed.add(period);
 		return this.flush();
 	}
@@ -120,62 +105,29 @@ export class TenantAggregator extends DurableObject<Env> {
 	/** Replays one archive part through a meter created since (POST /v1/admin/backfill); a part counts once per meter. */
 	async backfillMeter(tenant: string, meterId: number, part: string, events: ArchivedEvent[]): Promise<BackfillResult> {
 		const now = Date.now();
-		const result = this.store.transact(
-			() => {
-				this.checkOwner(tenant);
-				return backfillPart(this.parts, meterId, part, events, now);
-			},
-			{ rpc_calls: 1 },
-		);
-		await this.armAfterIngest(now);
+		const result = this.owned(tenant, "check", () => backfillPart(this.parts, meterId, part, events, now));
+		await armAfterIngest(this.ctx.storage, this.parts, now);
 		return result;
 	}
 
-	/**
-	 * Creates a meter; it counts the events ingested from now on. "exists" when an active meter has
-	 * its slug, "capped" at the tenant's MAX_METERS.
-	 */
+	/** Creates a meter that counts events ingested from now on; "exists" when an active meter has its slug, "capped" past MAX_METERS. */
 	async createMeter(tenant: string, definition: MeterDefinition): Promise<StoredMeter | "exists" | "capped"> {
-		return this.store.transact(
-			() => {
-				this.claimTenant(tenant);
-				return this.meters.create(definition, Date.now());
-			},
-			{ rpc_calls: 1 },
-		);
+		return this.owned(tenant, "claim", () => this.meters.create(definition, Date.now()));
 	}
 
 	/** The active meters, by slug. */
 	async listMeters(tenant: string): Promise<StoredMeter[]> {
-		return this.store.transact(
-			() => {
-				this.checkOwner(tenant);
-				return this.meters.list();
-			},
-			{ rpc_calls: 1 },
-		);
+		return this.owned(tenant, "check", () => this.meters.list());
 	}
 
 	/** Marks the active meter with this slug deleted (its history stays); null if there is none. */
 	async deleteMeter(tenant: string, slug: string): Promise<StoredMeter | null> {
-		return this.store.transact(
-			() => {
-				this.claimTenant(tenant);
-				return this.meters.delete(slug, Date.now());
-			},
-			{ rpc_calls: 1 },
-		);
+		return this.owned(tenant, "claim", () => this.meters.delete(slug, Date.now()));
 	}
 
 	/** The active meter with this slug, else the one deleted last, else null. */
 	async getMeter(tenant: string, slug: string): Promise<StoredMeter | null> {
-		return this.store.transact(
-			() => {
-				this.checkOwner(tenant);
-				return this.meters.get(slug);
-			},
-			{ rpc_calls: 1 },
-		);
+		return this.owned(tenant, "check", () => this.meters.get(slug));
 	}
 
 	/** The unflushed rows whose time lies in [from, to), with what a read needs to merge them exactly once. */
@@ -196,18 +148,11 @@ export class TenantAggregator extends DurableObject<Env> {
 	/** Flushes everything this aggregator holds to D1 and Analytics Engine; returns rows flushed. */
 	async flush(): Promise<number> {
 		try {
-			return await this.exclusive(async () => {
-				let rows = 0;
-				for (;;) {
-					const count = await flushOnce(this.parts, Date.now());
-					if (count === null) return rows;
-					rows += count;
-				}
-			});
+			return await this.exclusive(async () => flushUpTo(this.parts, Infinity));
 		} finally {
 			drainOutbox(this.store, (points) => this.sinks.analytics(points), Date.now());
 			this.store.transact(() => undefined, { rpc_calls: 1 });
-			await this.armAfterAlarm(Date.now());
+			await rearm(this.ctx.storage, this.parts, Date.now());
 		}
 	}
 
@@ -217,25 +162,16 @@ export class TenantAggregator extends DurableObject<Env> {
 		try {
 			// An alarm that fires before a D1 retry's backoff ends leaves the sealed batch alone.
 			if (now >= this.store.state.retries.flush.retryAt) {
-				await this.exclusive(async () => {
-					for (let i = 0; i < MAX_FLUSHES_PER_ALARM; i++) if ((await flushOnce(parts, Date.now())) === null) break;
-				});
+				await this.exclusive(async () => flushUpTo(parts, MAX_FLUSHES_PER_ALARM));
 			}
 		} catch (err) {
-			// The deltas stay sealed; armAfterAlarm retries after the backoff this failure set.
+			// The deltas stay sealed; rearm retries after the backoff this failure set.
 			console.error("flush to D1 failed", err);
 		}
-		this.ids.pruneWindow(now);
-		this.meterGroups.prune(now - DEDUPE_WINDOW_MS);
-		await compact(parts, now);
-		await storeQuarantine(parts, now);
-		// After the D1 flush, with its own backoff: R2 being down never holds up billing.
-		await archiveOnce(parts, now);
-		drainOutbox(this.store, (points) => this.sinks.analytics(points), now);
-		if (this.store.state.tenant !== null) await respool(this.store, this.env.EVENTS, now);
-		if (now >= this.store.state.retries.health.retryAt) await reportHealth(parts, now);
+		// After the D1 flush, each with its own backoff: R2 or the queue being down never holds up billing.
+		await housekeep(parts, now);
 		this.store.transact(() => undefined, { alarms: 1 });
-		await this.armAfterAlarm(now);
+		await rearm(this.ctx.storage, this.parts, now);
 	}
 
 	/** The modules' view of this object, read afresh so a test's replacement of env or sinks counts. */
@@ -252,44 +188,29 @@ export class TenantAggregator extends DurableObject<Env> {
 		};
 	}
 
-	/** Arms the flush alarm if none is set, or pulls it forward once enough rows are pending. */
-	private async armAfterIngest(now: number): Promise<void> {
-		const current = await this.ctx.storage.getAlarm();
-		const { intervalMs, maxRows } = flushSettings(this.env);
-		// Never later than the flush interval (an alarm set only for pruning may be days away),
-		// and never before a D1 retry's backoff ends.
-		const due = Math.max(openRows(this.store) >= maxRows ? now : now + intervalMs, this.store.state.retries.flush.retryAt);
-		if (current === null || due < current) await this.ctx.storage.setAlarm(due);
-	}
-
-	/** Re-arms only if work remains. */
-	private async armAfterAlarm(now: number): Promise<void> {
-		const due = nextAlarm(alarmInputs(this.parts, now));
-		if (due === null) await this.ctx.storage.deleteAlarm();
-		else await this.ctx.storage.setAlarm(due);
-	}
-
 	private async exclusive<T>(work: () => Promise<T>): Promise<T> {
 		const run = this.flushing.then(work, work);
 		this.flushing = run.catch(() => undefined);
 		return run;
 	}
 
-	/** An aggregator belongs to the tenant it is named for; a call for another is a routing bug. */
-	private checkOwner(tenant: string): void {
-		const owner = this.store.state.tenant ?? this.ctx.id.name ?? null;
-		if (owner !== null && owner !== tenant) throw new Error(`aggregator for ${owner} was sent events for ${tenant}`);
+	/** One RPC's storage work in one transaction, for this object's tenant; "claim" when it writes. */
+	private owned<T>(tenant: string, mode: "claim" | "check", work: () => T): T {
+		return this.store.transact(
+			() => {
+				if (mode === "claim") this.claimTenant(tenant);
+				else this.checkOwner(tenant);
+				return work();
+			},
+			{ rpc_calls: 1 },
+		);
 	}
 
-	/** Checks the owner, and on the first write claims this storage for the tenant. */
+	private checkOwner(tenant: string): void {
+		checkOwner(this.store, this.ctx.id.name, tenant);
+	}
+
 	private claimTenant(tenant: string): void {
-		this.checkOwner(tenant);
-		const state = this.store.state;
-		if (state.tenant === null) {
-			state.tenant = tenant;
-			// Flush ids are unique per storage incarnation, so a wiped aggregator can never
-			// collide with the flush ledger an earlier incarnation left in D1.
-			state.incarnation = crypto.randomUUID();
-		}
+		claimTenant(this.store, this.ctx.id.name, tenant);
 	}
 }

@@ -82,3 +82,20 @@ export function alarmInputs(p: Parts, now: number): AlarmInputs {
 		archiveAt: archiveDueAt(p, now),
 	};
 }
+
+/** After an ingest: arms the flush alarm if none is set, or pulls it forward once enough rows are pending. */
+export async function armAfterIngest(storage: DurableObjectStorage, p: Parts, now: number): Promise<void> {
+	const current = await storage.getAlarm();
+	const { intervalMs, maxRows } = flushSettings(p.env);
+	// Never later than the flush interval (an alarm set only for pruning may be days away),
+	// and never before a D1 retry's backoff ends.
+	const due = Math.max(openRows(p.store) >= maxRows ? now : now + intervalMs, p.store.state.retries.flush.retryAt);
+	if (current === null || due < current) await storage.setAlarm(due);
+}
+
+/** After an alarm or a flush: re-arms only if work remains. */
+export async function rearm(storage: DurableObjectStorage, p: Parts, now: number): Promise<void> {
+	const due = nextAlarm(alarmInputs(p, now));
+	if (due === null) await storage.deleteAlarm();
+	else await storage.setAlarm(due);
+}

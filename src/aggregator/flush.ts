@@ -68,3 +68,14 @@ export async function flushOnce(p: Parts, now: number): Promise<number | null> {
 	await reportHealth(p, now);
 	return count;
 }
+
+/** Flushes batch after batch, at most `max` of them, until the aggregator is idle; returns rows flushed. */
+export async function flushUpTo(p: Parts, max: number): Promise<number> {
+	let rows = 0;
+	for (let i = 0; i < max; i++) {
+		const count = await flushOnce(p, Date.now());
+		if (count === null) break;
+		rows += count;
+	}
+	return rows;
+}

@@ -73,7 +73,7 @@ export function analyticsOf(request: object): Analytics | undefined {
 export function withAnalytics<Env = any>(options: IttyAnalyticsOptions<Env>): IttyAnalytics<Env> {
 	const event = eventName(options);
 	const userCatch = options?.catch;
-	const attach = (request: RoutedRequest, env: Env, ctx: ContextLike, start: number | undefined): RequestState | undefined => {
+	const attach = (request: RoutedRequest, env: Env, ctx: ContextLike, start?: number): RequestState | undefined => {
 		try {
 			const analytics = clientFor(options, env, ctx, request as unknown as Request);
 			const state: RequestState = { analytics, start, error: undefined, recorded: false };
@@ -85,12 +85,13 @@ export function withAnalytics<Env = any>(options: IttyAnalyticsOptions<Env>): It
 			return undefined;
 		}
 	};
-	const record = (request: RoutedRequest, env: Env, ctx: ContextLike, response: unknown, thrown?: unknown): void => {
+	const record = (request: RoutedRequest, env: Env, ctx: ContextLike, outcome: { response?: unknown; thrown?: unknown }): void => {
 		try {
-			const state = (request as unknown as Record<symbol, RequestState | undefined>)[STATE] ?? attach(request, env, ctx, undefined);
+			const state = (request as unknown as Record<symbol, RequestState | undefined>)[STATE] ?? attach(request, env, ctx);
 			if (!state || state.recorded) return;
 			state.recorded = true;
 			const route = typeof request.route === "string" ? request.route : UNMATCHED_ROUTE;
+			const { response, thrown } = outcome;
 			const status = thrown !== undefined ? 500 : statusOf(response);
 			const duration = state.start === undefined ? undefined : Date.now() - state.start;
 			finish(state.analytics, event, request.method, route, status, duration, thrown ?? state.error);
@@ -111,18 +112,18 @@ export function withAnalytics<Env = any>(options: IttyAnalyticsOptions<Env>): It
 			}
 			// itty skips `finally` when the catch handler throws: record here, then rethrow.
 			if (typeof userCatch !== "function") {
-				record(request, env, ctx, undefined, error);
+				record(request, env, ctx, { thrown: error });
 				throw error;
 			}
 			try {
 				return await userCatch(error, request, env, ctx);
 			} catch (again) {
-				record(request, env, ctx, undefined, again);
+				record(request, env, ctx, { thrown: again });
 				throw again;
 			}
 		},
 		finally(response, request, env, ctx) {
-			record(request, env, ctx, response);
+			record(request, env, ctx, { response });
 		},
 	};
 }

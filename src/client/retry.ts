@@ -12,15 +12,15 @@ export interface RetryPolicy {
 export class SendError extends Error {
 	override name = "MeterlineSendError";
 
-	constructor(
-		message: string,
-		/** The HTTP status, or the one an RPC error names; undefined for a network or queue error. */
-		readonly status?: number,
-		/** Milliseconds the server asked us to wait. */
-		readonly retryAfter?: number,
-		options?: { cause?: unknown },
-	) {
-		super(message, options);
+	/** The HTTP status, or the one an RPC error names; undefined for a network or queue error. */
+	readonly status?: number;
+	/** Milliseconds the server asked us to wait. */
+	readonly retryAfter?: number;
+
+	constructor(message: string, options: { status?: number; retryAfter?: number; cause?: unknown } = {}) {
+		super(message, { cause: options.cause });
+		this.status = options.status;
+		this.retryAfter = options.retryAfter;
 	}
 
 	/** Network errors, 429 and 5xx may pass; any other answer would be the same next time. */

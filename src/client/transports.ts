@@ -116,7 +116,7 @@ function withinLimits(json: string[]): [number, number][] {
 function rpcError(err: unknown): never {
 	const message = err instanceof Error ? err.message : String(err);
 	const status = /^([1-5]\d\d) /.exec(message);
-	throw status ? new SendError(message, Number(status[1]), undefined, { cause: err }) : err;
+	throw status ? new SendError(message, { status: Number(status[1]), cause: err }) : err;
 }
 
 function endpointSender(transport: Extract<Transport, { endpoint: unknown }>, policy: RetryPolicy): Sender {
@@ -132,11 +132,10 @@ function endpointSender(transport: Extract<Transport, { endpoint: unknown }>, po
 			return;
 		}
 		const text = await response.text().catch(() => "");
-		throw new SendError(
-			`POST ${url} answered ${response.status}: ${text.slice(0, 500)}`,
-			response.status,
-			parseRetryAfter(response.headers.get("retry-after")),
-		);
+		throw new SendError(`POST ${url} answered ${response.status}: ${text.slice(0, 500)}`, {
+			status: response.status,
+			retryAfter: parseRetryAfter(response.headers.get("retry-after")),
+		});
 	};
 	return sendParts(policy, (events) => {
 		// Split by count and by body size, serializing each event once.
