@@ -8,7 +8,7 @@ import type { ArchivedEvent } from "../sinks/archive.js";
 import { backfillPart, type BackfillResult } from "./backfill.js";
 import type { KeyFilter } from "../sinks/d1/rollups.js";
 import type { RollupSpec } from "../sinks/rollups.js";
-import { armAfterIngest, rearm } from "./alarm.js";
+import { armFlush, rearm } from "./alarm.js";
 import { IdMemory } from "./dedupe.js";
 import { flushUpTo } from "./flush.js";
 import { housekeep } from "./housekeeping.js";
@@ -74,7 +74,7 @@ export class TenantAggregator extends DurableObject<Env> {
 	async ingest(tenant: string, events: QueuedEvent[]): Promise<IngestResult> {
 		const now = Date.now();
 		const result = ingestSlice(this.parts, tenant, events, now, (claimed) => this.claimTenant(claimed));
-		await armAfterIngest(this.ctx.storage, this.parts, now);
+		await this.armAfterIngest(now);
 		return result;
 	}
 
@@ -106,7 +106,7 @@ export class TenantAggregator extends DurableObject<Env> {
 	async backfillMeter(tenant: string, meterId: number, part: string, events: ArchivedEvent[]): Promise<BackfillResult> {
 		const now = Date.now();
 		const result = this.owned(tenant, "check", () => backfillPart(this.parts, meterId, part, events, now));
-		await armAfterIngest(this.ctx.storage, this.parts, now);
+		await this.armAfterIngest(now);
 		return result;
 	}
 
@@ -186,6 +186,11 @@ export class TenantAggregator extends DurableObject<Env> {
 			env: this.env,
 			sinks: this.sinks,
 		};
+	}
+
+	/** The last step of every ingest; a named method so the fault tests can fail an RPC after its commit. */
+	private async armAfterIngest(now: number): Promise<void> {
+		await armFlush(this.ctx.storage, this.parts, now);
 	}
 
 	private async exclusive<T>(work: () => Promise<T>): Promise<T> {

@@ -84,7 +84,7 @@ export function alarmInputs(p: Parts, now: number): AlarmInputs {
 }
 
 /** After an ingest: arms the flush alarm if none is set, or pulls it forward once enough rows are pending. */
-export async function armAfterIngest(storage: DurableObjectStorage, p: Parts, now: number): Promise<void> {
+export async function armFlush(storage: DurableObjectStorage, p: Parts, now: number): Promise<void> {
 	const current = await storage.getAlarm();
 	const { intervalMs, maxRows } = flushSettings(p.env);
 	// Never later than the flush interval (an alarm set only for pruning may be days away),
