@@ -29,8 +29,21 @@ export function archiveSettings(env: Env): { enabled: boolean; intervalMs: numbe
 	return { enabled: bound && env.ARCHIVE_INTERVAL_MS !== "0", intervalMs: positive(env.ARCHIVE_INTERVAL_MS, 60_000) };
 }
 
-/** Keeps `events` for the archive, in rows of at most ROW_CHARS; call inside the ingest's transaction. */
-export function keepForArchive(store: Store, events: readonly QueuedEvent[], now: number): void {
+/**
+ * Keeps `events` for the archive, in rows of at most ROW_CHARS; call inside the ingest's
+ * transaction. `json`, when given, is exactly these events as JSON arrays (what the consumer sent,
+ * one per queue message, each far below a row): rows are joined from them, nothing is serialized
+ * again. Otherwise the events are serialized whole, once, and event by event only when they must
+ * be split.
+ */
+export function keepForArchive(store: Store, events: readonly QueuedEvent[], now: number, json?: readonly string[]): void {
+	if (events.length === 0) return;
+	let parts: readonly string[];
+	if (json !== undefined) parts = json.map((array) => array.slice(1, -1));
+	else {
+		const whole = JSON.stringify(events);
+		parts = whole.length <= ROW_CHARS ? [whole.slice(1, -1)] : events.map((event) => JSON.stringify(event));
+	}
 	let chunk: string[] = [];
 	let chars = 0;
 	const write = () => {
@@ -39,11 +52,12 @@ export function keepForArchive(store: Store, events: readonly QueuedEvent[], now
 		chunk = [];
 		chars = 0;
 	};
-	for (const event of events) {
-		const text = JSON.stringify(event);
-		if (chars + text.length > ROW_CHARS) write();
-		chunk.push(text);
-		chars += text.length + 1;
+	for (const part of parts) {
+		// An empty array's part is empty: it adds no event (and no comma).
+		if (part.length === 0) continue;
+		if (chars + part.length > ROW_CHARS) write();
+		chunk.push(part);
+		chars += part.length + 1;
 	}
 	write();
 }

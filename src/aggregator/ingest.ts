@@ -31,9 +31,18 @@ function cappedReason(env: Env): string {
 /**
  * Counts a slice, durably, and returns what happened. `claim` runs first inside the transaction
  * (the tenant check). Memory (the id index, the known names) follows only once storage has
- * committed; if anything throws, both are as they were.
+ * committed; if anything throws, both are as they were. `json`, when given, is `events` as JSON
+ * arrays (one per queue message): the archive keeps them as they are when every event is new (the
+ * usual case).
  */
-export function ingestSlice(p: Parts, tenant: string, events: QueuedEvent[], now: number, claim: (tenant: string) => void): IngestResult {
+export function ingestSlice(
+	p: Parts,
+	tenant: string,
+	events: QueuedEvent[],
+	now: number,
+	claim: (tenant: string) => void,
+	json?: readonly string[],
+): IngestResult {
 	const refused: RefusedEvent[] = [];
 	const inWindow = events.filter((event) => {
 		if (event.timestamp >= now - DEDUPE_WINDOW_MS) return true;
@@ -70,7 +79,8 @@ export function ingestSlice(p: Parts, tenant: string, events: QueuedEvent[], now
 					},
 				});
 				addToOpen(p.store, folded);
-				if (archiveSettings(p.env).enabled) keepForArchive(p.store, admitted, now);
+				if (archiveSettings(p.env).enabled)
+					keepForArchive(p.store, admitted, now, admitted.length === events.length ? json : undefined);
 				p.meterGroups.save();
 				const duplicates = inWindow.length - fresh.length;
 				const counters = state.counters;

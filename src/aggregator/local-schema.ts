@@ -83,6 +83,12 @@ const MIGRATIONS: readonly (string | ((sql: SqlStorage) => void))[] = [
 	// Archive parts already replayed through a meter (POST /v1/admin/backfill), so a replay counts once.
 	`CREATE TABLE backfilled_parts (meter INTEGER NOT NULL, part TEXT NOT NULL, events INTEGER NOT NULL, at INTEGER NOT NULL,
 		PRIMARY KEY (meter, part)) WITHOUT ROWID;`,
+	// The archive outbox's events last: every alarm sums `chars` and finds the oldest `at`, and a
+	// column after a row's megabyte of JSON is only reached through its overflow pages.
+	`CREATE TABLE pending_archive_v9 (seq INTEGER PRIMARY KEY, chars INTEGER NOT NULL, at INTEGER NOT NULL, events TEXT NOT NULL);
+	 INSERT INTO pending_archive_v9 (seq, chars, at, events) SELECT seq, chars, at, events FROM pending_archive;
+	 DROP TABLE pending_archive;
+	 ALTER TABLE pending_archive_v9 RENAME TO pending_archive;`,
 ];
 
 /**
@@ -143,17 +149,21 @@ function carryOverVersion3(sql: SqlStorage): void {
 	sql.exec("DROP TABLE meta; DROP TABLE counters; DROP TABLE analytics_outbox; DROP TABLE seen_events;");
 }
 
-/** Applies the migrations this storage has not seen yet, each in its own transaction. Call inside blockConcurrencyWhile. */
+/**
+ * Applies the migrations this storage has not seen yet, all in one transaction: a new object (every
+ * new tenant) runs every migration, and one commit starts it faster than one per migration, while
+ * a failure still leaves the storage as it was. Call inside blockConcurrencyWhile.
+ */
 export function migrate(storage: DurableObjectStorage): void {
 	const { sql } = storage;
-	sql.exec("CREATE TABLE IF NOT EXISTS _migrations (version INTEGER PRIMARY KEY)");
-	const applied = sql.exec<{ version: number }>("SELECT coalesce(max(version), 0) AS version FROM _migrations").one().version;
-	for (let version = applied + 1; version <= MIGRATIONS.length; version++) {
-		const migration = MIGRATIONS[version - 1]!;
-		storage.transactionSync(() => {
+	storage.transactionSync(() => {
+		sql.exec("CREATE TABLE IF NOT EXISTS _migrations (version INTEGER PRIMARY KEY)");
+		const applied = sql.exec<{ version: number }>("SELECT coalesce(max(version), 0) AS version FROM _migrations").one().version;
+		for (let version = applied + 1; version <= MIGRATIONS.length; version++) {
+			const migration = MIGRATIONS[version - 1]!;
 			if (typeof migration === "string") sql.exec(migration);
 			else migration(sql);
 			sql.exec("INSERT INTO _migrations (version) VALUES (?)", version);
-		});
-	}
+		}
+	});
 }

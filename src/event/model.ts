@@ -29,6 +29,11 @@ export interface EventsMessage {
 	events: QueuedEvent[];
 }
 
+/** A slice's events as the consumer hands them to the aggregator: the JSON of each message's events array. */
+export interface EventsJson {
+	json: string[];
+}
+
 const DAY_MS = 86_400_000;
 
 /** Bounds on a request and on time, for the validator and everything that sizes by it. */

@@ -22,20 +22,66 @@ export function emptyText(kind: TextMeasure): string {
 	return JSON.stringify({ v: [] });
 }
 
+/** How one kind of text measure is decoded, merged and encoded. */
+interface Codec<T> {
+	decode(text: string): T;
+	/** Merges `b` into `a` and returns the result (which may be `a`, changed). */
+	merge(a: T, b: T): T;
+	encode(value: T): string;
+}
+
+const CODECS: { [K in TextMeasure]: Codec<unknown> } = {
+	durations: codec({ decode: decodeDurations, merge: (a, b) => (mergeDurations(a, b), a), encode: encodeDurations }),
+	users: codec({ decode: decodeUnique, merge: (a, b) => (mergeSketch(a, b), a), encode: encodeUnique }),
+	distinct: codec({
+		decode: (text) => JSON.parse(text) as DistinctValues,
+		merge: mergeDistinct,
+		encode: (value) => JSON.stringify(value),
+	}),
+};
+
+function codec<T>(c: Codec<T>): Codec<unknown> {
+	return c as Codec<unknown>;
+}
+
+/**
+ * Merges many stored texts of one kind, decoding each once and encoding the result once: merging
+ * them pair by pair would decode and re-encode the growing sketch for every text. null is "no data".
+ */
+export class TextMerge {
+	private readonly codec: Codec<unknown>;
+	/** The one text seen so far, while nothing was merged: returned as it is. */
+	private single: string | null;
+	private value: unknown = undefined;
+
+	constructor(kind: TextMeasure, first: string | null) {
+		this.codec = CODECS[kind];
+		this.single = first;
+	}
+
+	add(text: string | null): void {
+		if (text === null) return;
+		if (this.value === undefined) {
+			if (this.single === null) {
+				this.single = text;
+				return;
+			}
+			this.value = this.codec.decode(this.single);
+			this.single = null;
+		}
+		this.value = this.codec.merge(this.value, this.codec.decode(text));
+	}
+
+	text(): string | null {
+		return this.value === undefined ? this.single : this.codec.encode(this.value);
+	}
+}
+
 /** Merges two stored texts of one kind; null is "no data". */
 export function mergeMeasureText(kind: TextMeasure, a: string | null, b: string | null): string | null {
-	if (a === null || b === null) return a ?? b;
-	if (kind === "durations") {
-		const into = decodeDurations(a);
-		mergeDurations(into, decodeDurations(b));
-		return encodeDurations(into);
-	}
-	if (kind === "users") {
-		const into = decodeUnique(a);
-		mergeSketch(into, decodeUnique(b));
-		return encodeUnique(into);
-	}
-	return JSON.stringify(mergeDistinct(JSON.parse(a) as DistinctValues, JSON.parse(b) as DistinctValues));
+	const merge = new TextMerge(kind, a);
+	merge.add(b);
+	return merge.text();
 }
 
 /** The union of two value sets: exact while it holds at most DISTINCT_EXACT_LIMIT values. */

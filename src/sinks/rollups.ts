@@ -2,7 +2,7 @@
 // sinks: keys plus mergeable measures. Every measure merges by sum, min, max, an exact sum, the
 // latest value, or a sketch merge, so rollups add up in any order and any grouping, and a flush
 // is just a merge into D1.
-import { mergeMeasureText, type TextMeasure } from "./measures.js";
+import { mergeMeasureText, TextMerge, type TextMeasure } from "./measures.js";
 
 /**
  * How a measure merges. "exact" is a sum of integer micro-units carried past int64: it is stored
@@ -199,8 +199,17 @@ export function onConflictMerge(spec: RollupSpec, conflictKeys: readonly string[
 	return `ON CONFLICT (${conflictKeys.join(", ")}) DO UPDATE SET ${sets.join(", ")}`;
 }
 
-/** Merges `row` into `into` in place, by the spec's rules (exact sums in BigInt). */
-export function mergeRow(spec: RollupSpec, into: RollupRow, row: RollupRow): void {
+/**
+ * Merges `row` into `into` in place, by the spec's rules (exact sums in BigInt). `mergeText`, when
+ * given, takes each text measure instead (to merge many rows' sketches at once); otherwise the
+ * texts are merged here, pair by pair.
+ */
+export function mergeRow(
+	spec: RollupSpec,
+	into: RollupRow,
+	row: RollupRow,
+	mergeText?: (name: string, kind: TextMeasure, text: string | null) => void,
+): void {
 	for (const [name, merge] of Object.entries(spec.measures)) {
 		const a = into[name] ?? null;
 		const b = row[name] ?? null;
@@ -217,18 +226,34 @@ export function mergeRow(spec: RollupSpec, into: RollupRow, row: RollupRow): voi
 		} else if (merge === "min" || merge === "max") {
 			if (a === null || b === null) into[name] = a ?? b;
 			else into[name] = merge === "min" ? Math.min(Number(a), Number(b)) : Math.max(Number(a), Number(b));
-		} else into[name] = mergeMeasureText(merge, a as string | null, b as string | null);
+		} else if (mergeText) mergeText(name, merge, b as string | null);
+		else into[name] = mergeMeasureText(merge, a as string | null, b as string | null);
 	}
 }
 
-/** Merges rows into a map by their full key, each row copied before anything is merged into it. */
+/**
+ * Merges rows into a map by their full key, each row copied before anything is merged into it.
+ * A key's text measures (sketches) are decoded once and encoded once, however many rows it has: a
+ * flush merges every chunk's row of a busy key, and re-encoding per row dominated its CPU.
+ */
 export function mergeInto(spec: RollupSpec, into: Map<string, RollupRow>, rows: Iterable<RollupRow>): void {
+	const texts = new Map<RollupRow, Map<string, TextMerge>>();
 	for (const row of rows) {
 		const key = rowKey(spec, row);
 		const existing = into.get(key);
-		if (existing) mergeRow(spec, existing, row);
-		else into.set(key, { ...row });
+		if (!existing) {
+			into.set(key, { ...row });
+			continue;
+		}
+		mergeRow(spec, existing, row, (name, kind, text) => {
+			let merges = texts.get(existing);
+			if (!merges) texts.set(existing, (merges = new Map()));
+			let merge = merges.get(name);
+			if (!merge) merges.set(name, (merge = new TextMerge(kind, (existing[name] ?? null) as string | null)));
+			merge.add(text);
+		});
 	}
+	for (const [row, merges] of texts) for (const [name, merge] of merges) row[name] = merge.text();
 }
 
 /** A JSON key that keeps any two rows' keys apart, whatever characters they hold. */

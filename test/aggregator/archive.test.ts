@@ -86,19 +86,25 @@ describe("the raw-event archive", () => {
 		await deliver([eventsMessage("m1", tenant.id, events())]);
 		// A redelivery and a duplicate id: neither is archived again.
 		await deliver([eventsMessage("m1", tenant.id, events()), eventsMessage("m2", tenant.id, [events()[1]!])]);
+		// A slice of a duplicate and a new event: only the new one is archived (not the slice as sent).
+		const e4: QueuedEvent = { id: "e4", event: "signup", timestamp: TODAY + 2 };
+		await deliver([eventsMessage("m3", tenant.id, [events()[2]!, e4])]);
 		expect(await runDurableObjectAlarm(stub)).toBe(true);
 		expect(await r2Keys(tenant)).toEqual([]);
 
 		advanceClock(60_000);
 		expect(await runDurableObjectAlarm(stub)).toBe(true);
 		const [e1, e2, e3] = events();
-		expect(await archivedRows(tenant)).toEqual({ "2100-03-09": [row(e1!, NOW)], "2100-03-10": [row(e2!, NOW), row(e3!, NOW)] });
+		expect(await archivedRows(tenant)).toEqual({
+			"2100-03-09": [row(e1!, NOW)],
+			"2100-03-10": [row(e2!, NOW), row(e3!, NOW), row(e4, NOW)],
+		});
 		const keys = await r2Keys(tenant);
 		expect(keys.map((key) => key.replace(/\/[^/]+-(\d{12})\.parquet$/, "/…-$1"))).toEqual([
 			`tenant=${tenant.id}/date=2100-03-09/…-000000000001`,
 			`tenant=${tenant.id}/date=2100-03-10/…-000000000001`,
 		]);
-		expect((await getJson<{ archived: number }>("/v1/metrics", tenant.readKey)).archived).toBe(3);
+		expect((await getJson<{ archived: number }>("/v1/metrics", tenant.readKey)).archived).toBe(4);
 		// Nothing is left to archive: no further alarm writes anything, and ARCHIVE_INTERVAL_MS "0" (the
 		// tests' default) keeps nothing at all.
 		advanceClock(10 * 60_000);
@@ -142,6 +148,32 @@ describe("the raw-event archive", () => {
 		// The failed, the crashed and the final attempt all wrote the same two keys.
 		expect(new Set(writes)).toEqual(new Set(await r2Keys(tenant)));
 		expect((await r2Keys(tenant)).length).toBe(2);
+	});
+
+	it("splits a slice over the row size into several outbox rows, from the consumer's text and from objects, each event once", async () => {
+		const tenant = await createTenant();
+		const stub = env.AGGREGATOR.getByName(tenant.id);
+		await archiveOn(tenant.id);
+		// 10 KB of properties per event: 120 events (1.2 million characters) pass one row's million.
+		const big = (prefix: string, n: number): QueuedEvent[] =>
+			Array.from({ length: n }, (_, i) => ({
+				id: `${prefix}${i}`,
+				event: "blob",
+				timestamp: TODAY + i,
+				properties: { pad: "x".repeat(10_000) },
+			}));
+		const sent = big("c", 120);
+		await deliver(Array.from({ length: 10 }, (_, m) => eventsMessage(`m${m}`, tenant.id, sent.slice(m * 12, m * 12 + 12))));
+		const direct = big("d", 120);
+		expect(await stub.ingest(tenant.id, direct)).toEqual({ accepted: 120, duplicates: 0, refused: [] });
+		const rows = await runInDurableObject(stub, (_: TenantAggregator, state) =>
+			state.storage.sql.exec<{ events: string }>("SELECT events FROM pending_archive ORDER BY seq").toArray(),
+		);
+		const kept = rows.map((r) => JSON.parse(r.events) as QueuedEvent[]);
+		// The consumer's slice splits between whole messages (8 of 12 events fit a row), the objects between events.
+		expect(kept.map((list) => list.length)).toEqual([96, 24, 99, 21]);
+		expect(rows.every((r) => r.events.length <= 1_000_000)).toBe(true);
+		expect(kept.flat()).toEqual([...sent, ...direct]);
 	});
 
 	it("answers 400 for a bad range and 404 for a missing part, and lists nothing of another tenant", async () => {

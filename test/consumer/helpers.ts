@@ -4,7 +4,7 @@
 import { runInDurableObject } from "cloudflare:test";
 import { env, exports } from "cloudflare:workers";
 import type { TenantAggregator } from "../../src/aggregator/aggregator";
-import type { QueuedEvent } from "../../src/event/model";
+import type { EventsJson, QueuedEvent } from "../../src/event/model";
 import type { DeadLetterRow as StoredDeadLetter } from "../../src/sinks/d1/dead-letters";
 import { d1Rows, EXACT_MICROS } from "../aggregator/helpers";
 import { ADMIN_TOKEN, getJson, postJson } from "../helpers";
@@ -112,8 +112,10 @@ export function loggingAggregators(): { namespace: Env["AGGREGATOR"]; log: RpcLo
 			log.getByName.push(name);
 			const stub = env.AGGREGATOR.getByName(name);
 			return {
-				ingest(tenant: string, events: QueuedEvent[]) {
-					log.ingest.push({ name, tenant, ids: events.map((event) => event.id) });
+				// The consumer sends the events as JSON text, one array per message.
+				ingest(tenant: string, events: QueuedEvent[] | EventsJson) {
+					const list = Array.isArray(events) ? events : events.json.flatMap((text) => JSON.parse(text) as QueuedEvent[]);
+					log.ingest.push({ name, tenant, ids: list.map((event) => event.id) });
 					return stub.ingest(tenant, events);
 				},
 			};
