@@ -76,8 +76,8 @@ export class TenantAggregator extends DurableObject<Env> {
 	 */
 	async ingest(tenant: string, events: QueuedEvent[] | EventsJson): Promise<IngestResult> {
 		const now = Date.now();
+		const list = Array.isArray(events) ? events : events.json.flatMap((text) => JSON.parse(text) as QueuedEvent[]);
 		const json = Array.isArray(events) ? undefined : events.json;
-		const list = json === undefined ? (events as QueuedEvent[]) : json.flatMap((text) => JSON.parse(text) as QueuedEvent[]);
 		const result = ingestSlice(this.parts, tenant, list, now, (claimed) => this.claimTenant(claimed), json);
 		await this.armAfterIngest(now);
 		return result;

@@ -1,6 +1,6 @@
 // The queue consumer: one RPC per tenant per batch, ack only what the aggregators made durable.
 import { checkEventsMessage } from "../event/guard.js";
-import { type EventsMessage, type QueuedEvent } from "../event/model.js";
+import type { EventsMessage } from "../event/model.js";
 import { PIPELINE_WIDE } from "../sinks/d1/metrics.js";
 import { countProducer, reportProducerCounters } from "../sinks/counters.js";
 import { backoffMs, type BackoffPolicy } from "../shared/backoff.js";
@@ -63,7 +63,8 @@ async function deadLetterRefused(
 }
 
 interface TenantSlice {
-	events: QueuedEvent[];
+	/** Events in the slice's messages (for the log; the events travel as each message's JSON). */
+	events: number;
 	messages: Message<unknown>[];
 }
 
@@ -79,8 +80,8 @@ export async function consumeEvents(batch: MessageBatch<unknown>, env: Env, ctx?
 		}
 		const body = message.body as EventsMessage;
 		let slice = slices.get(body.tenant);
-		if (!slice) slices.set(body.tenant, (slice = { events: [], messages: [] }));
-		slice.events.push(...body.events);
+		if (!slice) slices.set(body.tenant, (slice = { events: 0, messages: [] }));
+		slice.events += body.events.length;
 		slice.messages.push(message);
 	}
 
@@ -94,7 +95,7 @@ export async function consumeEvents(batch: MessageBatch<unknown>, env: Env, ctx?
 				const json = slice.messages.map((message) => JSON.stringify((message.body as EventsMessage).events));
 				({ refused } = await env.AGGREGATOR.getByName(tenant).ingest(tenant, { json }));
 			} catch (err) {
-				console.error("aggregator ingest failed", { tenant, events: slice.events.length }, err);
+				console.error("aggregator ingest failed", { tenant, events: slice.events }, err);
 				for (const message of slice.messages) failed.add(message);
 				return;
 			}

@@ -234,7 +234,7 @@ export function mergeRow(
 /**
  * Merges rows into a map by their full key, each row copied before anything is merged into it.
  * A key's text measures (sketches) are decoded once and encoded once, however many rows it has: a
- * flush merges every chunk's row of a busy key, and re-encoding per row dominated its CPU.
+ * flush merges every chunk's row of a busy key, and re-encoding per row was a large share of its CPU.
  */
 export function mergeInto(spec: RollupSpec, into: Map<string, RollupRow>, rows: Iterable<RollupRow>): void {
 	const texts = new Map<RollupRow, Map<string, TextMerge>>();
