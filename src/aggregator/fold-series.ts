@@ -55,16 +55,17 @@ export function foldSeries(
 		const { duration, statusCode } = event.performance ?? {};
 		const error = statusCode !== undefined && statusCode >= 500;
 		const user = event.userId === undefined ? null : hash53(event.userId);
-		const add = (row: FoldingRow) => {
+		for (const row of [
+			group.total,
+			rowOf(group, 0, routeOf(event)),
+			rowOf(group, 1, statusCode === undefined ? "" : String(statusCode)),
+			rowOf(group, 2, event.country ?? ""),
+		]) {
 			row.count++;
 			if (error) row.errors++;
 			if (duration !== undefined) addDuration(row.durations, duration);
 			if (user !== null) addHash(row.users, user);
-		};
-		add(group.total);
-		add(rowOf(group, 0, routeOf(event)));
-		add(rowOf(group, 1, statusCode === undefined ? "" : String(statusCode)));
-		add(rowOf(group, 2, event.country ?? ""));
+		}
 	}
 	const out = new Map<string, RollupRow>();
 	for (const group of groups.values()) {

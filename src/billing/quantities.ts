@@ -3,7 +3,7 @@
 // read live (D1 plus what the aggregator has not flushed yet), exactly, in micro-units.
 import { liveReports, livePackedRows } from "../read/live.js";
 import { meterMicros } from "../read/meter-query.js";
-import { ADJUSTMENT_ROLLUP, METER_ROLLUP, mergeRow, USAGE_ROLLUP, type RollupRow } from "../sinks/rollups.js";
+import { ADJUSTMENT_ROLLUP, METER_ROLLUP, RowMerge, USAGE_ROLLUP, type RollupRow } from "../sinks/rollups.js";
 import type { MeterAggregation } from "../meters/model.js";
 import type { RateCardTarget } from "./plan-model.js";
 
@@ -78,11 +78,13 @@ export async function measure(
 		reads.push(
 			livePackedRows(env, tenant, METER_ROLLUP, from, to, { meter: meter.id, customer: [...customers] }).then((rows) => {
 				const byCustomer = new Map<string, RollupRow>();
+				const merging = new RowMerge(METER_ROLLUP);
 				for (const row of rows) {
 					const merged = byCustomer.get(row.customer as string);
-					if (merged) mergeRow(METER_ROLLUP, merged, row);
+					if (merged) merging.into(merged, row);
 					else byCustomer.set(row.customer as string, { ...row });
 				}
+				merging.finish();
 				for (const [customer, row] of byCustomer) {
 					const { micros, estimated } = meterMicros(meter.aggregation, row);
 					if (micros !== null) add(customer, key, micros, estimated);

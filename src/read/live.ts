@@ -1,7 +1,7 @@
 // Reads that include what the aggregator holds but has not flushed yet, merged with D1 exactly once:
 // a report is visible as soon as its events are aggregated, not when the next flush lands.
 import type { PendingSnapshot } from "../aggregator/snapshot.js";
-import { fromSql, mergeInto, mergeRow, type RollupRow, type RollupSpec } from "../sinks/rollups.js";
+import { fromSql, mergeInto, RowMerge, type RollupRow, type RollupSpec } from "../sinks/rollups.js";
 import {
 	BUCKET_PREFIX,
 	ledgerStatement,
@@ -175,10 +175,11 @@ function merge(
 	prefix: number,
 ): ReportRow[] {
 	const rows = new Map<string, ReportRow>();
+	const merging = new RowMerge(spec);
 	const add = (row: ReportRow) => {
 		const key = JSON.stringify([row.bucket, ...keys.map((k) => row[k])]);
 		const existing = rows.get(key);
-		if (existing) mergeRow(spec, existing, row);
+		if (existing) merging.into(existing, row);
 		else rows.set(key, row);
 	};
 	for (const raw of d1) add(fromReport(spec, keys, raw));
@@ -189,6 +190,7 @@ function merge(
 		for (const measure of Object.keys(spec.measures)) grouped[measure] = row[measure] ?? null;
 		add(grouped);
 	}
+	merging.finish();
 	return [...rows.values()].sort((a, b) => compare(keys, a, b));
 }
 

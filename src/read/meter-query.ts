@@ -10,7 +10,7 @@ import { ApiError, invalidField, json } from "../shared/errors.js";
 import { compareCodePoints } from "../shared/order.js";
 import { authenticate } from "../http/auth.js";
 import { countDistinct, mergeDistinct, type DistinctValues } from "../sinks/measures.js";
-import { METER_ROLLUP, mergeRow, type RollupRow } from "../sinks/rollups.js";
+import { METER_ROLLUP, RowMerge, type RollupRow } from "../sinks/rollups.js";
 import { livePackedRows } from "./live.js";
 import { onAggregator, slugParam } from "./meters.js";
 import { currentUtcMonth, parseInstant } from "./range.js";
@@ -103,6 +103,7 @@ export async function queryMeterRoute(request: IRequest, env: Env): Promise<Resp
 	const groups = query.groupBy.filter((name) => name !== CUSTOMER);
 	const byCustomer = query.groupBy.includes(CUSTOMER);
 	const cells = new Map<string, { window: number; customer: string | null; groups: Record<string, string | null>; row: RollupRow }>();
+	const merging = new RowMerge(METER_ROLLUP);
 	let w = 0;
 	for (const row of rows.sort((a, b) => (a.minute! < b.minute! ? -1 : 1))) {
 		const values = JSON.parse(row.groups as string) as (string | null)[];
@@ -113,9 +114,10 @@ export async function queryMeterRoute(request: IRequest, env: Env): Promise<Resp
 		const group = Object.fromEntries(groups.map((name) => [name, values[keys.indexOf(name)] ?? null]));
 		const id = JSON.stringify([w, customer, group]);
 		const cell = cells.get(id);
-		if (cell) mergeRow(METER_ROLLUP, cell.row, row);
+		if (cell) merging.into(cell.row, row);
 		else cells.set(id, { window: w, customer, groups: group, row: { ...row } });
 	}
+	merging.finish();
 	if (cells.size > MAX_METER_POINTS)
 		throw invalidField("groupBy", `the answer would hold more than ${MAX_METER_POINTS} values; narrow the range or group by less`);
 	const data = [...cells.values()]

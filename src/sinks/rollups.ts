@@ -232,28 +232,44 @@ export function mergeRow(
 }
 
 /**
- * Merges rows into a map by their full key, each row copied before anything is merged into it.
- * A key's text measures (sketches) are decoded once and encoded once, however many rows it has: a
- * flush merges every chunk's row of a busy key, and re-encoding per row was a large share of its CPU.
+ * Many rows merged into fewer, in place, with each merged row's text measures (sketches) decoded
+ * once and encoded once however many rows it takes in: merged pair by pair, every row re-encoded
+ * the growing sketch, a large share of a flush's and a report's CPU. A merged row's text measures
+ * are final only after finish().
  */
-export function mergeInto(spec: RollupSpec, into: Map<string, RollupRow>, rows: Iterable<RollupRow>): void {
-	const texts = new Map<RollupRow, Map<string, TextMerge>>();
-	for (const row of rows) {
-		const key = rowKey(spec, row);
-		const existing = into.get(key);
-		if (!existing) {
-			into.set(key, { ...row });
-			continue;
-		}
-		mergeRow(spec, existing, row, (name, kind, text) => {
-			let merges = texts.get(existing);
-			if (!merges) texts.set(existing, (merges = new Map()));
+export class RowMerge {
+	private readonly texts = new Map<RollupRow, Map<string, TextMerge>>();
+
+	constructor(private readonly spec: RollupSpec) {}
+
+	/** Merges `row` into `into`, by the spec's rules. */
+	into(into: RollupRow, row: RollupRow): void {
+		mergeRow(this.spec, into, row, (name, kind, text) => {
+			let merges = this.texts.get(into);
+			if (!merges) this.texts.set(into, (merges = new Map()));
 			let merge = merges.get(name);
-			if (!merge) merges.set(name, (merge = new TextMerge(kind, (existing[name] ?? null) as string | null)));
+			if (!merge) merges.set(name, (merge = new TextMerge(kind, (into[name] ?? null) as string | null)));
 			merge.add(text);
 		});
 	}
-	for (const [row, merges] of texts) for (const [name, merge] of merges) row[name] = merge.text();
+
+	/** Writes every merged text measure into its row. */
+	finish(): void {
+		for (const [row, merges] of this.texts) for (const [name, merge] of merges) row[name] = merge.text();
+		this.texts.clear();
+	}
+}
+
+/** Merges rows into a map by their full key, each row copied before anything is merged into it. */
+export function mergeInto(spec: RollupSpec, into: Map<string, RollupRow>, rows: Iterable<RollupRow>): void {
+	const merging = new RowMerge(spec);
+	for (const row of rows) {
+		const key = rowKey(spec, row);
+		const existing = into.get(key);
+		if (existing) merging.into(existing, row);
+		else into.set(key, { ...row });
+	}
+	merging.finish();
 }
 
 /** A JSON key that keeps any two rows' keys apart, whatever characters they hold. */

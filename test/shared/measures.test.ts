@@ -49,9 +49,10 @@ describe("TextMerge", () => {
 	it("keeps a lone text as it was, ignores null, and gives null for no data", () => {
 		const lone = new TextMerge("users", null);
 		lone.add(null);
-		lone.add('{"e":[5]}');
+		// Spaced as no encoder writes it: re-encoding would drop the spaces.
+		lone.add('{ "e": [5] }');
 		lone.add(null);
-		expect(lone.text()).toBe('{"e":[5]}');
+		expect(lone.text()).toBe('{ "e": [5] }');
 		expect(new TextMerge("durations", null).text()).toBeNull();
 	});
 });
