@@ -174,7 +174,8 @@ export class RecordingQueue implements Queue {
 	}
 
 	private async forward<T>(bodies: unknown[], send: () => Promise<T>): Promise<T> {
-		this.calls.push(bodies.map((body) => structuredClone(body) as EventsMessage));
+		// The producer sends each message as its JSON text; a test reads the message it holds.
+		this.calls.push(bodies.map((body) => (typeof body === "string" ? JSON.parse(body) : structuredClone(body)) as EventsMessage));
 		const fail = this.fails(this.calls.length);
 		if (fail && !this.failAfterSend) {
 			this.failed++;

@@ -9,6 +9,7 @@ import { backfillPart, type BackfillResult } from "./backfill.js";
 import type { KeyFilter } from "../sinks/d1/rollups.js";
 import type { RollupSpec } from "../sinks/rollups.js";
 import { armFlush, rearm } from "./alarm.js";
+import { forgetForwarding } from "./archive.js";
 import { IdMemory } from "./dedupe.js";
 import { flushUpTo } from "./flush.js";
 import { housekeep } from "./housekeeping.js";
@@ -98,6 +99,11 @@ export class TenantAggregator extends DurableObject<Env> {
 		this.owned(tenant, "claim", () => storeSpill(this.store, events, now));
 		const current = await this.ctx.storage.getAlarm();
 		if (current === null || current > now) await this.ctx.storage.setAlarm(now);
+	}
+
+	/** A destination of the tenant was created or deleted: the next archived range asks D1 again whether to forward. */
+	async destinationsChanged(tenant: string): Promise<void> {
+		forgetForwarding(tenant);
 	}
 
 	/** Closes a month (later usage for it becomes adjustments), then flushes so D1 has the month complete. */

@@ -7,6 +7,8 @@
 import type { EventsMessage, QueuedEvent } from "../event/model.js";
 import { enqueueEvents } from "../event/pack.js";
 import { byDate, parquetOf, partKey, type ArchivedEvent } from "../sinks/archive.js";
+import { hasDestinations } from "../sinks/d1/destinations.js";
+import { TtlCache } from "../shared/ttl-cache.js";
 import type { Parts } from "./parts.js";
 import { positive } from "./parts.js";
 import { backOff, recovered, type Store } from "./state.js";
@@ -18,6 +20,37 @@ const PART_CHARS = 4_000_000;
 /** The forwarding queue, when this deployment forwards (its binding is optional). */
 function forwardQueue(env: Env): Queue<EventsMessage> | undefined {
 	return (env as Env & { FORWARD?: Queue<EventsMessage> }).FORWARD;
+}
+
+/**
+ * How long an aggregator trusts D1's answer to whether its tenant has a destination, as the
+ * forward consumer trusts its list (DESTINATIONS_CACHE_MS); creating or deleting one tells the
+ * aggregator at once (destinationsChanged).
+ */
+const DESTINATIONS_KNOWN_MS = 30_000;
+const forwarding = new TtlCache<boolean>(DESTINATIONS_KNOWN_MS);
+
+/**
+ * Whether this range goes to the forwarding queue: only while the tenant has a destination, since
+ * the forward consumer would read every event to deliver it nowhere. When D1 cannot tell, the
+ * range is sent anyway and the consumer decides.
+ */
+async function forwardsNow(env: Env, tenant: string, now: number): Promise<boolean> {
+	const known = forwarding.get(tenant, now);
+	if (known !== undefined) return known;
+	try {
+		const found = await hasDestinations(env.DB, tenant);
+		forwarding.set(tenant, found, now);
+		return found;
+	} catch (err) {
+		console.error("could not tell whether the tenant has destinations; forwarding anyway", { tenant }, err);
+		return true;
+	}
+}
+
+/** Forgets what this isolate knows of the tenant's destinations (one was created or deleted). */
+export function forgetForwarding(tenant: string): void {
+	forwarding.delete(tenant);
 }
 
 /**
@@ -108,11 +141,12 @@ export async function archiveOnce(p: Parts, now: number): Promise<number> {
 	try {
 		if (p.env.ARCHIVE !== undefined) {
 			for (const [date, list] of byDate(events)) {
-				await p.sinks.archive(partKey(store.state.tenant!, date, store.state.incarnation!, sealed.first), parquetOf(list));
+				await p.sinks.archive(partKey(store.state.tenant!, date, store.state.incarnation!, sealed), parquetOf(list));
 			}
 		}
 		const forward = forwardQueue(p.env);
-		if (forward !== undefined && events.length > 0) await enqueueEvents(forward, store.state.tenant!, events.map(withoutReceivedAt));
+		if (forward !== undefined && events.length > 0 && (await forwardsNow(p.env, store.state.tenant!, now)))
+			await enqueueEvents(forward, store.state.tenant!, events.map(withoutReceivedAt));
 	} catch (err) {
 		console.error("archiving or forwarding failed; the range stays sealed and is retried", err);
 		store.transact((s) => backOff(s, "archive", now));
@@ -138,7 +172,7 @@ function seal(store: Store): void {
 		last = row.seq;
 	}
 	store.transact((s) => {
-		s.archiveSealed = { first: rows[0]!.seq, last };
+		s.archiveSealed = { first: rows[0]!.seq, last, part: s.nextArchivePart++ };
 	});
 }
 

@@ -66,6 +66,11 @@ export interface AggregatorState {
 	incarnation: string | null;
 	nextBatch: number;
 	nextChunk: number;
+	/**
+	 * The number the next sealed archive range takes: it names the range's parts. Archive rows'
+	 * own numbers start again once the table is empty, so they cannot name parts.
+	 */
+	nextArchivePart: number;
 	/** When the oldest delta not yet sealed into a flush arrived. */
 	openSince: number | null;
 	/** The last flush D1 committed and this storage cleared. */
@@ -76,8 +81,11 @@ export interface AggregatorState {
 	healthReported: "healthy" | "failing";
 	/** Minutes flushed to D1's event_rollups and not yet folded into hours (epoch ms), or null. */
 	uncompacted: { oldest: number; newest: number } | null;
-	/** The archive rows being written to R2 (inclusive), or null: sealed first, so a retry writes the same parts. */
-	archiveSealed: { first: number; last: number } | null;
+	/**
+	 * The archive rows being written to R2 (inclusive) and the range's part number, or null: sealed
+	 * first, so a retry writes the same parts. A range sealed before part numbers has none.
+	 */
+	archiveSealed: { first: number; last: number; part?: number } | null;
 	retries: Record<RetryKind, Retry>;
 	counters: AggregatorCounters;
 	operations: AggregatorOperationCounts;
@@ -89,6 +97,7 @@ export function initialState(): AggregatorState {
 		incarnation: null,
 		nextBatch: 1,
 		nextChunk: 1,
+		nextArchivePart: 1,
 		openSince: null,
 		lastFlushId: null,
 		failingSince: null,

@@ -6,6 +6,7 @@ import { utf8Length } from "../shared/bytes.js";
 import { isPlainObject } from "../shared/objects.js";
 import { type EventsMessage, type QueuedEvent } from "../event/model.js";
 import { backoffMs, type BackoffPolicy } from "../shared/backoff.js";
+import { decodeQueueBody, UNDECODABLE } from "../event/guard.js";
 
 /** What the events consumer sends to the DLQ for a message it will never be able to process. */
 export interface DeadLetterEnvelope {
@@ -41,6 +42,12 @@ const MAX_RETRIES_EXHAUSTED = "delivery failed on every retry (max_retries exhau
 
 function tenantOf(body: unknown): string | null {
 	return isPlainObject(body) && typeof body.tenant === "string" ? body.tenant : null;
+}
+
+/** A message's body as D1 keeps it: the value of its JSON text when it is text (as replay sends it), else as delivered. */
+function keptBody(message: Message<unknown>): unknown {
+	const decoded = decodeQueueBody(message.body);
+	return decoded === UNDECODABLE ? message.body : decoded;
 }
 
 /**
@@ -88,14 +95,15 @@ export async function sendRefused(
 }
 
 function envelopeOf(message: Message<unknown>, reason: string): DeadLetterEnvelope {
+	const body = keptBody(message);
 	return {
 		deadLetter: 1,
 		id: message.id,
-		tenant: tenantOf(message.body),
+		tenant: tenantOf(body),
 		reason,
 		attempts: message.attempts,
 		firstFailedAt: message.timestamp.getTime(),
-		body: message.body,
+		body,
 	};
 }
 
@@ -157,10 +165,11 @@ export async function consumeDeadLetters(batch: MessageBatch<unknown>, env: Env)
 				last_failed_at: now,
 			};
 		}
+		const body = keptBody(message);
 		return {
 			id: message.id,
-			tenant: tenantOf(message.body),
-			body: superjson.stringify(message.body),
+			tenant: tenantOf(body),
+			body: superjson.stringify(body),
 			error: MAX_RETRIES_EXHAUSTED,
 			attempts: message.attempts,
 			first_failed_at: message.timestamp.toISOString(),

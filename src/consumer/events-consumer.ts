@@ -1,5 +1,5 @@
 // The queue consumer: one RPC per tenant per batch, ack only what the aggregators made durable.
-import { checkEventsMessage } from "../event/guard.js";
+import { checkEventsMessage, decodeQueueBody, eventsJsonOf } from "../event/guard.js";
 import type { EventsMessage } from "../event/model.js";
 import { PIPELINE_WIDE } from "../sinks/d1/metrics.js";
 import { countProducer, reportProducerCounters } from "../sinks/counters.js";
@@ -45,8 +45,8 @@ async function deadLetterRefused(
 	failed: Set<Message<unknown>>,
 ): Promise<void> {
 	const reasons = new Map(refused.map((r) => [r.id, r.reason]));
-	for (const message of slice.messages) {
-		const events = (message.body as EventsMessage).events.filter((event) => reasons.has(event.id));
+	for (const [i, message] of slice.messages.entries()) {
+		const events = slice.bodies[i]!.events.filter((event) => reasons.has(event.id));
 		if (events.length === 0) continue;
 		try {
 			await sendRefused(
@@ -66,6 +66,13 @@ interface TenantSlice {
 	/** Events in the slice's messages (for the log; the events travel as each message's JSON). */
 	events: number;
 	messages: Message<unknown>[];
+	/** Each message's body, decoded and checked. */
+	bodies: EventsMessage[];
+	/**
+	 * Each message's events as a JSON array: cheaper across the RPC than the objects, and the
+	 * aggregator archives it as it is.
+	 */
+	json: string[];
 }
 
 export async function consumeEvents(batch: MessageBatch<unknown>, env: Env, ctx?: ExecutionContext): Promise<void> {
@@ -73,16 +80,19 @@ export async function consumeEvents(batch: MessageBatch<unknown>, env: Env, ctx?
 	ctx?.waitUntil(reportProducerCounters(env));
 	const slices = new Map<string, TenantSlice>();
 	for (const message of batch.messages) {
-		const problem = checkEventsMessage(message.body);
+		const decoded = decodeQueueBody(message.body);
+		const problem = checkEventsMessage(decoded);
 		if (problem) {
 			await deadLetterPoison(env, message, problem);
 			continue;
 		}
-		const body = message.body as EventsMessage;
+		const body = decoded as EventsMessage;
 		let slice = slices.get(body.tenant);
-		if (!slice) slices.set(body.tenant, (slice = { events: 0, messages: [] }));
+		if (!slice) slices.set(body.tenant, (slice = { events: 0, messages: [], bodies: [], json: [] }));
 		slice.events += body.events.length;
 		slice.messages.push(message);
+		slice.bodies.push(body);
+		slice.json.push(eventsJsonOf(message.body, body));
 	}
 
 	const failed = new Set<Message<unknown>>();
@@ -90,10 +100,7 @@ export async function consumeEvents(batch: MessageBatch<unknown>, env: Env, ctx?
 		[...slices].map(async ([tenant, slice]) => {
 			let refused: IngestResult["refused"];
 			try {
-				// As JSON text, one array per message: cheaper across the RPC than the objects, and the
-				// aggregator archives it as it is.
-				const json = slice.messages.map((message) => JSON.stringify((message.body as EventsMessage).events));
-				({ refused } = await env.AGGREGATOR.getByName(tenant).ingest(tenant, { json }));
+				({ refused } = await env.AGGREGATOR.getByName(tenant).ingest(tenant, { json: slice.json }));
 			} catch (err) {
 				console.error("aggregator ingest failed", { tenant, events: slice.events }, err);
 				for (const message of slice.messages) failed.add(message);

@@ -3,13 +3,43 @@
 import type { FieldIssue } from "../shared/errors.js";
 import { isPlainObject } from "../shared/objects.js";
 import { checkCountry, checkKeys, checkPerformance, checkString } from "./fields.js";
-import { EVENT_FIELDS } from "./model.js";
+import { EVENT_FIELDS, type EventsMessage } from "./model.js";
+import { eventsPrefix } from "./pack.js";
 import { MAX_QUANTITY, MICROS_PER_UNIT } from "./quantity.js";
 
 const QUEUED_USAGE_FIELDS: ReadonlySet<string> = new Set(["sku", "unit", "micros"]);
 
+/** What a queue body that is not JSON text decodes to: a poison message. */
+export const UNDECODABLE = Symbol("undecodable");
+
+/**
+ * A queue body as a value: the producer sends JSON text (contentType "text"); objects still come
+ * from messages sent as "json" (the client's queue transport, replays, older deployments).
+ */
+export function decodeQueueBody(body: unknown): unknown {
+	if (typeof body !== "string") return body;
+	try {
+		return JSON.parse(body);
+	} catch {
+		return UNDECODABLE;
+	}
+}
+
+/**
+ * The events of a checked message as a JSON array: cut from the text the packer wrote when the
+ * body is that text (src/event/pack.ts), else serialized. The aggregator parses it again.
+ */
+export function eventsJsonOf(raw: unknown, message: EventsMessage): string {
+	if (typeof raw === "string") {
+		const prefix = eventsPrefix(message.tenant);
+		if (raw.startsWith(prefix) && raw.endsWith("]}") && Object.keys(message).length === 3) return raw.slice(prefix.length, -1);
+	}
+	return JSON.stringify(message.events);
+}
+
 /** The first problem of a queue body (a poison message), or null when it is a valid events message. */
 export function checkEventsMessage(body: unknown): string | null {
+	if (body === UNDECODABLE) return "not JSON text";
 	if (!isPlainObject(body) || body.v !== 1) return "not a v1 events message";
 	if (typeof body.tenant !== "string" || body.tenant.length === 0) return "missing tenant";
 	if (!Array.isArray(body.events)) return "events is not an array";

@@ -18,35 +18,62 @@ export const QUEUE_LIMITS: QueueLimits = {
 	batchMessages: 100,
 };
 
-/** Bytes of `{"v":1,"tenant":"…","events":[]}` around the events. */
-function envelopeBytes(tenant: string): number {
-	return utf8Length(JSON.stringify({ v: 1, tenant, events: [] }));
+/** One packed queue message: its events, the JSON text that travels, and that text's UTF-8 bytes. */
+export interface PackedMessage {
+	body: EventsMessage;
+	text: string;
+	bytes: number;
 }
 
-/** Splits one tenant's events into messages of at most `messageBytes` JSON each. */
-export function packMessages(tenant: string, events: QueuedEvent[], limits = QUEUE_LIMITS): { body: EventsMessage; bytes: number }[] {
-	const envelope = envelopeBytes(tenant);
+/**
+ * `{"v":1,"tenant":"…","events":` – what JSON.stringify writes before an EventsMessage's events
+ * (its keys in this order); the message text is this, the events' JSON array, then "}".
+ */
+export function eventsPrefix(tenant: string): string {
+	return `{"v":1,"tenant":${JSON.stringify(tenant)},"events":`;
+}
+
+/**
+ * Splits one tenant's events into messages of at most `messageBytes` JSON each. Every event is
+ * serialized once: the text measured is the text sent (contentType "text"), so neither the
+ * runtime nor the local queue broker serializes the events again.
+ */
+export function packMessages(tenant: string, events: QueuedEvent[], limits = QUEUE_LIMITS): PackedMessage[] {
 	if (events.length === 0) return [];
-	// A request's events almost always fit one message: measure them in one serialization (the
-	// envelope's "[]" is in both), and measure event by event only when they must be split.
-	const whole = envelope - 2 + utf8Length(JSON.stringify(events));
-	if (whole <= limits.messageBytes) return [{ body: { v: 1, tenant, events }, bytes: whole }];
-	const messages: { body: EventsMessage; bytes: number }[] = [];
+	const prefix = eventsPrefix(tenant);
+	// The prefix and the closing "}" around the events' "[…]".
+	const envelope = utf8Length(prefix) + 3;
+	// A request's events almost always fit one message: measure them in one serialization, and
+	// serialize event by event only when they must be split.
+	const whole = JSON.stringify(events);
+	const wholeBytes = envelope - 2 + utf8Length(whole);
+	if (wholeBytes <= limits.messageBytes) return [{ body: { v: 1, tenant, events }, text: `${prefix}${whole}}`, bytes: wholeBytes }];
+	const messages: PackedMessage[] = [];
 	let current: QueuedEvent[] = [];
+	let texts: string[] = [];
 	let bytes = envelope;
+	const close = () => messages.push({ body: { v: 1, tenant, events: current }, text: `${prefix}[${texts.join(",")}]}`, bytes });
 	for (const event of events) {
-		const size = utf8Length(JSON.stringify(event));
+		const text = JSON.stringify(event);
+		const size = utf8Length(text);
 		// Every event after the first in a message also costs the comma before it.
 		if (current.length > 0 && bytes + 1 + size > limits.messageBytes) {
-			messages.push({ body: { v: 1, tenant, events: current }, bytes });
+			close();
 			current = [];
+			texts = [];
 			bytes = envelope;
 		}
 		bytes += current.length > 0 ? 1 + size : size;
 		current.push(event);
+		texts.push(text);
 	}
-	if (current.length > 0) messages.push({ body: { v: 1, tenant, events: current }, bytes });
+	if (current.length > 0) close();
 	return messages;
+}
+
+/** A packed message as sendBatch takes it: its text, which the consumers parse (src/event/guard.ts). */
+export function queueMessage(message: PackedMessage): MessageSendRequest<string> {
+	return { body: message.text, contentType: "text" };
 }
 
 /** Groups messages into sendBatch calls within the count and byte limits. */
@@ -70,6 +97,6 @@ export function groupIntoBatches<T extends { bytes: number }>(messages: T[], lim
 /** Sends one tenant's events to the queue, packed, once; the caller owns retries. */
 export async function enqueueEvents(queue: Queue, tenant: string, events: QueuedEvent[]): Promise<void> {
 	for (const batch of groupIntoBatches(packMessages(tenant, events))) {
-		await queue.sendBatch(batch.map(({ body }) => ({ body, contentType: "json" as const })));
+		await queue.sendBatch(batch.map(queueMessage));
 	}
 }

@@ -2,7 +2,7 @@
 // each. A destination that fails gets its own retry message (with backoff or its Retry-After), so
 // one outage never resends to another destination; past the budget the batch is dead-lettered in D1.
 import { TtlCache } from "../shared/ttl-cache.js";
-import { checkEventsMessage } from "../event/guard.js";
+import { checkEventsMessage, decodeQueueBody } from "../event/guard.js";
 import type { EventsMessage, QueuedEvent } from "../event/model.js";
 import { backoffMs, type BackoffPolicy } from "../shared/backoff.js";
 import { isPlainObject } from "../shared/objects.js";
@@ -128,14 +128,15 @@ async function deliverTo(env: Env, d: Destination, events: QueuedEvent[], attemp
 }
 
 async function handle(env: Env, message: Message<unknown>): Promise<void> {
-	const problem = checkForwardMessage(message.body);
+	const decoded = decodeQueueBody(message.body);
+	const problem = checkForwardMessage(decoded);
 	if (problem) {
 		// Nothing stands behind this queue, and a body that cannot be read can never be delivered.
 		console.error("dropping an undecodable forward message", { id: message.id, problem });
 		message.ack();
 		return;
 	}
-	const body = message.body as ForwardMessage;
+	const body = decoded as ForwardMessage;
 	try {
 		const destinations = await destinationsOf(env, body.tenant, Date.now());
 		if ("destination" in body) {

@@ -59,6 +59,18 @@ async function found(env: Env, tenant: string, id: string): Promise<DestinationR
 }
 
 /** POST /v1/destinations: 201 with the destination (without its secret); 400 naming a bad field or the cap. */
+/**
+ * This isolate's forward consumer and the tenant's aggregator (which forwards only while the tenant
+ * has a destination) forget what they knew; should the aggregator not hear of it, its 30 s cache
+ * still expires.
+ */
+async function destinationsChanged(env: Env, tenant: string): Promise<void> {
+	forgetDestinations(tenant);
+	await env.AGGREGATOR.getByName(tenant)
+		.destinationsChanged(tenant)
+		.catch((err: unknown) => console.error("telling the aggregator of a destination change failed", { tenant }, err));
+}
+
 export async function createDestinationRoute(request: IRequest, env: Env): Promise<Response> {
 	const { tenant, key } = await open(request, env);
 	onlyQuery(new URL(request.url), []);
@@ -79,7 +91,7 @@ export async function createDestinationRoute(request: IRequest, env: Env): Promi
 			"kind",
 			`is a new destination, and the tenant already has ${DESTINATION_LIMITS.maxPerTenant} (the cap); delete one first`,
 		);
-	forgetDestinations(tenant);
+	await destinationsChanged(env, tenant);
 	return json(present((await getDestination(env.DB, tenant, id))!, 0, Date.now()), 201);
 }
 
@@ -106,7 +118,7 @@ export async function deleteDestinationRoute(request: IRequest, env: Env): Promi
 	onlyQuery(new URL(request.url), []);
 	const id = idParam(request);
 	if (!(await deleteDestination(env.DB, tenant, id))) throw new ApiError(404, `No destination ${id}`);
-	forgetDestinations(tenant);
+	await destinationsChanged(env, tenant);
 	return new Response(null, { status: 204 });
 }
 

@@ -4,7 +4,7 @@ import { PIPELINE_WIDE } from "../sinks/d1/metrics.js";
 import type { QueuedEvent } from "../event/model.js";
 import { HEALTH_MONITOR } from "../sinks/health-monitor.js";
 import { countProducer } from "../sinks/counters.js";
-import { groupIntoBatches, packMessages } from "../event/pack.js";
+import { groupIntoBatches, packMessages, queueMessage } from "../event/pack.js";
 import { backoffMs, type BackoffPolicy } from "../shared/backoff.js";
 
 /** Retries of one sendBatch: after 50, 200 and 800 ms, about 1 s in all, far inside waitUntil's 30 s. */
@@ -21,12 +21,7 @@ export async function deliverEvents(env: Env, tenant: string, events: QueuedEven
 	const batches = groupIntoBatches(packMessages(tenant, events));
 	for (let i = 0; i < batches.length; i++) {
 		const batch = batches[i]!;
-		if (
-			await sendWithRetries(
-				env.EVENTS,
-				batch.map(({ body }) => ({ body, contentType: "json" as const })),
-			)
-		) {
+		if (await sendWithRetries(env.EVENTS, batch.map(queueMessage))) {
 			countProducer(
 				tenant,
 				"enqueued",

@@ -146,6 +146,11 @@ export async function startLocalPipeline(options: PipelineOptions = {}): Promise
 		throw new Error(`D1 migrations failed: ${migrate.stdout}${migrate.stderr}`);
 	}
 	const adminToken = `admin-${crypto.randomUUID()}`;
+	// wrangler's local trace collector (on by default since 4.1xx) streams every invocation's spans
+	// and logs into a SQLite Durable Object on the same workerd thread as the pipeline, about a
+	// tenth of that thread under load: a dev-time viewer production does not run beside the Worker.
+	// The programmatic server reads it from the environment; X_LOCAL_OBSERVABILITY=true keeps it.
+	process.env.X_LOCAL_OBSERVABILITY ??= "false";
 	let worker: Unstable_DevWorker;
 	try {
 		worker = await unstable_dev(path.join(root, "src/index.ts"), {

@@ -37,9 +37,14 @@ export function datePrefix(tenant: string, date: string): string {
 	return `tenant=${tenant}/date=${date}/`;
 }
 
-/** A part's key: its date, the storage incarnation and the first archive row of the sealed range. */
-export function partKey(tenant: string, date: string, incarnation: string, firstRow: number): string {
-	return `${datePrefix(tenant, date)}${incarnation}-${String(firstRow).padStart(12, "0")}.parquet`;
+/**
+ * A part's key: its date, the storage incarnation and the sealed range's number, which never
+ * repeats within an incarnation. A range sealed before ranges were numbered keeps the old name,
+ * after its first archive row (`<incarnation>-<row>`), which no numbered name (`-r<number>`) can take.
+ */
+export function partKey(tenant: string, date: string, incarnation: string, range: { first: number; part?: number }): string {
+	const name = range.part === undefined ? String(range.first).padStart(12, "0") : `r${String(range.part).padStart(12, "0")}`;
+	return `${datePrefix(tenant, date)}${incarnation}-${name}.parquet`;
 }
 
 /** Events by the UTC date of their timestamp, in their order. */

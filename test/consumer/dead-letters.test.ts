@@ -7,6 +7,7 @@ import { env } from "cloudflare:workers";
 import superjson from "superjson";
 import { afterEach, describe, expect, it, vi } from "vitest";
 import { DEAD_LETTER_BACKOFF, DEAD_LETTER_MAX_RETRIES, type DeadLetterEnvelope } from "../../src/consumer/dead-letters";
+import { packMessages } from "../../src/event/pack";
 import worker from "../../src/index";
 import { backoffMs } from "../../src/shared/backoff";
 import { d1Outage, InjectedFault, uniqueTenantId } from "../helpers";
@@ -231,5 +232,17 @@ describe("dead letters while D1 refuses them", () => {
 		expect(Array.from({ length: 11 }, (_, i) => backoffMs(i + 1, DEAD_LETTER_BACKOFF) / 1000)).toEqual([
 			30, 60, 120, 240, 480, 960, 1920, 3600, 3600, 3600, 3600,
 		]);
+	});
+});
+
+describe("a dead letter the producer sent as JSON text", () => {
+	it("is stored with its tenant and its body's value, as replay re-sends it", async () => {
+		const prefix = uniqueTenantId();
+		const body = { v: 1, tenant: prefix, events: [queuedEvent({ id: `${prefix}-text` })] };
+		const message = rawMessage(`${prefix}/text`, packMessages(prefix, body.events)[0]!.text, DEAD_LETTER_MAX_RETRIES + 1);
+
+		expect(await deliverDeadLetters([message], {})).toEqual({ ackAll: true, acked: [], retried: [] });
+
+		expect(await storedDeadLetters(prefix, 1)).toEqual([rowOfMoved(rawMessage(message.id, body), DEAD_LETTER_MAX_RETRIES + 1)]);
 	});
 });

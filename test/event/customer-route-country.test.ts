@@ -135,7 +135,7 @@ describe("the country from request.cf", () => {
 		// The compatible APIs send inside waitUntil, which may outlast the response.
 		await vi.waitFor(() => expect(sendBatch).toHaveBeenCalledTimes(1), { timeout: 10_000, interval: 20 });
 		const events = sendBatch.mock.calls.flatMap(([messages]) =>
-			[...messages].flatMap((message) => (message.body as EventsMessage).events),
+			[...messages].flatMap((message) => (JSON.parse(message.body as string) as EventsMessage).events),
 		);
 		sendBatch.mockRestore();
 		return events;

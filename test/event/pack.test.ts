@@ -63,6 +63,18 @@ describe("packMessages", () => {
 		expect(idsOf(messages).flat()).toEqual(input.map((event) => event.id));
 	});
 
+	it("gives every message its body's JSON text and that text's UTF-8 bytes, whole or split", () => {
+		const input = events(6, 50, "é😀");
+		const whole = packMessages(TENANT, input);
+		const split = packMessages(TENANT, input, limits({ messageBytes: jsonBytes({ v: 1, tenant: TENANT, events: input.slice(0, 2) }) }));
+		expect(whole).toHaveLength(1);
+		expect(split).toHaveLength(3);
+		for (const message of [...whole, ...split]) {
+			expect(message.text).toBe(JSON.stringify(message.body));
+			expect(message.bytes).toBe(new TextEncoder().encode(message.text).byteLength);
+		}
+	});
+
 	it("sends an event larger than messageBytes alone instead of dropping it", () => {
 		const input = [
 			...events(1),

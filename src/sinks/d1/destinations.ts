@@ -45,6 +45,11 @@ export async function insertDestination(db: D1Database, row: NewDestination, max
 	return result.meta.changes === 1;
 }
 
+/** Whether the tenant has any destination (the aggregator forwards only then). */
+export async function hasDestinations(db: D1Database, tenant: string): Promise<boolean> {
+	return (await db.prepare("SELECT 1 AS found FROM destinations WHERE tenant = ?1 LIMIT 1").bind(tenant).first()) !== null;
+}
+
 export async function listDestinations(db: D1Database, tenant: string): Promise<DestinationRow[]> {
 	const { results } = await db
 		.prepare("SELECT * FROM destinations WHERE tenant = ?1 ORDER BY created_at, id")
