@@ -8,6 +8,7 @@ import type { ArchivedEvent } from "../sinks/archive.js";
 import { backfillPart, type BackfillResult } from "./backfill.js";
 import type { KeyFilter } from "../sinks/d1/rollups.js";
 import type { RollupSpec } from "../sinks/rollups.js";
+import { parseEventsJson } from "../event/guard.js";
 import { armFlush, rearm } from "./alarm.js";
 import { forgetForwarding } from "./archive.js";
 import { IdMemory } from "./dedupe.js";
@@ -71,17 +72,33 @@ export class TenantAggregator extends DurableObject<Env> {
 	 * Takes one tenant's slice of a queue batch. Everything is durable when this resolves: the
 	 * consumer acks only then. Ids already remembered are dropped, so a redelivered message or a
 	 * retried RPC changes nothing; events that cannot be counted come back as `refused`. The queue
-	 * consumer sends the events as JSON text, one array per queue message, already checked: strings
-	 * cross the RPC boundary far cheaper than thousands of objects, and the archive keeps them as
-	 * they are.
+	 * consumer sends the events as JSON text, one array per queue message, unread: strings cross
+	 * the RPC boundary far cheaper than thousands of objects, they are parsed and checked once, here,
+	 * and the archive keeps them as they are. A message that fails the guard comes back as `poison`,
+	 * none of its events counted.
 	 */
 	async ingest(tenant: string, events: QueuedEvent[] | EventsJson): Promise<IngestResult> {
 		const now = Date.now();
-		const list = Array.isArray(events) ? events : events.json.flatMap((text) => JSON.parse(text) as QueuedEvent[]);
-		const json = Array.isArray(events) ? undefined : events.json;
+		if (Array.isArray(events)) {
+			const result = ingestSlice(this.parts, tenant, events, now, (claimed) => this.claimTenant(claimed));
+			await this.armAfterIngest(now);
+			return result;
+		}
+		const list: QueuedEvent[] = [];
+		const json: string[] = [];
+		const poison: NonNullable<IngestResult["poison"]> = [];
+		for (const [index, text] of events.json.entries()) {
+			const parsed = parseEventsJson(tenant, text);
+			if ("problem" in parsed) {
+				poison.push({ index, problem: parsed.problem });
+				continue;
+			}
+			for (const event of parsed.events) list.push(event);
+			json.push(text);
+		}
 		const result = ingestSlice(this.parts, tenant, list, now, (claimed) => this.claimTenant(claimed), json);
 		await this.armAfterIngest(now);
-		return result;
+		return poison.length > 0 ? { ...result, poison } : result;
 	}
 
 	/** Registers names for the producer before it answers (past a cap: a 4xx); `allOrNothing` registers all or none. */

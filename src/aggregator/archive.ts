@@ -135,9 +135,14 @@ export async function archiveOnce(p: Parts, now: number): Promise<number> {
 		sealed.first,
 		sealed.last,
 	);
-	const events: ArchivedEvent[] = rows.flatMap((row) =>
-		(JSON.parse(row.events) as QueuedEvent[]).map((event) => ({ ...event, receivedAt: row.at })),
-	);
+	// Each row's events are fresh objects from its JSON, so they take their receive time in place.
+	const events: ArchivedEvent[] = [];
+	for (const row of rows) {
+		for (const event of JSON.parse(row.events) as ArchivedEvent[]) {
+			event.receivedAt = row.at;
+			events.push(event);
+		}
+	}
 	try {
 		if (p.env.ARCHIVE !== undefined) {
 			for (const [date, list] of byDate(events)) {

@@ -19,6 +19,11 @@ export interface IngestResult {
 	duplicates: number;
 	/** Events not counted, with why: the consumer dead-letters them, so none is lost silently. */
 	refused: RefusedEvent[];
+	/**
+	 * Messages of a JSON slice that failed the guard (by index, with the problem), none of their
+	 * events counted: the consumer dead-letters each whole. Absent when there are none.
+	 */
+	poison?: { index: number; problem: string }[];
 }
 
 export const REFUSED_EXPIRED = "expired: the timestamp is older than the dedupe window, so a copy of it may already have been counted";

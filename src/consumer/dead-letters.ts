@@ -6,7 +6,7 @@ import { utf8Length } from "../shared/bytes.js";
 import { isPlainObject } from "../shared/objects.js";
 import { type EventsMessage, type QueuedEvent } from "../event/model.js";
 import { backoffMs, type BackoffPolicy } from "../shared/backoff.js";
-import { decodeQueueBody, UNDECODABLE } from "../event/guard.js";
+import { decodeQueueBody, packedTenantOf, UNDECODABLE } from "../event/guard.js";
 
 /** What the events consumer sends to the DLQ for a message it will never be able to process. */
 export interface DeadLetterEnvelope {
@@ -42,6 +42,11 @@ const MAX_RETRIES_EXHAUSTED = "delivery failed on every retry (max_retries exhau
 
 function tenantOf(body: unknown): string | null {
 	return isPlainObject(body) && typeof body.tenant === "string" ? body.tenant : null;
+}
+
+/** The tenant of a message: from its body, or from the start of a packed text that is not JSON. */
+function messageTenant(message: Message<unknown>, kept: unknown): string | null {
+	return tenantOf(kept) ?? packedTenantOf(message.body);
 }
 
 /** A message's body as D1 keeps it: the value of its JSON text when it is text (as replay sends it), else as delivered. */
@@ -99,7 +104,7 @@ function envelopeOf(message: Message<unknown>, reason: string): DeadLetterEnvelo
 	return {
 		deadLetter: 1,
 		id: message.id,
-		tenant: tenantOf(body),
+		tenant: messageTenant(message, body),
 		reason,
 		attempts: message.attempts,
 		firstFailedAt: message.timestamp.getTime(),
@@ -168,7 +173,7 @@ export async function consumeDeadLetters(batch: MessageBatch<unknown>, env: Env)
 		const body = keptBody(message);
 		return {
 			id: message.id,
-			tenant: tenantOf(body),
+			tenant: messageTenant(message, body),
 			body: superjson.stringify(body),
 			error: MAX_RETRIES_EXHAUSTED,
 			attempts: message.attempts,

@@ -1,5 +1,5 @@
 // The queue consumer: one RPC per tenant per batch, ack only what the aggregators made durable.
-import { checkEventsMessage, decodeQueueBody, eventsJsonOf } from "../event/guard.js";
+import { checkEventsMessage, decodeQueueBody, packedEventsOf, packedTenantOf } from "../event/guard.js";
 import type { EventsMessage } from "../event/model.js";
 import { PIPELINE_WIDE } from "../sinks/d1/metrics.js";
 import { countProducer, reportProducerCounters } from "../sinks/counters.js";
@@ -43,10 +43,13 @@ async function deadLetterRefused(
 	slice: TenantSlice,
 	refused: IngestResult["refused"],
 	failed: Set<Message<unknown>>,
+	poisoned: Set<Message<unknown>>,
 ): Promise<void> {
 	const reasons = new Map(refused.map((r) => [r.id, r.reason]));
-	for (const [i, message] of slice.messages.entries()) {
-		const events = slice.bodies[i]!.events.filter((event) => reasons.has(event.id));
+	for (const message of slice.messages) {
+		if (poisoned.has(message)) continue;
+		// Rare, so only here is a message's text read.
+		const events = (decodeQueueBody(message.body) as EventsMessage).events.filter((event) => reasons.has(event.id));
 		if (events.length === 0) continue;
 		try {
 			await sendRefused(
@@ -63,14 +66,11 @@ async function deadLetterRefused(
 }
 
 interface TenantSlice {
-	/** Events in the slice's messages (for the log; the events travel as each message's JSON). */
-	events: number;
 	messages: Message<unknown>[];
-	/** Each message's body, decoded and checked. */
-	bodies: EventsMessage[];
 	/**
-	 * Each message's events as a JSON array: cheaper across the RPC than the objects, and the
-	 * aggregator archives it as it is.
+	 * Each message's events as a JSON array, cut from the text the producer sent (the consumer
+	 * never parses it): cheaper across the RPC than the objects, the aggregator parses and checks it
+	 * once, and archives it as it is.
 	 */
 	json: string[];
 }
@@ -80,37 +80,51 @@ export async function consumeEvents(batch: MessageBatch<unknown>, env: Env, ctx?
 	ctx?.waitUntil(reportProducerCounters(env));
 	const slices = new Map<string, TenantSlice>();
 	for (const message of batch.messages) {
-		const decoded = decodeQueueBody(message.body);
-		const problem = checkEventsMessage(decoded);
-		if (problem) {
-			await deadLetterPoison(env, message, problem);
-			continue;
+		let tenant = packedTenantOf(message.body);
+		let json: string;
+		if (tenant !== null) json = packedEventsOf(message.body as string, tenant);
+		else {
+			// Any other form (an object, other JSON text) is decoded and checked here.
+			const decoded = decodeQueueBody(message.body);
+			const problem = checkEventsMessage(decoded);
+			if (problem) {
+				await deadLetterPoison(env, message, problem);
+				continue;
+			}
+			const body = decoded as EventsMessage;
+			tenant = body.tenant;
+			json = JSON.stringify(body.events);
 		}
-		const body = decoded as EventsMessage;
-		let slice = slices.get(body.tenant);
-		if (!slice) slices.set(body.tenant, (slice = { events: 0, messages: [], bodies: [], json: [] }));
-		slice.events += body.events.length;
+		let slice = slices.get(tenant);
+		if (!slice) slices.set(tenant, (slice = { messages: [], json: [] }));
 		slice.messages.push(message);
-		slice.bodies.push(body);
-		slice.json.push(eventsJsonOf(message.body, body));
+		slice.json.push(json);
 	}
 
 	const failed = new Set<Message<unknown>>();
+	const poisoned = new Set<Message<unknown>>();
 	await Promise.all(
 		[...slices].map(async ([tenant, slice]) => {
-			let refused: IngestResult["refused"];
+			let result: IngestResult;
 			try {
-				({ refused } = await env.AGGREGATOR.getByName(tenant).ingest(tenant, { json: slice.json }));
+				result = await env.AGGREGATOR.getByName(tenant).ingest(tenant, { json: slice.json });
 			} catch (err) {
-				console.error("aggregator ingest failed", { tenant, events: slice.events }, err);
+				console.error("aggregator ingest failed", { tenant, messages: slice.messages.length }, err);
 				for (const message of slice.messages) failed.add(message);
 				return;
 			}
-			if (refused.length > 0) await deadLetterRefused(env, tenant, slice, refused, failed);
+			// A message that failed the aggregator's guard is dead-lettered (and acked or retried) on its own.
+			for (const { index, problem } of result.poison ?? []) {
+				const message = slice.messages[index]!;
+				poisoned.add(message);
+				await deadLetterPoison(env, message, problem);
+			}
+			if (result.refused.length > 0) await deadLetterRefused(env, tenant, slice, result.refused, failed, poisoned);
 		}),
 	);
 	for (const slice of slices.values()) {
 		for (const message of slice.messages) {
+			if (poisoned.has(message)) continue;
 			if (failed.has(message)) message.retry({ delaySeconds: retryDelaySeconds(message.attempts) });
 			else message.ack();
 		}

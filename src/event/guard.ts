@@ -3,7 +3,7 @@
 import type { FieldIssue } from "../shared/errors.js";
 import { isPlainObject } from "../shared/objects.js";
 import { checkCountry, checkKeys, checkPerformance, checkString } from "./fields.js";
-import { EVENT_FIELDS, type EventsMessage } from "./model.js";
+import { EVENT_FIELDS, type QueuedEvent } from "./model.js";
 import { eventsPrefix } from "./pack.js";
 import { MAX_QUANTITY, MICROS_PER_UNIT } from "./quantity.js";
 
@@ -25,16 +25,37 @@ export function decodeQueueBody(body: unknown): unknown {
 	}
 }
 
+const PACKED_START = '{"v":1,"tenant":"';
+
 /**
- * The events of a checked message as a JSON array: cut from the text the packer wrote when the
- * body is that text (src/event/pack.ts), else serialized. The aggregator parses it again.
+ * The tenant of a message text the packer wrote (src/event/pack.ts), read from its start without
+ * parsing it, or null for any other form. The aggregator parses and checks the events
+ * (parseEventsJson), so the consumer never reads them.
  */
-export function eventsJsonOf(raw: unknown, message: EventsMessage): string {
-	if (typeof raw === "string") {
-		const prefix = eventsPrefix(message.tenant);
-		if (raw.startsWith(prefix) && raw.endsWith("]}") && Object.keys(message).length === 3) return raw.slice(prefix.length, -1);
+export function packedTenantOf(raw: unknown): string | null {
+	if (typeof raw !== "string" || !raw.startsWith(PACKED_START)) return null;
+	const end = raw.indexOf('"', PACKED_START.length);
+	if (end < 0) return null;
+	const tenant = raw.slice(PACKED_START.length, end);
+	// The tenant as JSON writes it must be what the text holds (no escapes), then the events array.
+	return tenant.length > 0 && raw.startsWith(eventsPrefix(tenant)) && raw.endsWith("]}") ? tenant : null;
+}
+
+/** The events array of a packed message text whose tenant packedTenantOf read. */
+export function packedEventsOf(raw: string, tenant: string): string {
+	return raw.slice(eventsPrefix(tenant).length, -1);
+}
+
+/** One message's events, as JSON text, parsed and checked by the same rules as a whole message. */
+export function parseEventsJson(tenant: string, text: string): { events: QueuedEvent[] } | { problem: string } {
+	let events: unknown;
+	try {
+		events = JSON.parse(text);
+	} catch {
+		return { problem: "not JSON text" };
 	}
-	return JSON.stringify(message.events);
+	const problem = checkEventsMessage({ v: 1, tenant, events });
+	return problem === null ? { events: events as QueuedEvent[] } : { problem };
 }
 
 /** The first problem of a queue body (a poison message), or null when it is a valid events message. */

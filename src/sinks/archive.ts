@@ -47,15 +47,19 @@ export function partKey(tenant: string, date: string, incarnation: string, range
 	return `${datePrefix(tenant, date)}${incarnation}-${name}.parquet`;
 }
 
-/** Events by the UTC date of their timestamp, in their order. */
+const DAY_MS = 86_400_000;
+
+/** Events by the UTC date of their timestamp, in their order (grouped by day number, so each date is formatted once). */
 export function byDate(events: readonly ArchivedEvent[]): Map<string, ArchivedEvent[]> {
-	const dates = new Map<string, ArchivedEvent[]>();
+	const days = new Map<number, ArchivedEvent[]>();
 	for (const event of events) {
-		const date = new Date(event.timestamp).toISOString().slice(0, 10);
-		const list = dates.get(date);
+		const day = Math.floor(event.timestamp / DAY_MS);
+		const list = days.get(day);
 		if (list) list.push(event);
-		else dates.set(date, [event]);
+		else days.set(day, [event]);
 	}
+	const dates = new Map<string, ArchivedEvent[]>();
+	for (const [day, list] of days) dates.set(new Date(day * DAY_MS).toISOString().slice(0, 10), list);
 	return dates;
 }
 

@@ -6,7 +6,7 @@ import { env } from "cloudflare:workers";
 import superjson from "superjson";
 import { afterEach, describe, expect, it, vi } from "vitest";
 import worker from "../../src/index";
-import { packMessages } from "../../src/event/pack";
+import { eventsPrefix, packMessages } from "../../src/event/pack";
 import { RecordingQueue, uniqueTenantId } from "../helpers";
 import {
 	deadLetterRows,
@@ -82,6 +82,8 @@ describe("poison messages", () => {
 				tenant,
 				"events[1].timestamp: must be epoch milliseconds",
 			],
+			// The producer's form with a broken events array: the consumer does not read it, its aggregator refuses it.
+			[rawMessage(id("packed-broken"), `${eventsPrefix(tenant)}[{"id":]}`, 3), tenant, "not JSON text"],
 			[rawMessage(id("null"), null, 2), null, "not a v1 events message"],
 			[rawMessage(id("v2"), { v: 2, tenant, events: [good("v2-ok")] }, 3), tenant, "not a v1 events message"],
 			[rawMessage(id("no-tenant"), { v: 1, tenant: "", events: [good("nt-ok")] }, 4), "", "missing tenant"],
@@ -121,13 +123,22 @@ describe("poison messages", () => {
 		const messages = poison.map(([message]) => message);
 
 		const result = await deliver([...messages.slice(0, 3), valid, ...messages.slice(3), validText]);
+		const ids = messages.map((message) => message.id);
+		const packedForm = new Set([id("text-bad-event"), id("packed-broken")]);
 
 		// Poison messages are acked as the batch is read; the valid one once its aggregator has it.
 		expect(result).toEqual({
 			outcome: "ok",
 			ackAll: false,
 			retryBatch: { retry: false },
-			explicitAcks: [...messages.map((message) => message.id), valid.id, validText.id],
+			// The consumer reads no message in the producer's packed form: its aggregator finds those
+			// poison, so they are acked after the others.
+			explicitAcks: [
+				...ids.filter((name) => !packedForm.has(name)),
+				...ids.filter((name) => packedForm.has(name)),
+				valid.id,
+				validText.id,
+			],
 			retryMessages: [],
 		});
 		// Only the valid message reached the aggregator: a bad message is refused whole, even its good events.
