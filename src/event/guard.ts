@@ -1,5 +1,7 @@
-// The consumer's guard: a queue body must be an EventsMessage whose events hold exactly what the
-// edge validator lets through, by the same FIELD_LIMITS. Anything else is a poison message.
+// The queue's guard: a queue body must be an EventsMessage whose events hold exactly what the
+// edge validator lets through, by the same FIELD_LIMITS. Anything else is a poison message. The
+// consumer applies it to objects and unpacked text; a packed text's events are checked where they
+// are parsed, in the aggregator (parseEventsJson).
 import type { FieldIssue } from "../shared/errors.js";
 import { isPlainObject } from "../shared/objects.js";
 import { checkCountry, checkKeys, checkPerformance, checkString } from "./fields.js";
