@@ -2,7 +2,7 @@
 // or over HTTP. Each splits a batch within Meterline's limits and retries each part.
 import { utf8Length } from "../shared/bytes.js";
 import { EVENT_LIMITS, type QueuedEvent } from "../event/model.js";
-import { groupIntoBatches, packMessages } from "../event/pack.js";
+import { groupIntoBatches, packMessages, queueMessage } from "../event/pack.js";
 import { parseRetryAfter, SendError, withRetries, type RetryPolicy } from "./retry.js";
 import type { FetchLike, MeterlineEvent, Transport } from "./types.js";
 
@@ -38,7 +38,8 @@ export function senderFor(transport: Transport, policy: RetryPolicy): Sender {
 				),
 			).map((batch) => ({
 				events: batch.reduce((n, message) => n + message.body.events.length, 0),
-				send: () => queue.sendBatch(batch.map(({ body }) => ({ body, contentType: "json" as const }))),
+				// As the producer sends them: the packed text, which the consumer hands on unread.
+				send: () => queue.sendBatch(batch.map(queueMessage)),
 			})),
 		);
 	}

@@ -7,7 +7,7 @@ export interface ContextLike {
 
 /** What the client needs of a Queue producer binding (env.EVENTS). */
 export interface QueueLike {
-	sendBatch(messages: Iterable<{ body: unknown; contentType?: "json" }>, options?: unknown): Promise<unknown>;
+	sendBatch(messages: Iterable<{ body: unknown; contentType?: "json" | "text" }>, options?: unknown): Promise<unknown>;
 }
 
 /** What the client needs of a service binding to Meterline's `MeterlineIngest` entrypoint. */

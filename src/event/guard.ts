@@ -16,7 +16,7 @@ export const UNDECODABLE = Symbol("undecodable");
 
 /**
  * A queue body as a value: the producer sends JSON text (contentType "text"); objects still come
- * from messages sent as "json" (the client's queue transport, replays, older deployments).
+ * from messages sent as "json" (replays, messages sent before the text format).
  */
 export function decodeQueueBody(body: unknown): unknown {
 	if (typeof body !== "string") return body;

@@ -72,7 +72,7 @@ export function packMessages(tenant: string, events: QueuedEvent[], limits = QUE
 }
 
 /** A packed message as sendBatch takes it: its text, which the consumers parse (src/event/guard.ts). */
-export function queueMessage(message: PackedMessage): MessageSendRequest<string> {
+export function queueMessage(message: PackedMessage): { body: string; contentType: "text" } {
 	return { body: message.text, contentType: "text" };
 }
 

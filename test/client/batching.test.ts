@@ -157,7 +157,7 @@ describe("maxQueue", () => {
 		const queue = {
 			async sendBatch(messages: Iterable<{ body: unknown }>) {
 				await gate.promise;
-				for (const message of messages) bodies.push(message.body);
+				for (const message of messages) bodies.push(JSON.parse(message.body as string));
 			},
 		};
 		const analytics = createAnalytics(ctx, { queue, tenant: "tenant-b" }, { batchSize: 2, maxQueue: 3, flushInterval: 0 });

@@ -34,13 +34,14 @@ export class MemoryQueue implements QueueLike {
 		private readonly error = new Error("queue unavailable"),
 	) {}
 
-	async sendBatch(messages: Iterable<{ body: unknown; contentType?: "json" }>): Promise<void> {
+	async sendBatch(messages: Iterable<{ body: unknown; contentType?: "json" | "text" }>): Promise<void> {
 		this.attempts++;
 		if (this.failures > 0) {
 			this.failures--;
 			throw this.error;
 		}
-		this.batches.push([...messages].map((message) => structuredClone(message.body) as EventsMessage));
+		// The client sends each message as its packed JSON text, as the producer does.
+		this.batches.push([...messages].map((message) => JSON.parse(message.body as string) as EventsMessage));
 	}
 
 	get events(): QueuedEvent[] {

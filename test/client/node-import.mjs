@@ -18,7 +18,7 @@ const pending = [];
 const sent = [];
 const errors = [];
 const ctx = { waitUntil: (promise) => pending.push(promise) };
-const queue = { sendBatch: async (messages) => void sent.push(...[...messages].map((message) => message.body)) };
+const queue = { sendBatch: async (messages) => void sent.push(...[...messages].map((message) => JSON.parse(message.body))) };
 const analytics = client.createAnalytics(
 	ctx,
 	{ queue, tenant: "node-check" },
