@@ -22,7 +22,12 @@ export const DENSE_LENGTH = REGISTERS + 8;
 const MIN_SPARSE_ENTRY = 6;
 
 export interface UniqueSketch {
-	/** register index → rank (the position of the first 1 bit after the index bits, from 1) */
+	/**
+	 * register index → rank (the position of the first 1 bit after the index bits, from 1). Kept
+	 * only once the exact set has overflowed: while `e` holds the hashes, the registers follow from
+	 * them (`registersOf`), and updating both on every add and merge was most of a fold's sketch
+	 * work. While exact it may hold some of those registers (a decoded sketch's own JSON), never others.
+	 */
 	r: Record<string, number>;
 	/** the distinct hashes, while there are at most EXACT_LIMIT; null once there were more */
 	e: number[] | null;
@@ -48,17 +53,37 @@ export function hash53(text: string): number {
 
 /** Adds one value (by its hash, a non-negative safe integer) to a sketch, in place. */
 export function addHash(sketch: UniqueSketch, hash: number): void {
+	if (sketch.e === null) setRegister(sketch.r, hash);
+	else if (!sketch.e.includes(hash)) {
+		if (sketch.e.length < EXACT_LIMIT) sketch.e.push(hash);
+		else overflow(sketch, [hash]);
+	}
+}
+
+/** Raises the register `hash` falls in to the hash's rank, if that is higher. */
+function setRegister(registers: Record<string, number>, hash: number): void {
 	// The top PRECISION of the 53 bits pick the register; the rank counts the leading zeros of the
 	// other 39, split into 7 high bits and 32 low ones so clz32 gives it exactly (log2 can round).
 	const index = Math.floor(hash / INDEX_DIVISOR);
 	const rest = hash - index * INDEX_DIVISOR;
 	const high = Math.floor(rest / 4294967296);
 	const rank = high !== 0 ? Math.clz32(high) - 24 : 8 + Math.clz32(rest >>> 0);
-	if ((sketch.r[index] ?? 0) < rank) sketch.r[index] = rank;
-	if (sketch.e !== null && !sketch.e.includes(hash)) {
-		if (sketch.e.length < EXACT_LIMIT) sketch.e.push(hash);
-		else sketch.e = null;
-	}
+	if ((registers[index] ?? 0) < rank) registers[index] = rank;
+}
+
+/** Drops an exact sketch's set for its registers, with `more` hashes added to them. */
+function overflow(sketch: UniqueSketch, more: Iterable<number>): void {
+	for (const hash of sketch.e ?? []) setRegister(sketch.r, hash);
+	for (const hash of more) setRegister(sketch.r, hash);
+	sketch.e = null;
+}
+
+/** The sketch's registers (index → rank), computed from the hashes while it is exact. */
+export function registersOf(sketch: UniqueSketch): Record<string, number> {
+	if (sketch.e === null) return sketch.r;
+	const registers = { ...sketch.r };
+	for (const hash of sketch.e) setRegister(registers, hash);
+	return registers;
 }
 
 /** Adds one value (a user id, say) to a sketch, in place. */
@@ -68,12 +93,16 @@ export function addValue(sketch: UniqueSketch, value: string): void {
 
 /** Merges `other` into `into`, in place: registers by max, exact sets by union while small. */
 export function mergeSketch(into: UniqueSketch, other: UniqueSketch): void {
-	for (const [key, rank] of Object.entries(other.r)) if ((into.r[key] ?? 0) < rank) into.r[key] = rank;
-	if (into.e === null || other.e === null) into.e = null;
-	else {
-		const union = new Set([...into.e, ...other.e]);
-		into.e = union.size <= EXACT_LIMIT ? [...union] : null;
+	if (into.e !== null && other.e !== null) {
+		const union = new Set(into.e);
+		for (const hash of other.e) union.add(hash);
+		if (union.size <= EXACT_LIMIT) into.e = [...union];
+		else overflow(into, other.e);
+		return;
 	}
+	if (into.e !== null) overflow(into, []);
+	for (const [key, rank] of Object.entries(other.r)) if ((into.r[key] ?? 0) < rank) into.r[key] = rank;
+	for (const hash of other.e ?? []) setRegister(into.r, hash);
 }
 
 /** The number of distinct values: exact while the set is small, else the HyperLogLog estimate. */
@@ -140,7 +169,8 @@ function tau(x: number): number {
  * character per register once that is shorter, so a full sketch is DENSE_LENGTH (16,392) characters.
  */
 export function encodeUnique(sketch: UniqueSketch): string {
-	if (sketch.e !== null) return JSON.stringify({ e: [...sketch.e].sort((a, b) => a - b) });
+	// A typed array sorts numbers natively, and its join writes each as JSON does.
+	if (sketch.e !== null) return `{"e":[${Float64Array.from(sketch.e).sort().join(",")}]}`;
 	if (Object.keys(sketch.r).length * MIN_SPARSE_ENTRY < DENSE_LENGTH) {
 		// Integer-like keys enumerate in ascending order, so this is canonical too.
 		const sparse = JSON.stringify({ r: sketch.r });

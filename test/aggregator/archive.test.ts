@@ -4,7 +4,7 @@
 // same keys, so no event is ever in two files. Listed and streamed by GET /v1/export.
 import { runDurableObjectAlarm, runInDurableObject } from "cloudflare:test";
 import { env } from "cloudflare:workers";
-import { parquetReadObjects } from "hyparquet";
+import { parquetMetadata, parquetReadObjects } from "hyparquet";
 import { describe, expect, it } from "vitest";
 import type { TenantAggregator } from "../../src/aggregator/aggregator";
 import type { QueuedEvent } from "../../src/event/model";
@@ -111,6 +111,29 @@ describe("the raw-event archive", () => {
 		advanceClock(10 * 60_000);
 		await runDurableObjectAlarm(stub);
 		expect(await r2Keys(tenant)).toEqual(keys);
+	});
+
+	it("writes min/max statistics only on the columns a reader prunes by, and ids without a dictionary", async () => {
+		const tenant = await createTenant();
+		const stub = env.AGGREGATOR.getByName(tenant.id);
+		await archiveOn(tenant.id);
+		await deliver([eventsMessage("m1", tenant.id, events().slice(1))]);
+		advanceClock(60_000);
+		expect(await runDurableObjectAlarm(stub)).toBe(true);
+		const [key] = await r2Keys(tenant);
+		const metadata = parquetMetadata(await (await env.ARCHIVE.get(key!))!.arrayBuffer());
+		const chunks = metadata.row_groups[0]!.columns.map((chunk) => chunk.meta_data!);
+		const stats = Object.fromEntries(chunks.map((meta) => [meta.path_in_schema.join("."), meta.statistics ?? null]));
+		expect(Object.keys(stats).filter((name) => stats[name] !== null)).toEqual([
+			"event",
+			"timestamp",
+			"received_at",
+			"duration",
+			"status_code",
+		]);
+		expect([stats.event!.min_value, stats.event!.max_value]).toEqual(["api_call", "page_view"]);
+		expect([stats.timestamp!.min_value, stats.timestamp!.max_value]).toEqual([new Date(TODAY), new Date(TODAY + 1)]);
+		expect(chunks.find((meta) => meta.path_in_schema[0] === "id")!.encodings).not.toContain("RLE_DICTIONARY");
 	});
 
 	it("keeps events while R2 fails, flushes D1 regardless, and rewrites the same parts after a crash", async () => {

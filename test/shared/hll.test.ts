@@ -12,6 +12,7 @@ import {
 	encodeUnique,
 	hash53,
 	mergeSketch,
+	registersOf,
 	type UniqueSketch,
 } from "../../src/shared/hll";
 
@@ -46,13 +47,13 @@ describe("addHash", () => {
 	])("reads hash %i as register %i with rank %i", (hash, index, rank) => {
 		const sketch = emptySketch();
 		addHash(sketch, hash);
-		expect(sketch.r).toEqual({ [index]: rank });
+		expect(registersOf(sketch)).toEqual({ [index]: rank });
 	});
 
 	it("keeps a register's highest rank", () => {
 		const sketch = emptySketch();
 		for (const hash of [2 ** 38, 1, 2 ** 32]) addHash(sketch, hash);
-		expect(sketch.r).toEqual({ 0: 39 });
+		expect(registersOf(sketch)).toEqual({ 0: 39 });
 	});
 });
 
@@ -112,6 +113,18 @@ describe("mergeSketch", () => {
 		expect(encodeUnique(union)).toBe(encodeUnique(sketchOf(0, 200)));
 	});
 
+	it("keeps no registers while exact, and all of them from the moment the set overflows", () => {
+		const exact = sketchOf(0, EXACT_LIMIT);
+		expect([exact.e!.length, exact.r]).toEqual([EXACT_LIMIT, {}]);
+		const byAdd = sketchOf(0, EXACT_LIMIT + 1);
+		const byMerge = merged(sketchOf(0, 64), sketchOf(64, EXACT_LIMIT + 1));
+		const byMixedMerge = merged(sketchOf(0, 64), decodeUnique(encodeUnique(sketchOf(64, 1_000))));
+		const expected = registersOf({ r: {}, e: [...exact.e!, hash53(`user-${EXACT_LIMIT}`)] });
+		expect(Object.keys(expected).length).toBe(EXACT_LIMIT + 1);
+		for (const sketch of [byAdd, byMerge]) expect([sketch.e, sketch.r]).toEqual([null, expected]);
+		expect(encodeUnique(byMixedMerge)).toBe(encodeUnique(sketchOf(0, 1_000)));
+	});
+
 	it("merges exact, sparse and dense sketches into the sketch of the union", () => {
 		const dense = decodeUnique(encodeUnique(sketchOf(0, 50_000)));
 		const sparse = decodeUnique(encodeUnique(sketchOf(50_000, 51_000)));
@@ -128,7 +141,9 @@ describe("encodeUnique / decodeUnique", () => {
 		const sketch = emptySketch();
 		for (const hash of [5, 3, 5]) addHash(sketch, hash);
 		expect(encodeUnique(sketch)).toBe('{"e":[3,5]}');
-		expect(decodeUnique('{"e":[3,5]}')).toEqual({ r: { 0: 38 }, e: [3, 5] });
+		// Exact, it keeps only the hashes: the registers follow from them.
+		expect(decodeUnique('{"e":[3,5]}')).toEqual({ r: {}, e: [3, 5] });
+		expect(registersOf(decodeUnique('{"e":[3,5]}'))).toEqual({ 0: 38 });
 		expect(encodeUnique(emptySketch())).toBe('{"e":[]}');
 	});
 
@@ -148,7 +163,7 @@ describe("encodeUnique / decodeUnique", () => {
 		const decoded = decodeUnique(text);
 		expect(encodeUnique(decoded)).toBe(text);
 		expect(countUnique(decoded)).toBe(countUnique(sketch));
-		expect(decoded.r).toEqual(sketch.r);
+		expect(registersOf(decoded)).toEqual(registersOf(sketch));
 	});
 
 	it("writes a full sketch in DENSE_LENGTH (16,392) characters", () => {
