@@ -2,12 +2,16 @@
 import path from "node:path";
 import { cloudflareTest, readD1Migrations } from "@cloudflare/vitest-plugin";
 import { defineConfig } from "vitest/config";
+// @ts-expect-error: a plain .mjs script (no types), also run by npm and wrangler's [build].
+import { bundleDashboard } from "../src/scripts/bundle-dashboard.mjs";
 
 /** The tests' dead-letter consumer max_retries, also handed to the consumer as DEAD_LETTER_MAX_RETRIES (they must agree). */
 const DEAD_LETTER_MAX_RETRIES = 3;
 
 export default defineConfig(async () => {
 	const root = path.join(import.meta.dirname, "..");
+	// The Worker imports the dashboard's bundled files; `vitest run` alone must not need npm to make them.
+	bundleDashboard();
 	const migrations = await readD1Migrations(path.join(root, "migrations"));
 	return {
 		plugins: [

@@ -1,8 +1,17 @@
-// GET /dashboard: the dashboard's static files (src/dashboard/public, Workers static assets) with
-// the headers that make a page holding a read key safe: a strict Content-Security-Policy (no inline
+// GET /dashboard: the dashboard's static files (src/dashboard/public, bundled into the Worker by
+// src/scripts/bundle-dashboard.mjs) with the headers that make a page holding a read key safe: a strict Content-Security-Policy (no inline
 // script, no third-party origin), nosniff, no referrer, no framing. The page reads only the public
 // API, with the key the tenant pastes; the Worker never sees the key on these routes.
 import { ApiError } from "../shared/errors.js";
+import bundled from "./files.generated.json";
+
+interface DashboardFile {
+	type: string;
+	etag: string;
+	body: string;
+}
+
+const FILES: Readonly<Record<string, DashboardFile>> = bundled;
 
 export const DASHBOARD_CSP = [
 	"default-src 'none'",
@@ -24,18 +33,24 @@ const SECURITY_HEADERS: Record<string, string> = {
 	"cross-origin-resource-policy": "same-origin",
 };
 
-/** /dashboard → the page; /dashboard/<file> → that file; anything else under it → 404. */
-export async function serveDashboard(request: Request, env: Env): Promise<Response> {
+/**
+ * /dashboard → the page; /dashboard/<file> → that file; anything else under it → 404. A request
+ * whose If-None-Match holds the file's ETag gets a 304: the page revalidates on every load.
+ */
+export function serveDashboard(request: Request): Response {
 	const url = new URL(request.url);
 	const rest = url.pathname.replace(/^\/dashboard/, "");
 	if (rest === "") return Response.redirect(new URL("/dashboard/", url).toString(), 301);
-	const file = rest === "/" ? "/index.html" : rest;
-	if (!/^\/[a-z0-9][a-z0-9._-]*\.(?:html|js|css|svg|png)$/i.test(file)) throw new ApiError(404, "Not found");
-	const asset = await env.ASSETS.fetch(new Request(new URL(file, url.origin), { headers: { "accept-encoding": "identity" } }));
-	if (asset.status !== 200) throw new ApiError(404, "Not found");
-	const headers = new Headers(asset.headers);
-	for (const [name, value] of Object.entries(SECURITY_HEADERS)) headers.set(name, value);
+	const name = rest === "/" ? "index.html" : rest.slice(1);
+	const file = Object.hasOwn(FILES, name) ? FILES[name] : undefined;
+	if (file === undefined) throw new ApiError(404, "Not found");
+	const headers = new Headers(SECURITY_HEADERS);
 	// The page changes with each release, and holds no secret: revalidate rather than cache for long.
 	headers.set("cache-control", "no-cache");
-	return new Response(asset.body, { status: 200, headers });
+	headers.set("etag", file.etag);
+	const known = request.headers.get("if-none-match");
+	if (known !== null && known.split(",").some((tag) => tag.trim().replace(/^W\//, "") === file.etag))
+		return new Response(null, { status: 304, headers });
+	headers.set("content-type", file.type);
+	return new Response(file.body, { status: 200, headers });
 }

@@ -90,7 +90,7 @@ function withoutBlock(toml: string, header: string, body: RegExp): string {
 /**
  * A copy of wrangler.toml in its own temporary folder, with `limit` as TENANT_RATE_LIMIT's limit
  * and without the archive bucket or the forwarding queue when asked; `main`, `migrations_dir` and
- * the assets' `directory` become absolute so they still point into the project.
+ * the build's command and `watch_dir` point into the project.
  */
 function customConfig(options: { limit?: number; archive: boolean; forward: boolean }): { config: string; dir: string } {
 	let toml = readFileSync(WRANGLER_TOML, "utf8");
@@ -101,7 +101,11 @@ function customConfig(options: { limit?: number; archive: boolean; forward: bool
 	};
 	rewrite(/^main = ".*"$/, `main = ${JSON.stringify(path.join(root, "src/index.ts"))}`);
 	rewrite(/^migrations_dir = ".*"$/, `migrations_dir = ${JSON.stringify(path.join(root, "migrations"))}`);
-	rewrite(/^directory = "src\/dashboard\/public"$/, `directory = ${JSON.stringify(path.join(root, "src/dashboard/public"))}`);
+	rewrite(
+		/^command = "node src\/scripts\/bundle-dashboard\.mjs"$/,
+		`command = ${JSON.stringify(`node "${path.join(root, "src/scripts/bundle-dashboard.mjs")}"`)}`,
+	);
+	rewrite(/^watch_dir = ".*"$/, `watch_dir = ${JSON.stringify(path.join(root, "src/dashboard/public"))}`);
 	if (options.limit !== undefined)
 		rewrite(/^simple = \{ limit = \d+, period = (\d+) \}$/, `simple = { limit = ${Math.floor(options.limit)}, period = $1 }`);
 	if (!options.archive) toml = withoutBlock(toml, "[[r2_buckets]]", /^binding = "ARCHIVE"$/m);

@@ -1,6 +1,8 @@
-// GET /dashboard: the static files from Workers assets, each with the strict security headers, a
-// redirect to the trailing slash, 404 for anything else, and uPlot byte-identical to its npm package.
+// GET /dashboard: the static files bundled into the Worker, each with the strict security headers
+// and an ETag of its bytes (304 on a match), a redirect to the trailing slash, 404 for anything
+// else, and uPlot byte-identical to its npm package.
 import { describe, expect, it } from "vitest";
+import indexHtml from "../../src/dashboard/public/index.html?raw";
 import vendoredCss from "../../src/dashboard/public/uPlot.min.css?raw";
 import vendoredJs from "../../src/dashboard/public/uPlot.iife.min.js?raw";
 import packageCss from "uplot/dist/uPlot.min.css?raw";
@@ -56,6 +58,31 @@ describe("GET /dashboard", () => {
 			expect([response.status, await response.json()]).toEqual([404, { error: { code: "not_found", message: "Not found" } }]);
 		},
 	);
+
+	it("serves each file byte for byte with an ETag of its bytes, and 304 when the client has it", async () => {
+		const digest = new Uint8Array(await crypto.subtle.digest("SHA-256", new TextEncoder().encode(indexHtml)));
+		const etag = `"${[...digest]
+			.map((b) => b.toString(16).padStart(2, "0"))
+			.join("")
+			.slice(0, 32)}"`;
+		const page = await call("/dashboard/");
+		expect([page.headers.get("etag"), await page.text()]).toEqual([etag, indexHtml]);
+		const script = await call("/dashboard/uPlot.iife.min.js");
+		expect([script.headers.get("content-type"), await script.text()]).toEqual(["text/javascript; charset=utf-8", vendoredJs]);
+		for (const known of [etag, `W/${etag}`, `"other", ${etag}`]) {
+			const again = await call("/dashboard/", { headers: { "if-none-match": known } });
+			expect([again.status, again.headers.get("etag"), await again.text()]).toEqual([304, etag, ""]);
+			expect(securityHeaders(again)).toEqual(HEADERS);
+		}
+		const stale = await call("/dashboard/", { headers: { "if-none-match": '"other"' } });
+		expect([stale.status, (await stale.text()).length]).toEqual([200, indexHtml.length]);
+	});
+
+	it("answers 404 for names only an object's prototype has", async () => {
+		for (const path of ["/dashboard/constructor", "/dashboard/__proto__", "/dashboard/toString"]) {
+			expect((await call(path)).status).toBe(404);
+		}
+	});
 
 	it("answers 405 for POST", async () => {
 		expect((await call("/dashboard/", { method: "POST" })).status).toBe(405);
