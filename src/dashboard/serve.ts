@@ -1,6 +1,7 @@
 // GET /dashboard: the dashboard's static files (src/dashboard/public, bundled into the Worker by
-// src/scripts/bundle-dashboard.mjs) with the headers that make a page holding a read key safe: a strict Content-Security-Policy (no inline
-// script, no third-party origin), nosniff, no referrer, no framing. The page reads only the public
+// src/scripts/bundle-dashboard.mjs) with the headers that make a page holding a read key safe: a
+// strict Content-Security-Policy (no inline script, no third-party origin), nosniff, no referrer,
+// no framing. The page reads only the public
 // API, with the key the tenant pastes; the Worker never sees the key on these routes.
 import { ApiError } from "../shared/errors.js";
 import bundled from "./files.generated.json";

@@ -67,8 +67,8 @@ function tooLarge(maxBytes: number): ApiError {
 export async function readLimited(request: Request, maxBytes: number): Promise<Uint8Array> {
 	if (!request.body) return new Uint8Array();
 	// A declared length within the limit frames the body (HTTP stops reading there), so the runtime
-	// may buffer it natively in one call: on the ingest path the chunk loop below cost a few
-	// percent of the Worker's CPU. Without a length (chunked, a stream) the loop counts as it reads.
+	// may buffer it natively in one call instead of the chunk loop below, on every ingest request.
+	// Without a length (chunked, a stream) the loop counts as it reads.
 	const declared = request.headers.get("content-length");
 	if (declared !== null && /^\d{1,10}$/.test(declared) && Number(declared) <= maxBytes) {
 		const bytes = new Uint8Array(await request.arrayBuffer());
